@@ -1,0 +1,73 @@
+"""Engines and transactions: SQLite (aiosqlite) by default, PostgreSQL (asyncpg) in production."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from sqlalchemy import event
+from sqlalchemy.ext.asyncio import (
+    AsyncEngine,
+    AsyncSession,
+    async_sessionmaker,
+    create_async_engine,
+)
+
+SQLITE_PRAGMAS = (
+    "PRAGMA journal_mode=WAL",
+    "PRAGMA synchronous=NORMAL",
+    "PRAGMA foreign_keys=ON",
+    "PRAGMA busy_timeout=10000",
+)
+
+
+def make_engine(url: str, **kwargs: Any) -> AsyncEngine:
+    """An engine with the pragmas a long-running bot needs on SQLite.
+
+    SQLite transactions start with BEGIN IMMEDIATE: a read-then-write
+    transaction would otherwise fail at once with "database is locked"
+    instead of waiting its turn behind another writer.
+    """
+    engine = create_async_engine(url, **kwargs)
+    if engine.dialect.name == "sqlite":
+        sync_engine = engine.sync_engine
+
+        @event.listens_for(sync_engine, "connect")
+        def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+            dbapi_connection.isolation_level = None
+            cursor = dbapi_connection.cursor()
+            for pragma in SQLITE_PRAGMAS:
+                cursor.execute(pragma)
+            cursor.close()
+
+        @event.listens_for(sync_engine, "begin")
+        def _on_begin(connection: Any) -> None:
+            connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+    return engine
+
+
+class Database:
+    """The database is the truth: every feature reads and writes through one of these."""
+
+    def __init__(self, url: str, **engine_kwargs: Any) -> None:
+        self.url = url
+        self.engine = make_engine(url, **engine_kwargs)
+        self.sessions = async_sessionmaker(self.engine, expire_on_commit=False)
+
+    @property
+    def dialect(self) -> str:
+        return self.engine.dialect.name
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[AsyncSession]:
+        """One unit of work: committed on success, rolled back on any exception.
+
+        Never await network I/O (Matrix, HTTP) inside one: it holds the write lock.
+        """
+        async with self.sessions() as session, session.begin():
+            yield session
+
+    async def close(self) -> None:
+        await self.engine.dispose()

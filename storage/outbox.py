@@ -1,0 +1,147 @@
+"""Durable sends: written in the same transaction as the change that caused them."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import func, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from storage.models import OutboxMessage
+
+
+@dataclass(frozen=True)
+class Attachment:
+    name: str
+    mime: str
+    data: bytes
+
+
+async def enqueue(
+    session: AsyncSession,
+    *,
+    now: datetime,
+    body: str,
+    room_id: str | None = None,
+    to_user: str | None = None,
+    kind: str = "reply",
+    html: str | None = None,
+    extra: dict[str, Any] | None = None,
+    attachment: Attachment | None = None,
+    dedupe_key: str | None = None,
+    own_post: bool = False,
+    not_before: datetime | None = None,
+) -> OutboxMessage | None:
+    """Queue one message; with ``dedupe_key``, a second queueing of the same key is a no-op."""
+    if (room_id is None) == (to_user is None):
+        raise ValueError("give exactly one of room_id and to_user")
+    if dedupe_key is not None:
+        existing = await session.scalar(
+            select(OutboxMessage.id).where(OutboxMessage.dedupe_key == dedupe_key)
+        )
+        if existing is not None:
+            return None
+    row = OutboxMessage(
+        room_id=room_id,
+        to_user=to_user,
+        kind=kind,
+        body=body,
+        html=html,
+        extra=extra,
+        file_name=attachment.name if attachment else None,
+        file_mime=attachment.mime if attachment else None,
+        file_data=attachment.data if attachment else None,
+        dedupe_key=dedupe_key,
+        own_post=own_post,
+        created_at=now,
+        not_before=not_before or now,
+        attempts=0,
+    )
+    session.add(row)
+    await session.flush()
+    return row
+
+
+async def due(session: AsyncSession, now: datetime, limit: int = 50) -> list[OutboxMessage]:
+    rows = await session.scalars(
+        select(OutboxMessage)
+        .where(
+            OutboxMessage.sent_at.is_(None),
+            OutboxMessage.failed_at.is_(None),
+            OutboxMessage.not_before <= now,
+        )
+        .order_by(OutboxMessage.not_before, OutboxMessage.id)
+        .limit(limit)
+    )
+    return list(rows)
+
+
+async def next_due_at(session: AsyncSession) -> datetime | None:
+    return await session.scalar(
+        select(func.min(OutboxMessage.not_before)).where(
+            OutboxMessage.sent_at.is_(None), OutboxMessage.failed_at.is_(None)
+        )
+    )
+
+
+async def mark_attempt(session: AsyncSession, message_id: int, now: datetime) -> None:
+    await session.execute(
+        update(OutboxMessage)
+        .where(OutboxMessage.id == message_id)
+        .values(attempts=OutboxMessage.attempts + 1, attempted_at=now)
+    )
+
+
+async def mark_sent(
+    session: AsyncSession, message_id: int, event_id: str, now: datetime, room_id: str
+) -> None:
+    await session.execute(
+        update(OutboxMessage)
+        .where(OutboxMessage.id == message_id)
+        .values(sent_at=now, event_id=event_id, room_id=room_id, last_error=None)
+    )
+
+
+async def retry_later(
+    session: AsyncSession, message_id: int, error: str, at: datetime, *, give_up: bool = False
+) -> None:
+    values: dict[str, Any] = {"last_error": error[:500], "not_before": at}
+    if give_up:
+        values["failed_at"] = at
+    await session.execute(
+        update(OutboxMessage).where(OutboxMessage.id == message_id).values(**values)
+    )
+
+
+async def pending_count(session: AsyncSession) -> int:
+    return int(
+        await session.scalar(
+            select(func.count())
+            .select_from(OutboxMessage)
+            .where(OutboxMessage.sent_at.is_(None), OutboxMessage.failed_at.is_(None))
+        )
+        or 0
+    )
+
+
+async def own_posts_since(session: AsyncSession, room_id: str, since: datetime) -> int:
+    """Posts the bot made on its own in a room since ``since`` (sent or due to be sent)."""
+    return int(
+        await session.scalar(
+            select(func.count())
+            .select_from(OutboxMessage)
+            .where(
+                OutboxMessage.room_id == room_id,
+                OutboxMessage.own_post.is_(True),
+                OutboxMessage.failed_at.is_(None),
+                OutboxMessage.not_before >= since,
+            )
+        )
+        or 0
+    )
+
+
+def backoff(attempts: int, base: float = 2.0, cap: float = 600.0) -> timedelta:
+    return timedelta(seconds=min(cap, base ** max(attempts, 1)))

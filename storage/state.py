@@ -1,0 +1,50 @@
+"""The runtime's memory: named values (sync token, device) and handled event ids."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import delete, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from storage.models import BotState, HandledEvent
+
+
+async def get_value(session: AsyncSession, key: str) -> str | None:
+    row = await session.get(BotState, key)
+    return row.value if row else None
+
+
+async def set_value(session: AsyncSession, key: str, value: str) -> None:
+    row = await session.get(BotState, key)
+    if row is None:
+        session.add(BotState(key=key, value=value))
+    else:
+        row.value = value
+
+
+async def delete_value(session: AsyncSession, key: str) -> None:
+    await session.execute(delete(BotState).where(BotState.key == key))
+
+
+async def is_handled(session: AsyncSession, event_id: str) -> bool:
+    return await session.get(HandledEvent, event_id) is not None
+
+
+async def mark_handled(session: AsyncSession, event_id: str, room_id: str, at: datetime) -> None:
+    session.add(HandledEvent(event_id=event_id, room_id=room_id, handled_at=at))
+
+
+async def handled_among(session: AsyncSession, event_ids: list[str]) -> set[str]:
+    if not event_ids:
+        return set()
+    rows = await session.scalars(
+        select(HandledEvent.event_id).where(HandledEvent.event_id.in_(event_ids))
+    )
+    return set(rows)
+
+
+async def forget_handled_before(session: AsyncSession, cutoff: datetime) -> int:
+    """Old ids can go: the sync token already keeps those events from coming back."""
+    result = await session.execute(delete(HandledEvent).where(HandledEvent.handled_at < cutoff))
+    return int(result.rowcount or 0)  # type: ignore[attr-defined]

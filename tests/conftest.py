@@ -1,0 +1,96 @@
+"""Fixtures shared by every test: databases on both engines, a controllable clock."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import asyncpg
+import pytest
+
+from storage.engine import Database
+from storage.migrate import upgrade
+
+PG_URL = os.environ.get("GRAPEVINE_TEST_PG_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/test")
+RUN_ID = uuid.uuid4().hex[:8]
+
+
+def _asyncpg_dsn(url: str) -> str:
+    return url.replace("postgresql+asyncpg://", "postgresql://", 1)
+
+
+async def _make_pg_database() -> str:
+    """A fresh database per test on the shared server, so runs never see each other."""
+    name = f"gv_{RUN_ID}_{uuid.uuid4().hex[:8]}"
+    admin = await asyncpg.connect(_asyncpg_dsn(PG_URL))
+    try:
+        await admin.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await admin.close()
+    return PG_URL.rsplit("/", 1)[0] + f"/{name}"
+
+
+async def _drop_pg_database(url: str) -> None:
+    name = url.rsplit("/", 1)[1]
+    admin = await asyncpg.connect(_asyncpg_dsn(PG_URL))
+    try:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        await admin.close()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+async def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[str]:
+    """An empty database URL, once on SQLite and once on the real PostgreSQL."""
+    if request.param == "sqlite":
+        yield f"sqlite+aiosqlite:///{tmp_path / 'grapevine.db'}"
+        return
+    url = await _make_pg_database()
+    try:
+        yield url
+    finally:
+        await _drop_pg_database(url)
+
+
+@pytest.fixture
+async def database(db_url: str) -> AsyncIterator[Database]:
+    """A migrated database on each engine."""
+    db = Database(db_url)
+    await upgrade(db.engine)
+    try:
+        yield db
+    finally:
+        await db.close()
+
+
+@pytest.fixture
+async def sqlite_database(tmp_path: Path) -> AsyncIterator[Database]:
+    """A migrated SQLite database, for tests about logic rather than storage."""
+    db = Database(f"sqlite+aiosqlite:///{tmp_path / 'grapevine.db'}")
+    await upgrade(db.engine)
+    try:
+        yield db
+    finally:
+        await db.close()
+
+
+class Clock:
+    """A clock tests move by hand; the bot reads time only through one of these."""
+
+    def __init__(self, start: datetime | None = None) -> None:
+        self.current = start or datetime(2026, 11, 20, 10, 0, tzinfo=UTC)
+
+    def now(self) -> datetime:
+        return self.current
+
+    def advance(self, **delta: float) -> datetime:
+        self.current += timedelta(**delta)
+        return self.current
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()

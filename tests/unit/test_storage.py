@@ -1,0 +1,99 @@
+"""The backbone's storage on SQLite and on the real PostgreSQL."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+from sqlalchemy import Connection, text
+
+import storage.all_models  # noqa: F401
+from storage import outbox, roles, state
+from storage.engine import Database
+from storage.lock import AlreadyRunning, InstanceLock
+from storage.migrate import current_revision, upgrade
+from storage.models import Base
+
+NOW = datetime(2026, 11, 20, 10, 0, tzinfo=UTC)
+
+
+async def test_migrations_build_exactly_the_models(database: Database) -> None:
+    def diff(connection: Connection) -> list[object]:
+        context = MigrationContext.configure(connection, opts={"compare_type": True})
+        return list(compare_metadata(context, Base.metadata))
+
+    async with database.engine.connect() as connection:
+        assert await connection.run_sync(diff) == []
+    assert await current_revision(database.engine) is not None
+
+
+async def test_migrating_twice_changes_nothing(database: Database) -> None:
+    before = await current_revision(database.engine)
+    await upgrade(database.engine)
+    assert await current_revision(database.engine) == before
+
+
+async def test_sqlite_pragmas_are_on(sqlite_database: Database) -> None:
+    async with sqlite_database.engine.connect() as connection:
+        assert await connection.scalar(text("PRAGMA journal_mode")) == "wal"
+        assert await connection.scalar(text("PRAGMA foreign_keys")) == 1
+        assert await connection.scalar(text("PRAGMA busy_timeout")) == 10000
+
+
+async def test_a_rolled_back_command_leaves_no_trace(database: Database) -> None:
+    with pytest.raises(RuntimeError):
+        async with database.transaction() as session:
+            await state.mark_handled(session, "$e1", "!r", NOW)
+            await outbox.enqueue(session, now=NOW, room_id="!r", body="hello")
+            raise RuntimeError("handler failed")
+    async with database.transaction() as session:
+        assert not await state.is_handled(session, "$e1")
+        assert await outbox.pending_count(session) == 0
+
+
+async def test_outbox_dedupe_key_queues_once(database: Database) -> None:
+    async with database.transaction() as session:
+        first = await outbox.enqueue(
+            session, now=NOW, room_id="!r", body="F1", dedupe_key="notice:F1:!r"
+        )
+        again = await outbox.enqueue(
+            session, now=NOW, room_id="!r", body="F1", dedupe_key="notice:F1:!r"
+        )
+    assert first is not None and again is None
+    async with database.transaction() as session:
+        due = await outbox.due(session, NOW)
+        assert [m.body for m in due] == ["F1"]
+        assert due[0].created_at == NOW
+
+
+async def test_role_grants_are_unique(database: Database) -> None:
+    async with database.transaction() as session:
+        assert await roles.grant(session, "@a:hs", "moderator", "E07000010", "@admin:hs", NOW)
+        assert not await roles.grant(session, "@a:hs", "moderator", "E07000010", "@admin:hs", NOW)
+        assert await roles.grant(session, "@a:hs", "coordinator", "", "@admin:hs", NOW)
+    async with database.transaction() as session:
+        assert sorted(g.role for g in await roles.grants_for(session, "@a:hs")) == [
+            "coordinator",
+            "moderator",
+        ]
+        assert await roles.revoke(session, "@a:hs", "moderator", "E07000010")
+        assert not await roles.revoke(session, "@a:hs", "moderator", "E07000010")
+
+
+async def test_a_second_instance_on_the_same_database_refuses(db_url: str) -> None:
+    first, second = Database(db_url), Database(db_url)
+    lock = InstanceLock(first.engine)
+    await lock.acquire()
+    try:
+        with pytest.raises(AlreadyRunning, match="already running"):
+            await InstanceLock(second.engine).acquire()
+    finally:
+        await lock.release()
+    # Once the first has stopped, a new one may start.
+    again = InstanceLock(second.engine)
+    await again.acquire()
+    await again.release()
+    await first.close()
+    await second.close()
