@@ -1,0 +1,161 @@
+"""The harness itself against a real Synapse: people meet, talk, survive restarts."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+from people import MatrixRequestFailed, Person, new_person
+
+from bot.homeserver import EmbeddedSynapse, HomeserverError, RegisteredUser, SynapseStartError
+
+
+async def test_two_people_meet_in_a_room_and_talk(alice: Person, bob: Person) -> None:
+    room = await alice.create_room(name="Allotment society", invite=[bob.user_id])
+    assert await bob.wait_for_invite() == room
+    await bob.join(room)
+
+    await alice.send(room, "Seed swap on Saturday?")
+    heard = await bob.wait_for_message(room, sender=alice.user_id)
+    assert heard["content"]["body"] == "Seed swap on Saturday?"
+
+    await bob.send(room, "Count me in", reply_to=heard["event_id"])
+    answer = await alice.wait_for_message(room, sender=bob.user_id)
+    assert answer["content"]["body"] == "Count me in"
+    assert answer["content"]["m.relates_to"]["m.in_reply_to"]["event_id"] == heard["event_id"]
+
+
+async def test_an_encrypted_direct_message_is_read_in_clear(alice: Person, bob: Person) -> None:
+    dm = await alice.create_dm(bob.user_id)
+    await bob.wait_for_invite(room_id=dm, joined=True)
+
+    await alice.send(dm, "Can you drive on Tuesday?")
+    heard = await bob.wait_for_message(dm, contains="drive")
+    assert heard["content"]["body"] == "Can you drive on Tuesday?"
+    raw = [e for e in await bob.messages(dm) if e.get("event_id") == heard["event_id"]]
+    assert raw and raw[0]["type"] == "m.room.message"  # decrypted from history as well
+    assert await alice.state(dm, "m.room.encryption") is not None
+
+
+async def test_a_wait_that_times_out_says_what_it_saw(alice: Person, bob: Person) -> None:
+    room = await alice.create_room(invite=[bob.user_id])
+    await bob.join(room)
+    await alice.send(room, "Only this")
+    with pytest.raises(AssertionError, match="Only this") as failure:
+        await bob.wait_for_message(room, contains="never sent", timeout=1)
+    assert "never sent" in str(failure.value)
+
+
+async def test_a_reply_that_came_before_the_wait_is_not_missed(alice: Person, bob: Person) -> None:
+    room = await alice.create_room(invite=[bob.user_id])
+    await bob.join(room)
+    asked = await bob.send(room, "Anyone?")
+    await alice.send(room, "Yes, me")
+    await bob.mark()  # the answer has already been synced before the wait begins
+    answer = await bob.wait_for_message(room, sender=alice.user_id, timeout=5)
+    assert answer["content"]["body"] == "Yes, me"
+    assert (await bob.wait_for_message(room, after=asked))["event_id"] == answer["event_id"]
+
+
+async def test_power_levels_are_set_without_listing_the_creator(
+    alice: Person, bob: Person
+) -> None:
+    room = await alice.create_room(invite=[bob.user_id])
+    await alice.set_power_level(room, bob.user_id, 50)
+
+    with pytest.raises(MatrixRequestFailed, match="M_FORBIDDEN"):
+        await bob.state(room, "m.room.power_levels")  # invited is not joined
+    await bob.join(room)
+    assert await bob.state(room, "m.room.topic") is None
+    levels = await bob.state(room, "m.room.power_levels")
+    assert levels is not None
+    assert levels["users"] == {bob.user_id: 50}
+    assert await alice.creators(room) == {alice.user_id}
+    with pytest.raises(ValueError, match="created"):
+        await alice.set_power_level(room, alice.user_id, 100)
+
+
+async def test_many_rooms_can_be_made_quickly_without_an_override(alice: Person) -> None:
+    began = time.monotonic()
+    rooms = [await alice.create_room(name=f"Parish {n}") for n in range(15)]
+    assert len(set(rooms)) == 15
+    assert time.monotonic() - began < 10  # Synapse's default limit would stall after 10
+
+
+async def test_only_a_server_admin_can_lift_rate_limits(
+    synapse: EmbeddedSynapse, synapse_admin: RegisteredUser, alice: Person
+) -> None:
+    with pytest.raises(HomeserverError) as refused:
+        await synapse.override_ratelimit(alice.user_id, alice.user.access_token)
+    assert refused.value.errcode == "M_FORBIDDEN"
+
+    await synapse.override_ratelimit(alice.user_id, synapse_admin.access_token)
+    path = f"/_synapse/admin/v1/users/{alice.user_id}/override_ratelimit"
+    limits = await synapse.request("GET", path, token=synapse_admin.access_token)
+    assert limits == {"messages_per_second": 0, "burst_count": 0}
+
+
+async def test_registering_an_existing_user_logs_in(synapse: EmbeddedSynapse) -> None:
+    first = await synapse.register("gardener.reregister", "s3cret", displayname="Gardener")
+    again = await synapse.register("gardener.reregister", "s3cret")
+    assert again.user_id == first.user_id == synapse.user_id("gardener.reregister")
+    assert again.device_id != first.device_id
+    whoami = await synapse.request(
+        "GET", "/_matrix/client/v3/account/whoami", token=again.access_token
+    )
+    assert whoami["user_id"] == first.user_id
+
+
+async def test_restart_keeps_users_rooms_and_history(tmp_path: Path) -> None:
+    homeserver = EmbeddedSynapse(tmp_path / "hs")
+    await homeserver.start()
+    try:
+        alice = await new_person(homeserver, "Alice")
+        room = await alice.create_room(name="Food bank rota")
+        await alice.send(room, "Before the restart")
+        port = homeserver.port
+
+        await homeserver.restart()
+        assert homeserver.port == port and homeserver.is_running
+
+        await alice.send(room, "After the restart")  # the old token and connection still work
+        relogged = await homeserver.login(alice.user_id, alice.user.password)
+        again = await Person.connect(relogged, homeserver.base_url)
+        bodies = [e["content"].get("body") for e in await again.messages(room)]
+        assert bodies[-2:] == ["Before the restart", "After the restart"]
+        await again.close()
+        await alice.close()
+    finally:
+        await homeserver.stop()
+    assert not homeserver.is_running
+
+
+async def test_a_data_directory_is_reused_by_a_new_homeserver_object(tmp_path: Path) -> None:
+    first = EmbeddedSynapse(tmp_path / "demo")
+    async with first:
+        user = await first.register("coordinator", admin=True)
+    assert not first.is_running
+
+    second = EmbeddedSynapse(tmp_path / "demo")
+    assert second.shared_secret == first.shared_secret
+    async with second:
+        back = await second.register("coordinator")  # exists: logs in with the same password
+        assert back.user_id == user.user_id
+        me = await second.request(
+            "GET", f"/_synapse/admin/v2/users/{user.user_id}", token=back.access_token
+        )
+        assert me["admin"] is True
+
+
+def test_a_data_directory_belongs_to_one_server_name(tmp_path: Path) -> None:
+    EmbeddedSynapse(tmp_path / "hs", server_name="localhost")
+    with pytest.raises(ValueError, match="localhost"):
+        EmbeddedSynapse(tmp_path / "hs", server_name="example.org")
+
+
+async def test_a_bad_config_fails_start_with_synapse_s_own_words(tmp_path: Path) -> None:
+    broken = EmbeddedSynapse(tmp_path / "hs", extra_config={"default_room_version": "999"})
+    with pytest.raises(SynapseStartError, match="999"):
+        await broken.start(timeout=30)
+    assert not broken.is_running
