@@ -27,7 +27,7 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 COLUMNS = ("code", "name", "kind", "parent_code", "lat", "lon", "imd_decile", "vintage")
-DEFAULT_TIERS = Path(__file__).parent / "data" / "areas" / "build" / "cambridgeshire_tiers.csv"
+DEFAULT_TIERS = Path(__file__).parent / "data" / "areas" / "sources" / "cambridgeshire_tiers.csv"
 
 # Upper IMD 2019 rank of each official decile band (1 = most deprived), of the
 # 32,844 LSOAs in England (MHCLG IoD2019 File 7, via PROVENANCE.md).
