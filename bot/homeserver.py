@@ -158,6 +158,56 @@ def registration_mac(
     return mac.hexdigest()
 
 
+def _federation_name(requested: str, stored: str | None) -> str:
+    """`localhost:<port>`: other servers find a server by the port in its name."""
+    host, _, port_text = requested.partition(":")
+    if host != "localhost":
+        raise ValueError(f"federation on loopback needs the name localhost[:port], not {requested}")
+    if port_text:
+        return requested
+    if stored is not None and stored.startswith("localhost:"):
+        return stored
+    return f"localhost:{free_port()}"
+
+
+def write_self_signed_certificate(cert_path: Path, key_path: Path) -> None:
+    """A ten-year certificate for localhost and 127.0.0.1, for the federation listener."""
+    import datetime
+    import ipaddress
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")])
+    now = datetime.datetime.now(datetime.UTC)
+    alt_names = x509.SubjectAlternativeName(
+        [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]
+    )
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(days=1))
+        .not_valid_after(now + datetime.timedelta(days=3650))
+        .add_extension(alt_names, critical=False)
+        .sign(key, hashes.SHA256())
+    )
+    key_path.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.TraditionalOpenSSL,
+            serialization.NoEncryption(),
+        )
+    )
+    key_path.chmod(0o600)
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+
+
 def _set_parent_death_signal() -> None:
     """Runs in the child before exec: Synapse gets SIGTERM if our process dies."""
     import ctypes
@@ -170,11 +220,14 @@ def _set_parent_death_signal() -> None:
 class EmbeddedSynapse:
     """One Synapse process on 127.0.0.1 serving the client and admin APIs.
 
-    `server_name` is independent of the port (default "localhost", so user ids
-    are `@alice:localhost`); the port is picked once per data directory and
-    kept while it stays free, so clients configured for a demo keep working.
-    `extra_config` is merged into the generated homeserver.yaml (mappings are
-    merged key by key, anything else replaces), e.g. a federation listener.
+    `server_name` is independent of the client port (default "localhost", so
+    user ids are `@alice:localhost`); the port is picked once per data
+    directory and kept while it stays free, so clients set up for a demo keep
+    working. With `federation=True` the server also listens for federation
+    over TLS (self-signed, not verified: loopback only) on the port in its
+    name, `localhost:<port>`, a free one unless the name gives it, so several
+    instances on one machine can share rooms. `extra_config` is merged into
+    the generated homeserver.yaml (mappings key by key; anything else replaces).
     """
 
     def __init__(
@@ -186,12 +239,14 @@ class EmbeddedSynapse:
         appservice_files: Sequence[Path] = (),
         extra_config: Mapping[str, Any] | None = None,
         raise_rate_limits: bool = True,
+        federation: bool = False,
     ) -> None:
         self.data_dir = Path(data_dir).resolve()
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self._appservice_files = [Path(p).resolve() for p in appservice_files]
         self._extra_config = dict(extra_config or {})
         self._raise_rate_limits = raise_rate_limits
+        self.federation = federation
         self._state = self._load_or_create_state(server_name, port)
         self._proc: subprocess.Popen[bytes] | None = None
         self.startup_seconds: float | None = None
@@ -205,6 +260,12 @@ class EmbeddedSynapse:
     @property
     def port(self) -> int:
         return self._state.port
+
+    @property
+    def federation_port(self) -> int | None:
+        if not self.federation:
+            return None
+        return int(self.server_name.rpartition(":")[2])
 
     @property
     def base_url(self) -> str:
@@ -233,8 +294,11 @@ class EmbeddedSynapse:
 
     def _load_or_create_state(self, server_name: str, port: int | None) -> _State:
         path = self.data_dir / STATE_FILE
-        if path.exists():
-            state = _State(**json.loads(path.read_text()))
+        stored = _State(**json.loads(path.read_text())) if path.exists() else None
+        if self.federation:
+            server_name = _federation_name(server_name, stored.server_name if stored else None)
+        if stored is not None:
+            state = stored
             if state.server_name != server_name:
                 raise ValueError(
                     f"{self.data_dir} holds the homeserver {state.server_name!r}, "
@@ -245,9 +309,14 @@ class EmbeddedSynapse:
             elif not _port_is_free(state.port):
                 state.port = free_port()
         else:
+            federation_port = server_name.rpartition(":")[2] if self.federation else None
+            if port is None:
+                port = free_port()
+                while str(port) == federation_port:
+                    port = free_port()
             state = _State(
                 server_name=server_name,
-                port=port if port is not None else free_port(),
+                port=port,
                 registration_shared_secret=secrets.token_urlsafe(32),
                 macaroon_secret_key=secrets.token_urlsafe(32),
                 form_secret=secrets.token_urlsafe(32),
@@ -285,16 +354,7 @@ class EmbeddedSynapse:
         config: dict[str, Any] = {
             "server_name": state.server_name,
             "public_baseurl": self.base_url + "/",
-            "listeners": [
-                {
-                    "port": state.port,
-                    "bind_addresses": ["127.0.0.1"],
-                    "type": "http",
-                    "tls": False,
-                    "x_forwarded": False,
-                    "resources": [{"names": ["client"], "compress": False}],
-                }
-            ],
+            "listeners": self._client_listeners(),
             "database": {
                 "name": "sqlite3",
                 "args": {"database": str(self.data_dir / "homeserver.db")},
@@ -319,7 +379,42 @@ class EmbeddedSynapse:
         }
         if self._raise_rate_limits:
             config.update(RAISED_RATE_LIMITS)
+        if self.federation_port is not None:
+            config.update(self._federation_config(self.federation_port))
         return _deep_merge(config, self._extra_config)
+
+    def _federation_config(self, port: int) -> dict[str, Any]:
+        cert_path, key_path = self.data_dir / "tls.crt", self.data_dir / "tls.key"
+        if not cert_path.exists() or not key_path.exists():
+            write_self_signed_certificate(cert_path, key_path)
+        listener = {
+            "port": port,
+            "bind_addresses": ["127.0.0.1"],
+            "type": "http",
+            "tls": True,
+            "resources": [{"names": ["federation"], "compress": False}],
+        }
+        return {
+            "listeners": [*self._client_listeners(), listener],
+            "tls_certificate_path": str(cert_path),
+            "tls_private_key_path": str(key_path),
+            # Every instance has its own self-signed certificate; all are on loopback.
+            "federation_verify_certificates": False,
+            # Loopback is in Synapse's default outbound blocklist.
+            "ip_range_whitelist": ["127.0.0.1/8", "::1/128"],
+        }
+
+    def _client_listeners(self) -> list[dict[str, Any]]:
+        return [
+            {
+                "port": self.port,
+                "bind_addresses": ["127.0.0.1"],
+                "type": "http",
+                "tls": False,
+                "x_forwarded": False,
+                "resources": [{"names": ["client"], "compress": False}],
+            }
+        ]
 
     def log_tail(self, lines: int = 40) -> str:
         """The last lines of Synapse's own output and log, for error messages."""
@@ -337,8 +432,9 @@ class EmbeddedSynapse:
         """Start Synapse and return once its client API answers."""
         if self.is_running:
             return
-        if not _port_is_free(self.port):
-            raise SynapseStartError(f"port {self.port} on 127.0.0.1 is already in use")
+        for taken in (self.port, self.federation_port):
+            if taken is not None and not _port_is_free(taken):
+                raise SynapseStartError(f"port {taken} on 127.0.0.1 is already in use")
         began = time.monotonic()
         self._write_files()
         with (self.data_dir / OUTPUT_FILE).open("ab") as output:

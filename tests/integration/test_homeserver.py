@@ -159,3 +159,24 @@ async def test_a_bad_config_fails_start_with_synapse_s_own_words(tmp_path: Path)
     with pytest.raises(SynapseStartError, match="999"):
         await broken.start(timeout=30)
     assert not broken.is_running
+
+
+async def test_two_federated_homeservers_share_a_room(tmp_path: Path) -> None:
+    council = EmbeddedSynapse(tmp_path / "council", federation=True)
+    village = EmbeddedSynapse(tmp_path / "village", federation=True)
+    assert council.server_name == f"localhost:{council.federation_port}"
+    async with council, village:
+        clerk = await new_person(council, "Clerk")
+        neighbour = await new_person(village, "Neighbour")
+        hub = await clerk.create_room(name="Parish hub", alias="parish-hub", public=True)
+        other = await clerk.create_room(name="Parish notices", public=True)
+
+        assert await neighbour.join(f"#parish-hub:{council.server_name}") == hub
+        assert await neighbour.join(other, via=[council.server_name]) == other
+        await clerk.send(hub, "Welcome, village!")
+        heard = await neighbour.wait_for_message(hub, sender=clerk.user_id)
+        assert heard["content"]["body"] == "Welcome, village!"
+        await neighbour.send(hub, "Thanks!")
+        assert (await clerk.wait_for_message(hub))["sender"] == neighbour.user_id
+        await clerk.close()
+        await neighbour.close()
