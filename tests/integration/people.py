@@ -68,6 +68,8 @@ def _checked(response: Any, expected: type | tuple[type, ...], what: str) -> Any
 def describe(event: EventDict) -> str:
     """One line per event for assertion messages."""
     content = event.get("content", {})
+    if event.get("type") == "m.room.encrypted":
+        return f"{event.get('sender')} m.room.encrypted: (could not decrypt)"
     text = content.get("body") or content.get("membership") or content.get("m.relates_to") or ""
     return f"{event.get('sender')} {event.get('type')}: {str(text)[:120]!r}"
 
@@ -95,6 +97,7 @@ class Person:
         )
         self.events: list[EventDict] = []
         self.invites: dict[str, list[EventDict]] = {}
+        self.receipts: set[tuple[str, str, str]] = set()  # (room_id, event_id, user_id)
         self._start = 0
         self._last_sent: dict[str, str] = {}
         self._sync_lock = asyncio.Lock()
@@ -130,6 +133,9 @@ class Person:
             for room_id, joined in response.rooms.join.items():
                 for event in joined.timeline.events:
                     self.events.append({**event.source, "room_id": room_id})
+                for ephemeral in joined.ephemeral:
+                    for receipt in getattr(ephemeral, "receipts", ()):
+                        self.receipts.add((room_id, receipt.event_id, receipt.user_id))
             for room_id, invited in response.rooms.invite.items():
                 state = [getattr(e, "source", {}) for e in invited.invite_state]
                 self.invites.setdefault(room_id, []).extend(state)
@@ -250,6 +256,17 @@ class Person:
                     f"{self.user_id} got no invite{' to ' + room_id if room_id else ''} "
                     f"in {timeout:.0f} s; invites seen: {sorted(self.invites)}"
                 )
+            await self.sync(timeout=min(remaining, POLL_SECONDS))
+
+    async def wait_for_receipt(
+        self, room_id: str, event_id: str, user_id: str, timeout: float = 15.0
+    ) -> None:
+        """Until this Person's client hears that `user_id` has read up to `event_id`."""
+        deadline = time.monotonic() + timeout
+        while (room_id, event_id, user_id) not in self.receipts:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise AssertionError(f"{self.user_id} saw no receipt from {user_id} for {event_id}")
             await self.sync(timeout=min(remaining, POLL_SECONDS))
 
     # -- rooms -------------------------------------------------------------------

@@ -58,6 +58,31 @@ async def test_a_reply_that_came_before_the_wait_is_not_missed(alice: Person, bo
     assert (await bob.wait_for_message(room, after=asked))["event_id"] == answer["event_id"]
 
 
+async def test_reactions_receipts_redactions_and_kicks_reach_the_room(
+    alice: Person, bob: Person
+) -> None:
+    room = await alice.create_room(invite=[bob.user_id])
+    await bob.join(room)
+    notice = await alice.send(room, "Funding notice F1")
+    await bob.wait_for_message(room, contains="F1")
+
+    await bob.react(room, notice, "👍")
+    await bob.read_receipt(room, notice)
+    reaction = await alice.wait_for_message(room, event_type="m.reaction", after=notice)
+    await alice.wait_for_receipt(room, notice, bob.user_id)
+    assert reaction["content"]["m.relates_to"] == {
+        "rel_type": "m.annotation", "event_id": notice, "key": "👍"
+    }
+
+    redaction = await alice.redact(room, notice, reason="posted twice")
+    seen = await bob.wait_for_message(room, event_type="m.room.redaction", sender=alice.user_id)
+    assert seen["event_id"] == redaction
+
+    await alice.kick(room, bob.user_id, reason="testing")
+    member = await alice.state(room, "m.room.member", bob.user_id)
+    assert member is not None and member["membership"] == "leave"
+
+
 async def test_power_levels_are_set_without_listing_the_creator(
     alice: Person, bob: Person
 ) -> None:
