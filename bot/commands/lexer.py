@@ -28,6 +28,7 @@ key given twice). Rules, in the order they apply:
 from __future__ import annotations
 
 import re
+from bisect import bisect_right
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
@@ -95,18 +96,15 @@ def _snippet(text: str) -> str:
     return shown if len(shown) <= _SNIPPET else shown[: _SNIPPET - 1] + "…"
 
 
-def _single_quote_end(line: str, start: int) -> int:
-    """Index of the quote closing a single-quoted part opened at start, or -1."""
-    i = line.find("'", start + 1)
-    while i != -1:
-        if i + 1 == len(line) or line[i + 1].isspace() or line[i + 1 :].rstrip(_TRAILING) == "":
-            return i
-        i = line.find("'", i + 1)
-    return -1
+def _closing_quotes(line: str) -> list[int]:
+    """Where a single quote may close a quoted part: before whitespace or the line's end."""
+    end = len(line.rstrip(_TRAILING))  # trailing punctuation counts as the end
+    return [i for i, c in enumerate(line) if c == "'" and (i + 1 >= end or line[i + 1].isspace())]
 
 
 def _scan(line: str) -> list[_Raw]:
     raws: list[_Raw] = []
+    closers = _closing_quotes(line) if "'" in line else []
     i, n = 0, len(line)
     while i < n:
         if line[i].isspace():
@@ -125,7 +123,8 @@ def _scan(line: str) -> list[_Raw]:
                         'add the closing " or remove the quote.'
                     )
             elif c == "'" and (length == 0 or (eq == length - 1 and not quoted)):
-                close = _single_quote_end(line, i)  # -1: an apostrophe, not a quote
+                at = bisect_right(closers, i)
+                close = closers[at] if at < len(closers) else -1  # -1: just an apostrophe
             if close >= 0:
                 part = line[i + 1 : close]
                 parts.append(part)

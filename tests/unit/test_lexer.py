@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -143,6 +145,13 @@ def test_normalise_maps_phone_punctuation_to_ascii(text: str, expected: str) -> 
 )
 def test_split_list(value: str, expected: list[str]) -> None:
     assert split_list(value) == expected
+
+
+def test_a_long_line_of_apostrophes_splits_in_linear_time() -> None:
+    started = time.perf_counter()
+    result = tokenize("'x'y " * 5000)
+    assert len(result.words) == 5000
+    assert time.perf_counter() - started < 1.0  # was cubic: seconds for 10 kB
 
 
 def _one_clear_line(error: Exception) -> None:
