@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import pytest
@@ -101,11 +100,17 @@ async def test_power_levels_are_set_without_listing_the_creator(
         await alice.set_power_level(room, alice.user_id, 100)
 
 
-async def test_many_rooms_can_be_made_quickly_without_an_override(alice: Person) -> None:
-    began = time.monotonic()
-    rooms = [await alice.create_room(name=f"Parish {n}") for n in range(15)]
-    assert len(set(rooms)) == 15
-    assert time.monotonic() - began < 10  # Synapse's default limit would stall after 10
+async def test_many_rooms_can_be_made_without_hitting_a_rate_limit(
+    synapse: EmbeddedSynapse, alice: Person
+) -> None:
+    # Synapse's default allows a burst of 10; a raw request raises on 429 instead of waiting.
+    rooms = [
+        await synapse.request(
+            "POST", "/_matrix/client/v3/createRoom", token=alice.user.access_token, body={}
+        )
+        for _ in range(15)
+    ]
+    assert len({r["room_id"] for r in rooms}) == 15
 
 
 async def test_only_a_server_admin_can_lift_rate_limits(
