@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import asyncpg
@@ -13,6 +12,7 @@ import pytest
 
 from storage.engine import Database
 from storage.migrate import upgrade
+from tests.botworld import ManualClock
 
 PG_URL = os.environ.get("GRAPEVINE_TEST_PG_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/test")
 RUN_ID = uuid.uuid4().hex[:8]
@@ -77,20 +77,6 @@ async def sqlite_database(tmp_path: Path) -> AsyncIterator[Database]:
         await db.close()
 
 
-class Clock:
-    """A clock tests move by hand; the bot reads time only through one of these."""
-
-    def __init__(self, start: datetime | None = None) -> None:
-        self.current = start or datetime(2026, 11, 20, 10, 0, tzinfo=UTC)
-
-    def now(self) -> datetime:
-        return self.current
-
-    def advance(self, **delta: float) -> datetime:
-        self.current += timedelta(**delta)
-        return self.current
-
-
 @pytest.fixture
-def clock() -> Clock:
-    return Clock()
+def clock() -> ManualClock:
+    return ManualClock()

@@ -1,0 +1,459 @@
+"""The bot itself: events in, commands dispatched, effects and replies committed together.
+
+Handlers decide and storage persists; this module only routes. Each command
+runs in one transaction together with the record that its event was handled
+and the replies it queued, so a crash or restart neither replays nor loses it.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bot.clock import Clock, SystemClock
+from bot.commands.context import Context, RoomContext, Sender
+from bot.commands.dispatch import Choose, CommandLine, Missing, bind, command_line
+from bot.commands.lexer import LexError, tokenize
+from bot.commands.registry import REGISTRY, AskFor, Command, CommandError, Registry, Where
+from bot.events import Incoming, Reaction, Receipt, StateChange
+from bot.power import PowerLevels
+from bot.ratelimit import RateLimiter, Verdict
+from bot.transport.base import Transport, TransportError
+from config.areas import AreaIndex
+from config.settings import ConfigError, Settings
+from config.themes import Theme, load_themes
+from storage import outbox, prompts, roles, rooms, state
+from storage.engine import Database
+
+log = logging.getLogger("grapevine")
+
+PROMPT_TTL = timedelta(minutes=10)
+GREETING = (
+    "Hello, I'm Grapevine, the community groups' helper bot.\n"
+    "I record who talks to whom and when (message-flow metadata), never what anyone writes.\n"
+    "Type {prefix}privacy for what that means and how to opt out, {prefix}help for commands."
+)
+
+MessageHook = Callable[[AsyncSession, Incoming, RoomContext], Awaitable[None]]
+ReactionHook = Callable[[AsyncSession, Reaction], Awaitable[None]]
+ReceiptHook = Callable[[AsyncSession, Receipt], Awaitable[None]]
+StateHook = Callable[[AsyncSession, StateChange], Awaitable[None]]
+RoleListener = Callable[["Context", str, str, str, bool], Awaitable[None]]
+
+
+@dataclass
+class Hooks:
+    """Listeners for events that are not commands (reach intake, bridge detection ...)."""
+
+    message: list[MessageHook] = field(default_factory=list)
+    reaction: list[ReactionHook] = field(default_factory=list)
+    receipt: list[ReceiptHook] = field(default_factory=list)
+    state: list[StateHook] = field(default_factory=list)
+
+
+@dataclass
+class _Prompt:
+    command_line: str
+    waiting_for: dict[str, Any]
+    expires_at: datetime
+
+
+class Grapevine:
+    def __init__(
+        self,
+        settings: Settings,
+        db: Database,
+        transport: Transport,
+        *,
+        clock: Clock | None = None,
+        areas: AreaIndex | None = None,
+        themes: tuple[Theme, ...] | None = None,
+        registry: Registry = REGISTRY,
+    ) -> None:
+        self.settings = settings
+        self.db = db
+        self.transport = transport
+        self.clock = clock or SystemClock()
+        self.areas = areas or AreaIndex.load(settings.areas.file)
+        self.themes = themes or load_themes()
+        self.registry = registry
+        self.hooks = Hooks()
+        # Called when a role changes, e.g. to update power levels in the area's rooms.
+        self.role_listeners: list[RoleListener] = []
+        self.ignore_checks: list[Callable[[str], bool]] = []
+        self.started_at = self.clock.now()
+        self.last_sync_at: datetime | None = None
+        self.limiter = RateLimiter(settings.bot.commands_per_minute)
+        self.config_moderators = self._config_moderators()
+        self._power: dict[str, PowerLevels] = {}
+        self._room_contexts: dict[str, RoomContext] = {}
+        self._wake: list[Callable[[], None]] = []
+        self._after_commit: list[Callable[[], Awaitable[None]]] = []
+        # Prompts of commands carrying personal data stay in memory, never in the database.
+        self._private_prompts: dict[tuple[str, str], _Prompt] = {}
+        from bot.features import install_all
+
+        install_all(self)
+
+    # -- wiring ---------------------------------------------------------------------------
+
+    def on_queued(self, callback: Callable[[], None]) -> None:
+        """Call ``callback`` after a transaction queued outbox messages (wakes the worker)."""
+        self._wake.append(callback)
+
+    def queued(self) -> None:
+        for callback in self._wake:
+            callback()
+
+    def _config_moderators(self) -> dict[str, frozenset[str]]:
+        problems: list[str] = []
+        result: dict[str, frozenset[str]] = {}
+        for area, users in self.settings.roles.moderators.items():
+            found = self.areas.resolve(area)
+            if len(found) != 1:
+                problems.append(
+                    f"roles.moderators.{area}: "
+                    + ("no such area" if not found else "ambiguous; use its GSS code")
+                )
+                continue
+            for user in users:
+                result[user] = result.get(user, frozenset()) | {found[0].code}
+        if problems:
+            raise ConfigError(problems)
+        return result
+
+    # -- who and where ------------------------------------------------------------------
+
+    async def power_levels(self, room_id: str) -> PowerLevels:
+        cached = self._power.get(room_id)
+        if cached is not None:
+            return cached
+        create: dict[str, Any] | None = None
+        power: dict[str, Any] | None = None
+        for event in await self.transport.room_state(room_id):
+            if event.get("type") == "m.room.create":
+                create = event
+            elif event.get("type") == "m.room.power_levels" and event.get("state_key") == "":
+                power = event.get("content")
+        levels = PowerLevels.from_state(create, power)
+        self._power[room_id] = levels
+        return levels
+
+    async def room_context(self, session: AsyncSession, room_id: str) -> RoomContext:
+        cached = self._room_contexts.get(room_id)
+        if cached is not None:
+            return cached
+        known = await rooms.get(session, room_id)
+        info = await self.transport.room_info(room_id)
+        is_direct = bool(known and known.is_direct) or info.is_direct or info.member_count <= 2
+        context = RoomContext(
+            room_id=room_id,
+            is_direct=is_direct,
+            network=known.network if known else None,
+            member_count=info.member_count,
+        )
+        self._room_contexts[room_id] = context
+        return context
+
+    def forget_room_context(self, room_id: str) -> None:
+        self._room_contexts.pop(room_id, None)
+
+    async def sender(
+        self, session: AsyncSession, user_id: str, room: RoomContext, *, relayed: bool = False
+    ) -> Sender:
+        if relayed:
+            return Sender(user_id, relayed=True)
+        config = self.settings.roles
+        grants = await roles.grants_for(session, user_id)
+        moderated = set(self.config_moderators.get(user_id, frozenset()))
+        moderated |= {g.area_code for g in grants if g.role == "moderator"}
+        group_admin = False
+        if not room.is_direct:
+            group_admin = (await self.power_levels(room.room_id)).level(user_id) >= 50
+        return Sender(
+            user_id=user_id,
+            is_admin=user_id in config.admins,
+            is_coordinator=user_id in config.coordinators
+            or any(g.role == "coordinator" for g in grants),
+            moderated=frozenset(moderated),
+            is_group_admin=group_admin,
+        )
+
+    def is_ignored_sender(self, user_id: str) -> bool:
+        """The bot itself and other bots; bridge bots are added by the bridges feature."""
+        return user_id == self.transport.user_id or any(
+            check(user_id) for check in self.ignore_checks
+        )
+
+    # -- events ---------------------------------------------------------------------------
+
+    async def on_message(self, message: Incoming) -> None:
+        if self.is_ignored_sender(message.sender) or message.replaces:
+            return
+        if message.msgtype not in {"m.text", "m.emote"}:
+            # m.notice is how bots talk; answering it is how two bots loop.
+            return
+        line = command_line(message.body, self.settings.bot.prefix)
+        async with self.db.transaction() as session:
+            if await state.is_handled(session, message.event_id):
+                return
+            now = self.clock.now()
+            await state.mark_handled(session, message.event_id, message.room_id, now)
+            room = await self.room_context(session, message.room_id)
+            for hook in self.hooks.message:
+                await hook(session, message, room)
+            if line is not None:
+                await self._command(session, message, room, line, now)
+            else:
+                await self._maybe_answer_prompt(session, message, room, now)
+        await self._committed()
+
+    async def on_reaction(self, reaction: Reaction) -> None:
+        if not self.hooks.reaction or self.is_ignored_sender(reaction.sender):
+            return
+        async with self.db.transaction() as session:
+            if await state.is_handled(session, reaction.event_id):
+                return
+            await state.mark_handled(session, reaction.event_id, reaction.room_id,
+                                     self.clock.now())
+            for hook in self.hooks.reaction:
+                await hook(session, reaction)
+
+    async def on_receipt(self, receipt: Receipt) -> None:
+        if not self.hooks.receipt or self.is_ignored_sender(receipt.sender):
+            return
+        async with self.db.transaction() as session:
+            for hook in self.hooks.receipt:
+                await hook(session, receipt)
+
+    async def on_state(self, change: StateChange) -> None:
+        if change.event_type in {"m.room.power_levels", "m.room.create"}:
+            self._power.pop(change.room_id, None)
+        if change.event_type in {"m.room.member", "m.room.encryption"}:
+            self.forget_room_context(change.room_id)
+        if not self.hooks.state:
+            return
+        async with self.db.transaction() as session:
+            for hook in self.hooks.state:
+                await hook(session, change)
+        await self._committed()
+
+    async def on_joined(self, room_id: str, *, is_direct: bool) -> None:
+        self.forget_room_context(room_id)
+        async with self.db.transaction() as session:
+            now = self.clock.now()
+            known = await rooms.get(session, room_id)
+            room = await rooms.joined(session, room_id, now, is_direct=is_direct)
+            if known is None and not is_direct and room.greeted_at is None:
+                room.greeted_at = now
+                await outbox.enqueue(
+                    session, now=now, room_id=room_id, kind="greeting",
+                    body=GREETING.format(prefix=self.settings.bot.prefix),
+                    dedupe_key=f"greeting:{room_id}",
+                )
+        await self._committed()
+
+    async def on_left(self, room_id: str) -> None:
+        self.forget_room_context(room_id)
+        self._power.pop(room_id, None)
+        async with self.db.transaction() as session:
+            await rooms.left(session, room_id, self.clock.now())
+
+    async def _committed(self) -> None:
+        self.queued()
+        actions, self._after_commit = self._after_commit, []
+        for action in actions:
+            try:
+                await action()
+            except TransportError as exc:
+                log.warning("after-commit action failed: %s", exc.errcode)
+
+    # -- commands -------------------------------------------------------------------------
+
+    async def _command(
+        self,
+        session: AsyncSession,
+        message: Incoming,
+        room: RoomContext,
+        line: CommandLine,
+        now: datetime,
+        overrides: dict[str, str] | None = None,
+    ) -> None:
+        prefix = self.settings.bot.prefix
+        sender = await self.sender(session, message.sender, room, relayed=line.relayed)
+        ctx = Context(self, session, message, room, sender, now)
+        try:
+            tokens = tokenize(line.text)
+        except LexError as exc:
+            await ctx.reply(str(exc))
+            return
+        found = self.registry.find(tokens.words)
+        if found is None:
+            await self._unknown(ctx, tokens.words)
+            return
+        command, consumed = found
+        ctx.command = command
+        if command.personal or (command.where is Where.DM and not room.is_direct):
+            ctx.private_replies = True
+        if command.personal:
+            self._redact_after_commit(message)
+        if overrides is None:
+            verdict = self.limiter.check(sender.user_id, time.monotonic())
+            if verdict is Verdict.DROP:
+                return
+            if verdict is Verdict.WARN:
+                await ctx.reply(
+                    "You're sending commands faster than I can take them; "
+                    "please wait a minute and try again."
+                )
+                return
+        if not sender.may(command):
+            await ctx.reply(self._not_allowed(command, sender))
+            return
+        if command.where is Where.ROOM and room.is_direct:
+            await ctx.reply(f"Run {prefix}{command.name} in your group's own room, not here.")
+            return
+        if command.words != ("cancel",):
+            # A new command abandons any question still open for this sender here.
+            await self.cancel_prompt(session, room.room_id, sender.user_id)
+        try:
+            args = await bind(command, tokens, consumed, ctx, overrides)
+        except CommandError as exc:
+            await ctx.reply(str(exc))
+            return
+        except Missing as missing:
+            await self._ask_missing(ctx, line, overrides, missing.param.name)
+            return
+        except Choose as choose:
+            options = choose.choice.options
+            await self._ask(ctx, line, overrides or {}, {
+                "kind": "choice", "param": choose.param.name,
+                "options": [canonical for _, canonical in options],
+            })
+            numbered = "\n".join(f"{i}. {label}" for i, (label, _) in enumerate(options, 1))
+            await ctx.reply(
+                f"{choose.choice.question}\n{numbered}\n"
+                f"Reply with a number (1-{len(options)}), or {prefix}cancel."
+            )
+            return
+        await self._execute(ctx, command, args, line, overrides)
+
+    async def _execute(self, ctx: Context, command: Command, args: Any, line: CommandLine,
+                       overrides: dict[str, str] | None) -> None:
+        try:
+            async with ctx.session.begin_nested():
+                await command.handler(ctx, args)
+        except CommandError as exc:
+            await ctx.reply(str(exc))
+        except AskFor as ask:
+            await self._ask_missing(ctx, line, overrides, ask.param)
+        except Exception:
+            reference = uuid.uuid4().hex[:8]
+            log.exception(
+                "command %s failed (reference %s, event %s)",
+                command.name, reference, ctx.message.event_id,
+            )
+            await ctx.reply(
+                f"Sorry, something went wrong on my side (reference {reference}). "
+                "Nothing was changed; please try again later."
+            )
+
+    def _not_allowed(self, command: Command, sender: Sender) -> str:
+        needed = " or ".join(sorted(r.value for r in command.roles))
+        if sender.relayed:
+            return (
+                f"{self.settings.bot.prefix}{command.name} needs a {needed}. Messages relayed "
+                "through another account count as a member's: send it from your own account."
+            )
+        return (
+            f"{self.settings.bot.prefix}{command.name} needs a {needed}; you don't have that "
+            f"role here. {self.settings.bot.prefix}roles lists who does."
+        )
+
+    async def _unknown(self, ctx: Context, words: tuple[str, ...]) -> None:
+        if not words:
+            return
+        prefix = self.settings.bot.prefix
+        first = words[0].lower()
+        if first in self.registry.top_words():
+            subs = ", ".join(" ".join(c.words[1:]) for c in self.registry.subcommands(first))
+            await ctx.reply(f"{prefix}{first} needs one of: {subs}. See {prefix}help {first}.")
+            return
+        near = self.registry.near_miss(first)
+        if near is not None:
+            await ctx.reply(f"Did you mean {prefix}{near}? ({prefix}help lists what I can do.)")
+        # Any other !word belongs to someone else (other bots share rooms): stay quiet.
+
+    def _redact_after_commit(self, message: Incoming) -> None:
+        async def redact() -> None:
+            await self.transport.redact(message.room_id, message.event_id, "personal data stored")
+
+        self._after_commit.append(redact)
+
+    # -- conversations --------------------------------------------------------------------
+
+    async def _ask_missing(self, ctx: Context, line: CommandLine,
+                           overrides: dict[str, str] | None, name: str) -> None:
+        assert ctx.command is not None
+        param = ctx.command.param(name)
+        question = param.question if param else f"What {name}?"
+        await self._ask(ctx, line, overrides or {}, {"kind": "missing", "param": name})
+        await ctx.reply(f"{question} (or {self.settings.bot.prefix}cancel)")
+
+    async def _ask(self, ctx: Context, line: CommandLine, overrides: dict[str, str],
+                   waiting: dict[str, Any]) -> None:
+        waiting = {**waiting, "overrides": overrides, "relayed": line.relayed}
+        expires = ctx.now + PROMPT_TTL
+        key = (ctx.room.room_id, ctx.sender.user_id)
+        if ctx.command is not None and ctx.command.personal:
+            self._private_prompts[key] = _Prompt(line.text, waiting, expires)
+        else:
+            await prompts.put(ctx.session, *key, line.text, waiting, expires)
+
+    async def _maybe_answer_prompt(
+        self, session: AsyncSession, message: Incoming, room: RoomContext, now: datetime
+    ) -> None:
+        key = (room.room_id, message.sender)
+        private = self._private_prompts.get(key)
+        if private is not None and private.expires_at <= now:
+            del self._private_prompts[key]
+            private = None
+        if private is not None:
+            pending: _Prompt | None = private
+            self._redact_after_commit(message)
+        else:
+            row = await prompts.get(session, *key, now)
+            pending = _Prompt(row.command_line, row.waiting_for, row.expires_at) if row else None
+        if pending is None:
+            return
+        waiting = pending.waiting_for
+        answer = message.body.strip().splitlines()[0].strip() if message.body.strip() else ""
+        overrides = dict(waiting.get("overrides") or {})
+        if waiting["kind"] == "choice":
+            options = waiting["options"]
+            number = answer.rstrip(".)").strip()
+            if not number.isdigit() or not 1 <= int(number) <= len(options):
+                sender = await self.sender(session, message.sender, room)
+                await Context(self, session, message, room, sender, now).reply(
+                    f"Reply with a number from 1 to {len(options)}, "
+                    f"or {self.settings.bot.prefix}cancel."
+                )
+                return
+            overrides[waiting["param"]] = options[int(number) - 1]
+        else:
+            overrides[waiting["param"]] = answer
+        await prompts.clear(session, *key)
+        self._private_prompts.pop(key, None)
+        line = CommandLine(pending.command_line, relayed=bool(waiting.get("relayed")))
+        await self._command(session, message, room, line, now, overrides)
+
+    async def cancel_prompt(self, session: AsyncSession, room_id: str, user_id: str) -> bool:
+        private = self._private_prompts.pop((room_id, user_id), None) is not None
+        return await prompts.clear(session, room_id, user_id) or private

@@ -1,0 +1,161 @@
+"""What a command handler gets: who asked, where, a database session, and ways to answer.
+
+Everything a handler queues (replies, DMs, posts) goes into the outbox inside
+the command's own transaction, so effects and messages commit together or not at all.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import date, datetime
+from typing import TYPE_CHECKING, Any
+from zoneinfo import ZoneInfo
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bot.commands.registry import Command, Role
+from bot.events import Incoming
+from storage import outbox
+from storage.outbox import Attachment
+
+if TYPE_CHECKING:
+    from bot.app import Grapevine
+
+
+@dataclass(frozen=True)
+class Sender:
+    user_id: str
+    is_admin: bool = False
+    is_coordinator: bool = False
+    # Area codes this person moderates (config and grants); each covers everything inside it.
+    moderated: frozenset[str] = frozenset()
+    is_group_admin: bool = False
+    # A message relayed with a "Name: " prefix: whoever sent it, it counts as a member's.
+    relayed: bool = False
+
+    @property
+    def roles(self) -> frozenset[Role]:
+        roles = {Role.MEMBER}
+        if self.is_admin:
+            roles.add(Role.ADMIN)
+        if self.is_coordinator:
+            roles.add(Role.COORDINATOR)
+        if self.moderated:
+            roles.add(Role.MODERATOR)
+        if self.is_group_admin:
+            roles.add(Role.GROUP_ADMIN)
+        return frozenset(roles)
+
+    def may(self, command: Command) -> bool:
+        return not command.roles or bool(command.roles & self.roles)
+
+
+@dataclass(frozen=True)
+class RoomContext:
+    room_id: str
+    is_direct: bool
+    network: str | None = None
+    member_count: int = 0
+
+
+class Context:
+    def __init__(
+        self,
+        app: Grapevine,
+        session: AsyncSession,
+        message: Incoming,
+        room: RoomContext,
+        sender: Sender,
+        now: datetime,
+        command: Command | None = None,
+    ) -> None:
+        self.app = app
+        self.session = session
+        self.message = message
+        self.room = room
+        self.sender = sender
+        self.now = now
+        self.command = command
+        # Personal answers from a group room go by DM; the room is told so once.
+        self.private_replies = False
+        self.told_dm = False
+
+    @property
+    def tz(self) -> ZoneInfo:
+        return self.app.settings.bot.tz
+
+    @property
+    def today(self) -> date:
+        return self.now.astimezone(self.tz).date()
+
+    @property
+    def prefix(self) -> str:
+        return self.app.settings.bot.prefix
+
+    def moderates(self, area_code: str) -> bool:
+        """True when the sender moderates this area or an area containing it."""
+        areas = self.app.areas
+        return any(
+            code == area_code or (code in areas and area_code in areas
+                                  and areas.contains(code, area_code))
+            for code in self.sender.moderated
+        )
+
+    async def room_members(self) -> dict[str, str | None]:
+        return await self.app.transport.members(self.room.room_id)
+
+    async def reply(
+        self,
+        body: str,
+        html: str | None = None,
+        *,
+        attachment: Attachment | None = None,
+        private: bool | None = None,
+    ) -> None:
+        """Answer the sender: in the room, or by DM when the answer is personal."""
+        private = self.private_replies if private is None else private
+        if private and not self.room.is_direct:
+            if not self.told_dm:
+                self.told_dm = True
+                await self._queue(room_id=self.room.room_id, body="I've sent you a direct message.")
+            await self._queue(to_user=self.sender.user_id, body=body, html=html,
+                              attachment=attachment)
+            return
+        await self._queue(
+            room_id=self.room.room_id,
+            body=body,
+            html=html,
+            attachment=attachment,
+            extra={"m.relates_to": {"m.in_reply_to": {"event_id": self.message.event_id}}},
+        )
+
+    async def dm(self, user_id: str, body: str, *, kind: str = "dm",
+                 attachment: Attachment | None = None, dedupe_key: str | None = None) -> None:
+        await self._queue(to_user=user_id, body=body, kind=kind, attachment=attachment,
+                          dedupe_key=dedupe_key)
+
+    async def post(
+        self,
+        room_id: str,
+        body: str,
+        *,
+        kind: str = "notice",
+        dedupe_key: str | None = None,
+        own_post: bool = True,
+        not_before: datetime | None = None,
+    ) -> bool:
+        """A post the bot makes on its own (notices, cross-posts); False if a duplicate."""
+        row = await outbox.enqueue(
+            self.session, now=self.now, room_id=room_id, body=body, kind=kind,
+            dedupe_key=dedupe_key, own_post=own_post, not_before=not_before,
+        )
+        self.app.queued()
+        return row is not None
+
+    async def _queue(self, *, kind: str = "reply", extra: Mapping[str, Any] | None = None,
+                     **fields: Any) -> None:
+        await outbox.enqueue(
+            self.session, now=self.now, kind=kind, extra=dict(extra) if extra else None, **fields
+        )
+        self.app.queued()

@@ -1,0 +1,138 @@
+"""From a message body to a bound command: finding it, binding its arguments, rendering help."""
+
+from __future__ import annotations
+
+import difflib
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from bot.commands.context import Context, Sender
+from bot.commands.lexer import Tokens, tokenize
+from bot.commands.registry import Args, Command, CommandError, Param, Registry, Where
+from bot.commands.values import BadValue, NeedsChoice
+
+# "Name: !cmd" as relay bridges write it; the name never grants anything.
+_RELAY = re.compile(r"^(?P<name>[^:\n]{1,64}?):\s*(?P<rest>\S.*)$")
+
+
+@dataclass(frozen=True)
+class CommandLine:
+    text: str  # after the prefix, first line only
+    relayed: bool
+
+
+def command_line(body: str, prefix: str) -> CommandLine | None:
+    """The command in a message, if it is one: its first line must start with the prefix."""
+    stripped = body.lstrip()
+    lines = stripped.splitlines()
+    first = lines[0].strip() if lines else ""
+    if first.startswith(prefix) and len(first) > len(prefix):
+        return CommandLine(first[len(prefix) :], relayed=False)
+    match = _RELAY.match(first)
+    if match and match["rest"].startswith(prefix) and len(match["rest"]) > len(prefix):
+        return CommandLine(match["rest"][len(prefix) :], relayed=True)
+    return None
+
+
+class Missing(Exception):
+    def __init__(self, param: Param) -> None:
+        super().__init__(param.name)
+        self.param = param
+
+
+class Choose(Exception):
+    def __init__(self, param: Param, choice: NeedsChoice) -> None:
+        super().__init__(param.name)
+        self.param = param
+        self.choice = choice
+
+
+async def bind(
+    command: Command,
+    tokens: Tokens,
+    consumed: int,
+    ctx: Context,
+    overrides: Mapping[str, str] | None = None,
+) -> Args:
+    """Parse every parameter; raise Missing, Choose or CommandError at the first problem."""
+    overrides = overrides or {}
+    words = list(tokens.words[consumed:])
+    known = {p.name for p in command.params}
+    for key in tokens.options:
+        if key not in known:
+            raise CommandError(_unknown_option(command, key, ctx.prefix))
+    values: dict[str, object] = {}
+    raw_values: dict[str, str] = {}
+    for param in command.params:
+        if param.positional and param.name not in tokens.options and words:
+            raw_values[param.name] = words.pop(0)
+        elif param.name in tokens.options:
+            raw_values[param.name] = tokens.options[param.name]
+    raw_values.update(overrides)
+    if words:
+        if command.rest is None:
+            raise CommandError(
+                f"I didn't expect {' '.join(words)!r}. Usage: {command.usage(ctx.prefix)}"
+            )
+        values["rest"] = " ".join(words)
+    for param in command.params:
+        raw = raw_values.get(param.name)
+        if raw is None or (raw.strip() == "" and param.required):
+            if param.required:
+                raise Missing(param)
+            values[param.name] = None
+            continue
+        try:
+            values[param.name] = await param.value.parse(raw, ctx)
+        except BadValue as exc:
+            raise CommandError(f"{param.name}: {exc}. Usage: {command.usage(ctx.prefix)}") from None
+        except NeedsChoice as choice:
+            raise Choose(param, choice) from None
+    return Args(values)
+
+
+def _unknown_option(command: Command, key: str, prefix: str) -> str:
+    names = [p.name for p in command.params if not p.positional]
+    close = difflib.get_close_matches(key, names, 1, 0.6)
+    hint = f" Did you mean {close[0]}=?" if close else ""
+    if not names:
+        return f"{prefix}{command.name} takes no {key}= option. Usage: {command.usage(prefix)}"
+    usage = command.usage(prefix)
+    return f"{key}= is not an option of {prefix}{command.name}.{hint} Usage: {usage}"
+
+
+def parse_tokens(text: str) -> Tokens:
+    return tokenize(text)
+
+
+def allowed_here(command: Command, sender: Sender, is_direct: bool) -> bool:
+    if not sender.may(command):
+        return False
+    return not (command.where is Where.ROOM and is_direct)
+
+
+def help_lines(registry: Registry, sender: Sender, is_direct: bool, prefix: str,
+               topic: str | None = None) -> list[str]:
+    """One line per command this sender may run in this room; a topic lists its subcommands."""
+    usable = [c for c in registry.unique() if allowed_here(c, sender, is_direct)]
+    if topic:
+        topic = topic.lower().lstrip(prefix)
+        chosen = [c for c in usable if c.words[0] == topic or c.name == topic]
+        return [_line(c, prefix, is_direct) for c in chosen]
+    by_word: dict[str, list[Command]] = {}
+    for command in usable:
+        by_word.setdefault(command.words[0], []).append(command)
+    lines = []
+    for word, commands in sorted(by_word.items()):
+        if len(commands) == 1:
+            lines.append(_line(commands[0], prefix, is_direct))
+            continue
+        subs = ", ".join(" ".join(c.words[1:]) or "(alone)" for c in commands)
+        lines.append(f"{prefix}{word} {subs} (see {prefix}help {word})")
+    return lines
+
+
+def _line(command: Command, prefix: str, is_direct: bool) -> str:
+    where = " (by DM)" if command.where is Where.DM and not is_direct else ""
+    return f"{command.usage(prefix)}: {command.summary}{where}"

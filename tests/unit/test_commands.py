@@ -1,0 +1,204 @@
+"""The command framework as people meet it: help, refusals, questions and choices."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import func, select
+
+from storage.models import RoleGrant
+from tests.botworld import BotWorld, bot_world
+
+
+@pytest.fixture
+async def town(tmp_path: Path) -> AsyncIterator[BotWorld]:
+    async with bot_world(
+        tmp_path,
+        roles={"admins": ["@ada:grapevine.local"], "coordinators": ["@cora:grapevine.local"]},
+    ) as bw:
+        yield bw
+
+
+def people(bw: BotWorld) -> tuple[str, str, str]:
+    return (
+        bw.world.user("ada", "Ada"),
+        bw.world.user("cora", "Cora"),
+        bw.world.user("mo", "Mo Member"),
+    )
+
+
+async def group_room(bw: BotWorld) -> str:
+    ada, cora, mo = people(bw)
+    room = bw.world.create_room(ada, name="Wisbech Food Bank", members=[cora, mo])
+    await bw.world.join(bw.bot, room)
+    await bw.deliver()
+    return room
+
+
+async def test_bot_greets_a_room_once_with_its_privacy_notice(town: BotWorld) -> None:
+    room = await group_room(town)
+    greeting = town.world.messages(room, sender=town.bot)
+    assert len(greeting) == 1
+    assert "never what anyone writes" in greeting[0]
+    assert len(greeting[0].splitlines()) == 3
+
+
+async def test_help_shows_only_what_the_sender_may_run(town: BotWorld) -> None:
+    room = await group_room(town)
+    ada, _, mo = people(town)
+    member_help = "\n".join(await town.say(mo, room, "!help"))
+    admin_help = "\n".join(await town.say(ada, room, "!help"))
+    assert "!about" in member_help and "!roles" in member_help
+    assert "!status" not in member_help and "role grant" not in member_help
+    assert "!status" in admin_help and "grant" in admin_help
+    assert all(len(reply.splitlines()) <= 12 for reply in [member_help, admin_help])
+
+
+async def test_commands_are_case_insensitive_and_forgive_a_full_stop(town: BotWorld) -> None:
+    room = await group_room(town)
+    _, _, mo = people(town)
+    [reply] = await town.say(mo, room, "!About.")
+    assert "Grapevine links up community groups" in reply
+
+
+async def test_a_near_miss_gets_a_suggestion_and_other_words_are_left_alone(
+    town: BotWorld,
+) -> None:
+    room = await group_room(town)
+    _, _, mo = people(town)
+    suggestion = "Did you mean !about? (!help lists what I can do.)"
+    assert await town.say(mo, room, "!abuot") == [suggestion]
+    assert await town.say(mo, room, "!weather tomorrow") == []
+
+
+async def test_not_allowed_says_which_role_is_needed_and_changes_nothing(town: BotWorld) -> None:
+    room = await group_room(town)
+    _, _, mo = people(town)
+    [reply] = await town.say(mo, room, "!role grant @mo:grapevine.local coordinator")
+    assert reply.startswith("!role grant needs a admin")
+    async with town.app.db.transaction() as session:
+        assert await session.scalar(select(func.count()).select_from(RoleGrant)) == 0
+
+
+async def test_a_relayed_command_counts_as_a_members_whatever_the_relay_bots_power(
+    town: BotWorld,
+) -> None:
+    room = await group_room(town)
+    ada, _, _ = people(town)
+    [reply] = await town.say(ada, room, "Bob: !status")
+    assert "count as a member's" in reply
+
+
+async def test_missing_option_is_asked_for_then_answered(town: BotWorld) -> None:
+    room = await group_room(town)
+    ada, _, _ = people(town)
+    [question] = await town.say(ada, room, '!role grant "Mo Member" moderator')
+    assert question.startswith("Which area will they moderate?")
+    [done] = await town.say(ada, room, "Wisbech")
+    assert done == "@mo:grapevine.local is now moderator of Wisbech."
+    # The member is now a moderator in the database.
+    async with town.app.db.transaction() as session:
+        grant = await session.scalar(select(RoleGrant))
+        assert grant is not None and grant.area_code == "E04001668"
+
+
+async def test_an_ambiguous_area_gets_a_numbered_choice_not_a_guess(town: BotWorld) -> None:
+    room = await group_room(town)
+    ada, _, _ = people(town)
+    [choice] = await town.say(ada, room, "!role grant @mo:grapevine.local moderator area=sutton")
+    assert "could be several places" in choice and "1. " in choice and "2. " in choice
+    [nudge] = await town.say(ada, room, "the first one")
+    assert nudge.startswith("Reply with a number from 1 to")
+    [done] = await town.say(ada, room, "2")
+    assert done.startswith("@mo:grapevine.local is now moderator of Sutton")
+
+
+async def test_cancel_stops_a_question_and_nothing_changes(town: BotWorld) -> None:
+    room = await group_room(town)
+    ada, _, _ = people(town)
+    await town.say(ada, room, "!role grant @mo:grapevine.local moderator")
+    assert await town.say(ada, room, "!cancel") == ["Cancelled; nothing was changed."]
+    assert await town.say(ada, room, "Wisbech") == []
+    async with town.app.db.transaction() as session:
+        assert await session.scalar(select(func.count()).select_from(RoleGrant)) == 0
+
+
+async def test_bad_option_value_and_unknown_option_each_get_one_clear_line(
+    town: BotWorld,
+) -> None:
+    room = await group_room(town)
+    ada, _, _ = people(town)
+    [bad] = await town.say(ada, room, "!role grant @mo:grapevine.local mayor")
+    assert bad.startswith("role: should be one of coordinator, moderator")
+    [unknown] = await town.say(ada, room, "!role grant @mo:grapevine.local moderator aera=x")
+    assert "aera= is not an option" in unknown and "Did you mean area=?" in unknown
+    assert "\n" not in bad and "\n" not in unknown
+
+
+async def test_config_roles_cannot_be_revoked_by_command(town: BotWorld) -> None:
+    room = await group_room(town)
+    ada, _, _ = people(town)
+    [reply] = await town.say(ada, room, "!role revoke @cora:grapevine.local coordinator")
+    assert "in the config file" in reply
+
+
+async def test_roles_lists_config_and_granted_roles(town: BotWorld) -> None:
+    room = await group_room(town)
+    ada, _, mo = people(town)
+    await town.say(ada, room, '!role grant "Mo Member" moderator area=fenland')
+    [roles] = await town.say(mo, room, "!roles")
+    assert "Coordinators: @cora:grapevine.local" in roles
+    assert "Moderators of Fenland: @mo:grapevine.local" in roles
+    [mods] = await town.say(mo, room, "!moderators wisbech")
+    assert "Fenland: @mo:grapevine.local" in mods
+
+
+async def test_a_failing_handler_apologises_with_a_reference_and_keeps_going(
+    town: BotWorld,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    room = await group_room(town)
+    _, _, mo = people(town)
+    command, _ = town.app.registry.find(["about"]) or (None, 0)
+    assert command is not None
+
+    async def broken(ctx: object, args: object) -> None:
+        raise RuntimeError("boom")
+
+    monkeypatch.setitem(
+        town.app.registry.commands,
+        ("about",),
+        type(command)(**{**command.__dict__, "handler": broken}),
+    )
+    [apology] = await town.say(mo, room, "!about")
+    assert apology.startswith("Sorry, something went wrong on my side (reference ")
+    [after] = await town.say(mo, room, "!help about")
+    assert "!about" in after
+
+
+async def test_the_same_event_is_handled_once(town: BotWorld) -> None:
+    room = await group_room(town)
+    _, _, mo = people(town)
+    event_id = await town.world.say(mo, room, "!about")
+    await town.deliver()
+    incoming = town.world.rooms[room].timeline[-2]
+    assert incoming["event_id"] == event_id
+    from bot.events import Incoming
+
+    replay = Incoming(event_id, room, mo, "!about", town.clock.now())
+    await town.app.on_message(replay)
+    await town.deliver()
+    answers = [m for m in town.world.messages(room, sender=town.bot) if "Grapevine links" in m]
+    assert len(answers) == 1
+
+
+async def test_rate_limit_answers_once_then_stays_quiet(town: BotWorld) -> None:
+    room = await group_room(town)
+    _, _, mo = people(town)
+    replies = []
+    for _ in range(13):
+        replies += await town.say(mo, room, "!about")
+    assert len(replies) == 11
+    assert "faster than I can take them" in replies[-1]
