@@ -19,8 +19,12 @@ def alembic_config(connection: Connection | None = None) -> Config:
     return config
 
 
-async def upgrade(engine: AsyncEngine, revision: str = "head") -> None:
-    """Bring the schema to ``revision`` inside one transaction (PostgreSQL DDL is transactional)."""
+async def upgrade(engine: AsyncEngine, revision: str = "heads") -> None:
+    """Bring the schema to ``revision`` in one transaction (PostgreSQL DDL is transactional).
+
+    "heads" rather than "head": features developed side by side may branch the
+    history for a while before a merge revision joins them.
+    """
 
     def run(connection: Connection) -> None:
         command.upgrade(alembic_config(connection), revision)
@@ -34,6 +38,16 @@ async def current_revision(engine: AsyncEngine) -> str | None:
 
     def read(connection: Connection) -> str | None:
         return MigrationContext.configure(connection).get_current_revision()
+
+    async with engine.connect() as connection:
+        return await connection.run_sync(read)
+
+
+async def current_heads(engine: AsyncEngine) -> tuple[str, ...]:
+    from alembic.runtime.migration import MigrationContext
+
+    def read(connection: Connection) -> tuple[str, ...]:
+        return tuple(MigrationContext.configure(connection).get_current_heads())
 
     async with engine.connect() as connection:
         return await connection.run_sync(read)

@@ -7,7 +7,6 @@ so a feature that adds tables gets a reviewed, committed migration, never create
 from __future__ import annotations
 
 import asyncio
-import sys
 import tempfile
 from pathlib import Path
 
@@ -18,13 +17,17 @@ from storage.engine import make_engine
 from storage.migrate import alembic_config, upgrade
 
 
-async def autogenerate(message: str) -> None:
+async def autogenerate(message: str, after: str | None = None, rev_id: str | None = None) -> None:
     with tempfile.TemporaryDirectory() as scratch:
         engine = make_engine(f"sqlite+aiosqlite:///{Path(scratch) / 'scratch.db'}")
         await upgrade(engine)
 
         def run(connection: Connection) -> None:
-            command.revision(alembic_config(connection), message=message, autogenerate=True)
+            command.revision(
+                alembic_config(connection), message=message, autogenerate=True,
+                head=f"{after}@head" if after else "head", rev_id=rev_id,
+                splice=after is not None,
+            )
 
         async with engine.begin() as connection:
             await connection.run_sync(run)
@@ -32,6 +35,11 @@ async def autogenerate(message: str) -> None:
 
 
 if __name__ == "__main__":
-    if len(sys.argv) != 2:
-        sys.exit('usage: python -m storage.revision "what changed"')
-    asyncio.run(autogenerate(sys.argv[1]))
+    import argparse
+
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("message")
+    parser.add_argument("--id", help="revision id, e.g. 0002_rooms")
+    parser.add_argument("--after", help="the revision it follows (default: the single head)")
+    args = parser.parse_args()
+    asyncio.run(autogenerate(args.message, args.after, args.id))
