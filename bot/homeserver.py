@@ -1,11 +1,12 @@
 """An embedded Synapse on loopback, for `grapevine demo` and the integration tests.
 
 Synapse runs as a child process in its own process group, with a config written
-here (SQLite, one plain-HTTP client listener on 127.0.0.1, no federation, rate
-limits raised, cheap password hashing), so it starts in seconds and needs
-nothing beyond the project's virtualenv. The data directory is reusable: the
-secrets, signing key, port and database survive a stop, a restart or a new
-process, so a demo can be stopped and started again with its users and rooms.
+here (SQLite, one plain-HTTP client listener on 127.0.0.1, federation only when
+asked, rate limits raised, cheap password hashing), so it starts in about a
+second and needs nothing beyond the project's virtualenv. The data directory
+is reusable: the secrets, signing key, port and database survive a stop, a
+restart or a new process, so a demo can be stopped and started again with its
+users and rooms.
 """
 
 from __future__ import annotations
@@ -585,12 +586,12 @@ class EmbeddedSynapse:
         return RegisteredUser(data["user_id"], password, data["access_token"], data["device_id"])
 
     async def login(
-        self, localpart: str, password: str, *, device_id: str | None = None
+        self, user: str, password: str, *, device_id: str | None = None
     ) -> RegisteredUser:
-        """A password login, giving a new device unless `device_id` names an old one."""
+        """A password login (localpart or full id): a new device unless `device_id` is given."""
         body: dict[str, Any] = {
             "type": "m.login.password",
-            "identifier": {"type": "m.id.user", "user": localpart},
+            "identifier": {"type": "m.id.user", "user": user},
             "password": password,
         }
         if device_id is not None:
