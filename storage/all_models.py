@@ -1,14 +1,13 @@
-"""Imports every module that defines tables, so Base.metadata is complete.
+"""Imports every storage module, so Base.metadata holds every feature's tables.
 
-A feature that adds a storage module adds one line to MODULES.
+Modules are discovered rather than listed, so a feature adds tables by adding a file.
 """
 
+import pkgutil
 from importlib import import_module
 
-MODULES = (
-    "storage.models",
-    "storage.groups",
-)
+import storage
 
-for _name in MODULES:
-    import_module(_name)
+for _info in sorted(pkgutil.iter_modules(storage.__path__), key=lambda i: i.name):
+    if not _info.name.startswith("_") and _info.name not in {"all_models", "revision"}:
+        import_module(f"storage.{_info.name}")
