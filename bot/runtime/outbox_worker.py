@@ -1,0 +1,234 @@
+"""Sends what the outbox holds, exactly once as far as anyone in the room can tell.
+
+Each row goes out with transaction id ``grapevine-<id>`` (the homeserver drops
+a repeat from the same access token) and carries ``"org.grapevine.outbox": <id>``
+in its content, so that after a crash between sending and recording, or a
+fresh login that reset the homeserver's memory of transaction ids, the
+worker finds its own event in the room instead of posting twice. The attempt
+is committed before the send and the result after it: no database
+transaction is ever held across a network call.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable, Mapping
+from datetime import UTC, datetime, timedelta
+from typing import Any, Protocol
+
+from bot.clock import Clock
+from bot.runtime.backoff import sleep_unless
+from bot.transport.base import RateLimited, TransportError, text_content
+from storage import outbox
+from storage.engine import Database
+from storage.models import OutboxMessage
+
+log = logging.getLogger(__name__)
+
+MARKER = "org.grapevine.outbox"
+MAX_ATTEMPTS = 8
+RATE_LIMIT_RETRIES = 3
+# Refusals that another try will not change (e.g. announcement-only WhatsApp groups).
+PERMANENT = frozenset({"M_FORBIDDEN", "M_NOT_FOUND", "M_BAD_JSON", "M_NOT_JSON", "M_TOO_LARGE"})
+
+
+class OutboxTransport(Protocol):
+    """The part of :class:`bot.transport.base.Transport` the worker uses."""
+
+    @property
+    def user_id(self) -> str: ...
+
+    async def send(
+        self,
+        room_id: str,
+        content: Mapping[str, Any],
+        *,
+        txn_id: str | None = None,
+        event_type: str = "m.room.message",
+    ) -> str: ...
+
+    async def upload(self, data: bytes, mime: str, filename: str) -> str: ...
+
+    async def recent_events(self, room_id: str, limit: int = 50) -> list[dict[str, Any]]: ...
+
+    async def direct_room(self, user_id: str) -> str: ...
+
+
+def txn_id(message_id: int) -> str:
+    return f"grapevine-{message_id}"
+
+
+class OutboxWorker:
+    """Drains the outbox; ``run()`` until ``stop()``, ``wake()`` after queueing.
+
+    ``idle_seconds`` caps a sleep when nothing is due (a safety net: the app
+    should call ``wake()`` after committing a transaction that queued messages).
+    ``sleep`` waits out rate limits (tests pass a recording one).
+    """
+
+    def __init__(
+        self,
+        db: Database,
+        transport: OutboxTransport,
+        clock: Clock,
+        *,
+        max_attempts: int = MAX_ATTEMPTS,
+        batch: int = 50,
+        idle_seconds: float = 60.0,
+        sleep: Callable[[float], Awaitable[None]] | None = None,
+    ) -> None:
+        self.db = db
+        self.transport = transport
+        self.clock = clock
+        self.max_attempts = max_attempts
+        self.batch = batch
+        self.idle_seconds = idle_seconds
+        self._sleep = sleep
+        self._stop = asyncio.Event()
+        self._wake = asyncio.Event()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._wake.set()
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    async def run(self) -> None:
+        self._stop.clear()
+        while not self._stop.is_set():
+            self._wake.clear()
+            try:
+                await self.drain()
+            except Exception:
+                log.exception("outbox pass failed")
+            await sleep_unless(self._wake, await self._seconds_until_due())
+
+    async def _seconds_until_due(self) -> float:
+        try:
+            async with self.db.transaction() as session:
+                due_at = await outbox.next_due_at(session)
+        except Exception:
+            log.exception("could not read the outbox")
+            return self.idle_seconds
+        if due_at is None:
+            return self.idle_seconds
+        wait = (_aware(due_at) - self.clock.now()).total_seconds()
+        return min(self.idle_seconds, max(0.0, wait))
+
+    async def drain(self) -> int:
+        """One pass over what is due now; returns how many rows were sent."""
+        async with self.db.transaction() as session:
+            rows = await outbox.due(session, self.clock.now(), limit=self.batch)
+        sent = 0
+        stalled: set[str] = set()  # rooms that failed this pass: keep their order
+        for row in rows:
+            if self._stop.is_set():
+                break
+            target = row.room_id or f"user:{row.to_user}"
+            if target in stalled:
+                continue
+            if await self._deliver(row):
+                sent += 1
+            else:
+                stalled.add(target)
+        return sent
+
+    async def _deliver(self, row: OutboxMessage) -> bool:
+        """Send one row (or find it already sent); False if it must wait."""
+        rate_limited = 0
+        while True:
+            try:
+                await self._send_once(row)
+                return True
+            except RateLimited as err:
+                rate_limited += 1
+                wait = (err.retry_after_ms or 1000) / 1000
+                if rate_limited > RATE_LIMIT_RETRIES:
+                    await self._later(row, err, wait)
+                    return False
+                log.info("outbox %d rate-limited: waiting %.1f s", row.id, wait)
+                await self._pause(wait)
+                if self._stop.is_set():
+                    return False
+            except TransportError as err:
+                await self._later(row, err)
+                return False
+            except Exception as err:
+                log.exception("outbox %d failed unexpectedly", row.id)
+                await self._later(row, TransportError("GV_BUG", type(err).__name__))
+                return False
+
+    async def _send_once(self, row: OutboxMessage) -> None:
+        room_id = row.room_id or await self.transport.direct_room(str(row.to_user))
+        if row.attempts > 0:
+            found = await self._already_sent(row.id, room_id)
+            if found is not None:
+                log.info("outbox %d was already sent as %s", row.id, found)
+                await self._record_sent(row, found, room_id)
+                return
+        async with self.db.transaction() as session:
+            await outbox.mark_attempt(session, row.id, self.clock.now())
+        row.attempts += 1
+        content = await self._content(row)
+        event_id = await self.transport.send(room_id, content, txn_id=txn_id(row.id))
+        await self._record_sent(row, event_id, room_id)
+
+    async def _already_sent(self, message_id: int, room_id: str) -> str | None:
+        """The id of the bot's own event carrying this row's marker, if it is in the room."""
+        for event in await self.transport.recent_events(room_id, limit=100):
+            content = event.get("content") or {}
+            if event.get("sender") == self.transport.user_id and content.get(MARKER) == message_id:
+                return str(event.get("event_id"))
+        return None
+
+    async def _content(self, row: OutboxMessage) -> dict[str, Any]:
+        extra = {**(row.extra or {}), MARKER: row.id}
+        if row.file_data is None:
+            return text_content(row.body, row.html, extra=extra)
+        name = row.file_name or "file"
+        mime = row.file_mime or "application/octet-stream"
+        uri = await self.transport.upload(row.file_data, mime, name)
+        return {
+            "msgtype": "m.image" if mime.startswith("image/") else "m.file",
+            "body": row.body or name,
+            "filename": name,
+            "url": uri,
+            "info": {"mimetype": mime, "size": len(row.file_data)},
+            "m.mentions": {},
+            **extra,
+        }
+
+    async def _record_sent(self, row: OutboxMessage, event_id: str, room_id: str) -> None:
+        async with self.db.transaction() as session:
+            await outbox.mark_sent(session, row.id, event_id, self.clock.now(), room_id)
+        log.info("outbox %d sent as %s", row.id, event_id)
+
+    async def _later(
+        self, row: OutboxMessage, err: TransportError, wait: float | None = None
+    ) -> None:
+        give_up = err.errcode in PERMANENT or row.attempts >= self.max_attempts
+        delay = timedelta(seconds=wait) if wait is not None else outbox.backoff(row.attempts)
+        now = self.clock.now()
+        async with self.db.transaction() as session:
+            await outbox.retry_later(
+                session, row.id, str(err), now if give_up else now + delay, give_up=give_up
+            )
+        if give_up:
+            log.warning(
+                "outbox %d given up after %d attempts: %s", row.id, row.attempts, err.errcode
+            )
+        else:
+            log.info("outbox %d failed (%s): retry in %s", row.id, err.errcode, delay)
+
+    async def _pause(self, seconds: float) -> None:
+        if self._sleep is not None:
+            await self._sleep(seconds)
+        else:
+            await sleep_unless(self._stop, seconds)
+
+
+def _aware(moment: datetime) -> datetime:
+    """An aggregate may come back naive from SQLite; it was stored as UTC."""
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)

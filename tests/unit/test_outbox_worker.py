@@ -1,0 +1,260 @@
+"""The outbox worker: every queued message reaches its room once, whatever fails on the way."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Mapping
+from typing import Any
+
+import pytest
+
+from bot.runtime.outbox_worker import MARKER, OutboxWorker
+from bot.transport.base import RateLimited, TransportError
+from storage import outbox
+from storage.engine import Database
+from storage.models import OutboxMessage
+from tests.botworld import ManualClock as Clock
+
+BOT = "@grapevine:localhost"
+
+
+class Crash(BaseException):
+    """The process dying between the send and recording it."""
+
+
+class FakeRoomServer:
+    """Rooms that keep what the bot sent, with scripted refusals per room."""
+
+    def __init__(self) -> None:
+        self.timelines: dict[str, list[dict[str, Any]]] = {}
+        self.sends: list[tuple[str, str | None, dict[str, Any]]] = []
+        self.failures: dict[str, list[BaseException]] = {}
+        self.forbidden: set[str] = set()
+        self.crash_after_send = False
+        self.dm_rooms: dict[str, str] = {}
+        self.uploads: list[tuple[str, str]] = []
+
+    @property
+    def user_id(self) -> str:
+        return BOT
+
+    async def send(
+        self,
+        room_id: str,
+        content: Mapping[str, Any],
+        *,
+        txn_id: str | None = None,
+        event_type: str = "m.room.message",
+    ) -> str:
+        if room_id in self.forbidden:
+            raise TransportError("M_FORBIDDEN", "only admins may post here", status=403)
+        queued = self.failures.get(room_id)
+        if queued:
+            raise queued.pop(0)
+        self.sends.append((room_id, txn_id, dict(content)))
+        event_id = f"$event{len(self.sends)}"
+        event = {"event_id": event_id, "sender": BOT, "type": event_type, "content": dict(content)}
+        self.timelines.setdefault(room_id, []).insert(0, event)
+        if self.crash_after_send:
+            raise Crash()
+        return event_id
+
+    async def upload(self, data: bytes, mime: str, filename: str) -> str:
+        self.uploads.append((mime, filename))
+        return f"mxc://localhost/{len(self.uploads)}"
+
+    async def recent_events(self, room_id: str, limit: int = 50) -> list[dict[str, Any]]:
+        return self.timelines.get(room_id, [])[:limit]
+
+    async def direct_room(self, user_id: str) -> str:
+        return self.dm_rooms.setdefault(user_id, f"!dm-{len(self.dm_rooms)}:localhost")
+
+    def bodies(self, room_id: str) -> list[str]:
+        return [c["body"] for r, _, c in self.sends if r == room_id]
+
+
+@pytest.fixture
+def server() -> FakeRoomServer:
+    return FakeRoomServer()
+
+
+def worker_for(db: Database, server: FakeRoomServer, clock: Clock, **kw: Any) -> OutboxWorker:
+    return OutboxWorker(db, server, clock, **kw)
+
+
+async def queue(db: Database, clock: Clock, body: str, **kw: Any) -> int:
+    async with db.transaction() as session:
+        row = await outbox.enqueue(session, now=clock.now(), body=body, **kw)
+        assert row is not None
+        return row.id
+
+
+async def row(db: Database, message_id: int) -> OutboxMessage:
+    async with db.transaction() as session:
+        found = await session.get(OutboxMessage, message_id)
+        assert found is not None
+        return found
+
+
+async def test_a_reply_goes_out_tagged_with_its_outbox_id_and_a_stable_txn_id(
+    database: Database, server: FakeRoomServer, clock: Clock
+) -> None:
+    message_id = await queue(
+        database,
+        clock,
+        "Thanks, noted",
+        html="<b>Thanks</b>, noted",
+        room_id="!hall:localhost",
+        extra={"m.relates_to": {"m.in_reply_to": {"event_id": "$ask"}}},
+    )
+
+    assert await worker_for(database, server, clock).drain() == 1
+
+    [(room_id, txn, content)] = server.sends
+    assert (room_id, txn) == ("!hall:localhost", f"grapevine-{message_id}")
+    assert content["body"] == "Thanks, noted"
+    assert content["msgtype"] == "m.text"
+    assert content["formatted_body"] == "<b>Thanks</b>, noted"
+    assert content[MARKER] == message_id
+    assert content["m.relates_to"] == {"m.in_reply_to": {"event_id": "$ask"}}
+    sent = await row(database, message_id)
+    assert sent.event_id == "$event1" and sent.sent_at == clock.now() and sent.attempts == 1
+
+
+async def test_a_crash_between_send_and_record_does_not_post_twice(
+    database: Database, server: FakeRoomServer, clock: Clock
+) -> None:
+    message_id = await queue(database, clock, "Funding notice", room_id="!hall:localhost")
+    server.crash_after_send = True
+    with pytest.raises(Crash):
+        await worker_for(database, server, clock).drain()
+    server.crash_after_send = False
+
+    # The restarted bot (a new worker on the same database) finds its own event.
+    clock.advance(minutes=1)
+    await worker_for(database, server, clock).drain()
+
+    assert server.bodies("!hall:localhost") == ["Funding notice"]
+    assert (await row(database, message_id)).event_id == "$event1"
+
+
+async def test_an_attempt_that_never_arrived_is_sent_again_with_the_same_txn_id(
+    sqlite_database: Database, server: FakeRoomServer, clock: Clock
+) -> None:
+    message_id = await queue(sqlite_database, clock, "Reminder", room_id="!hall:localhost")
+    async with sqlite_database.transaction() as session:
+        await outbox.mark_attempt(session, message_id, clock.now())
+
+    await worker_for(sqlite_database, server, clock).drain()
+
+    assert [(r, t) for r, t, _ in server.sends] == [("!hall:localhost", f"grapevine-{message_id}")]
+    assert (await row(sqlite_database, message_id)).attempts == 2
+
+
+async def test_a_rate_limit_is_waited_out_and_the_same_message_sent(
+    sqlite_database: Database, server: FakeRoomServer, clock: Clock
+) -> None:
+    await queue(sqlite_database, clock, "first", room_id="!hall:localhost")
+    await queue(sqlite_database, clock, "second", room_id="!hall:localhost")
+    server.failures["!hall:localhost"] = [RateLimited(1500)]
+    waits: list[float] = []
+
+    async def sleep(seconds: float) -> None:
+        waits.append(seconds)
+
+    assert await worker_for(sqlite_database, server, clock, sleep=sleep).drain() == 2
+
+    assert waits == [1.5]
+    assert server.bodies("!hall:localhost") == ["first", "second"]
+
+
+async def test_a_room_where_the_bot_may_not_post_does_not_hold_up_other_rooms(
+    sqlite_database: Database, server: FakeRoomServer, clock: Clock
+) -> None:
+    announce_only = "!whatsapp-announcements:localhost"
+    server.forbidden.add(announce_only)
+    refused = await queue(sqlite_database, clock, "notice", room_id=announce_only)
+    await queue(sqlite_database, clock, "notice", room_id="!hall:localhost")
+    await queue(sqlite_database, clock, "notice", room_id="!garden:localhost")
+
+    assert await worker_for(sqlite_database, server, clock).drain() == 2
+
+    assert [r for r, _, _ in server.sends] == ["!hall:localhost", "!garden:localhost"]
+    given_up = await row(sqlite_database, refused)
+    assert given_up.failed_at == clock.now() and given_up.sent_at is None
+    assert "M_FORBIDDEN" in (given_up.last_error or "")
+    async with sqlite_database.transaction() as session:
+        assert await outbox.pending_count(session) == 0
+
+
+async def test_a_failing_send_is_retried_with_growing_delays_then_given_up_after_eight(
+    sqlite_database: Database, server: FakeRoomServer, clock: Clock
+) -> None:
+    message_id = await queue(sqlite_database, clock, "hello", room_id="!down:localhost")
+    server.failures["!down:localhost"] = [TransportError("M_UNKNOWN", "boom")] * 9
+    worker = worker_for(sqlite_database, server, clock)
+
+    delays = []
+    for _ in range(10):
+        before = clock.now()
+        await worker.drain()
+        current = await row(sqlite_database, message_id)
+        if current.failed_at is None:
+            delays.append(current.not_before - before)
+            clock.current = current.not_before
+
+    failed = await row(sqlite_database, message_id)
+    assert failed.attempts == 8 and failed.failed_at is not None and failed.sent_at is None
+    assert len(delays) == 7 and delays == sorted(delays) and delays[0] < delays[-1]
+    assert server.sends == []
+
+
+async def test_a_direct_message_goes_to_the_users_dm_room(
+    sqlite_database: Database, server: FakeRoomServer, clock: Clock
+) -> None:
+    message_id = await queue(sqlite_database, clock, "Your shift is tomorrow", to_user="@ann:hs")
+
+    await worker_for(sqlite_database, server, clock).drain()
+
+    dm = server.dm_rooms["@ann:hs"]
+    assert server.bodies(dm) == ["Your shift is tomorrow"]
+    assert (await row(sqlite_database, message_id)).room_id == dm
+
+
+async def test_a_file_is_uploaded_and_posted_with_the_marker(
+    sqlite_database: Database, server: FakeRoomServer, clock: Clock
+) -> None:
+    message_id = await queue(
+        sqlite_database,
+        clock,
+        "Notice sheet",
+        room_id="!hall:localhost",
+        attachment=outbox.Attachment("sheet.pdf", "application/pdf", b"%PDF-1.4"),
+    )
+
+    await worker_for(sqlite_database, server, clock).drain()
+
+    [(_, _, content)] = server.sends
+    assert server.uploads == [("application/pdf", "sheet.pdf")]
+    assert content["msgtype"] == "m.file" and content["url"] == "mxc://localhost/1"
+    assert content["info"] == {"mimetype": "application/pdf", "size": 8}
+    assert content[MARKER] == message_id
+
+
+async def test_wake_sends_at_once_and_stop_ends_the_worker(
+    sqlite_database: Database, server: FakeRoomServer, clock: Clock
+) -> None:
+    worker = worker_for(sqlite_database, server, clock, idle_seconds=30)
+    task = asyncio.create_task(worker.run())
+    await asyncio.sleep(0.05)
+
+    await queue(sqlite_database, clock, "right away", room_id="!hall:localhost")
+    worker.wake()
+    for _ in range(100):
+        if server.sends:
+            break
+        await asyncio.sleep(0.01)
+    assert server.bodies("!hall:localhost") == ["right away"]
+
+    worker.stop()
+    await asyncio.wait_for(task, timeout=2)
