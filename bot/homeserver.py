@@ -19,6 +19,7 @@ import hmac
 import json
 import logging
 import os
+import re
 import secrets
 import signal
 import socket
@@ -94,6 +95,18 @@ class RegisteredUser:
     password: str
     access_token: str
     device_id: str
+
+
+@dataclass(frozen=True)
+class AppService:
+    """An application service (a bridge) registered with the server, as Synapse reads it."""
+
+    id: str
+    as_token: str
+    hs_token: str
+    sender_localpart: str
+    user_regex: str
+    path: Path
 
 
 @dataclass
@@ -291,6 +304,56 @@ class EmbeddedSynapse:
     def user_id(self, localpart: str) -> str:
         return f"@{localpart}:{self.server_name}"
 
+    @property
+    def appservice_files(self) -> list[Path]:
+        """The registrations given, then those `add_appservice` keeps in the data dir."""
+        added = sorted((self.data_dir / "appservices").glob("*.yaml"))
+        return [*self._appservice_files, *(p for p in added if p not in self._appservice_files)]
+
+    def add_appservice(
+        self, service_id: str, *, sender_localpart: str, user_prefix: str, url: str | None = None
+    ) -> AppService:
+        """Register a bridge-like appservice owning `@<user_prefix>...` (from the next start).
+
+        Its users are exempt from rate limits; with `url=None` Synapse pushes it
+        nothing, which suits a bridge driven only through the client API.
+        Adding the same id again returns the stored registration.
+        """
+        path = self.data_dir / "appservices" / f"{service_id}.yaml"
+        server = re.escape(self.server_name)
+        user_regex = f"@{re.escape(user_prefix)}.*:{server}"
+        if not path.exists():
+            path.parent.mkdir(exist_ok=True)
+            registration = {
+                "id": service_id,
+                "url": url,
+                "as_token": secrets.token_urlsafe(32),
+                "hs_token": secrets.token_urlsafe(32),
+                "sender_localpart": sender_localpart,
+                "rate_limited": False,
+                "namespaces": {
+                    "users": [
+                        {"exclusive": True, "regex": f"@{re.escape(sender_localpart)}:{server}"},
+                        {"exclusive": True, "regex": user_regex},
+                    ],
+                    "aliases": [
+                        {"exclusive": True, "regex": f"#{re.escape(user_prefix)}.*:{server}"}
+                    ],
+                    "rooms": [],
+                },
+            }
+            path.write_text(yaml.safe_dump(registration, sort_keys=False))
+            path.chmod(0o600)
+        stored = yaml.safe_load(path.read_text())
+        return AppService(
+            id=stored["id"],
+            as_token=stored["as_token"],
+            hs_token=stored["hs_token"],
+            sender_localpart=stored["sender_localpart"],
+            user_regex=user_regex,
+            path=path,
+        )
+
     # -- files ----------------------------------------------------------------
 
     def _load_or_create_state(self, server_name: str, port: int | None) -> _State:
@@ -371,7 +434,7 @@ class EmbeddedSynapse:
             "trusted_key_servers": [],
             "suppress_key_server_warning": True,
             "enable_registration": False,
-            "app_service_config_files": [str(p) for p in self._appservice_files],
+            "app_service_config_files": [str(p) for p in self.appservice_files],
             # Cheap hashing: registering and logging in dozens of test users stays fast.
             "bcrypt_rounds": 4,
             "presence": {"enabled": False},

@@ -10,9 +10,9 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
 import pytest
-from people import Person, new_person
+from people import FakeBridge, Person, new_person
 
-from bot.homeserver import EmbeddedSynapse, RegisteredUser
+from bot.homeserver import AppService, EmbeddedSynapse, RegisteredUser
 
 PersonFactory = Callable[..., Awaitable[Person]]
 
@@ -20,6 +20,7 @@ PersonFactory = Callable[..., Awaitable[Person]]
 @pytest.fixture(scope="session")
 async def synapse(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[EmbeddedSynapse]:
     homeserver = EmbeddedSynapse(tmp_path_factory.mktemp("synapse"))
+    _whatsapp_appservice(homeserver)  # registrations are read at start-up
     await homeserver.start()
     yield homeserver
     await homeserver.stop()
@@ -57,3 +58,21 @@ async def alice(person_factory: PersonFactory) -> Person:
 @pytest.fixture
 async def bob(person_factory: PersonFactory) -> Person:
     return await person_factory("Bob")
+
+
+@pytest.fixture(scope="session")
+def whatsapp_bridge(synapse: EmbeddedSynapse) -> FakeBridge:
+    """A stand-in for mautrix-whatsapp: bot @whatsappbot, ghosts @whatsapp_<number>."""
+    return FakeBridge(
+        synapse,
+        _whatsapp_appservice(synapse),
+        protocol="whatsapp",
+        displayname="WhatsApp",
+        ghost_prefix="whatsapp_",
+    )
+
+
+def _whatsapp_appservice(homeserver: EmbeddedSynapse) -> AppService:
+    return homeserver.add_appservice(
+        "whatsapp", sender_localpart="whatsappbot", user_prefix="whatsapp_"
+    )

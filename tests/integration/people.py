@@ -9,6 +9,7 @@ in `events`, so a wait that starts late still sees a reply that came early.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import secrets
 import time
@@ -37,7 +38,7 @@ from nio import (
 from nio.api import RoomPreset, RoomVisibility
 from nio.responses import EmptyResponse
 
-from bot.homeserver import EmbeddedSynapse, RegisteredUser
+from bot.homeserver import AppService, EmbeddedSynapse, HomeserverError, RegisteredUser
 
 EventDict = dict[str, Any]
 Predicate = Callable[[EventDict], bool]
@@ -471,3 +472,99 @@ async def new_person(
     user = await homeserver.register(localpart, admin=admin, displayname=name)
     store_dir = store_root / localpart if store_root is not None else None
     return await Person.connect(user, homeserver.base_url, store_dir=store_dir)
+
+
+class FakeBridge:
+    """A bridge as mautrix runs one: a bridge bot and ghosts of remote people.
+
+    It drives the appservice API directly (no remote network behind it): it
+    makes portal rooms carrying `m.bridge` / `uk.half-shot.bridge` state,
+    puts ghosts in them and speaks as them, or relays as its bot.
+    """
+
+    def __init__(
+        self,
+        homeserver: EmbeddedSynapse,
+        appservice: AppService,
+        *,
+        protocol: str,
+        displayname: str,
+        ghost_prefix: str,
+    ) -> None:
+        self.homeserver = homeserver
+        self.appservice = appservice
+        self.protocol = protocol
+        self.displayname = displayname
+        self.ghost_prefix = ghost_prefix
+        self.bot_user_id = homeserver.user_id(appservice.sender_localpart)
+        self._txn = itertools.count(1)
+
+    async def _as(
+        self, method: str, path: str, user_id: str, body: Mapping[str, Any] | None = None
+    ) -> dict[str, Any]:
+        separator = "&" if "?" in path else "?"
+        path = f"{path}{separator}user_id={quote(user_id, safe='')}"
+        return await self.homeserver.request(
+            method, path, token=self.appservice.as_token, body=body or {}
+        )
+
+    async def ghost(self, remote_id: str, displayname: str | None = None) -> str:
+        """The Matrix id of the ghost for a remote account, registered on first use."""
+        localpart = f"{self.ghost_prefix}{remote_id}"
+        body = {"type": "m.login.application_service", "username": localpart}
+        try:
+            await self.homeserver.request(
+                "POST", "/_matrix/client/v3/register", token=self.appservice.as_token, body=body
+            )
+        except HomeserverError as err:
+            if err.errcode != "M_USER_IN_USE":
+                raise
+        user_id = self.homeserver.user_id(localpart)
+        if displayname is not None:
+            path = f"/_matrix/client/v3/profile/{quote(user_id, safe='')}/displayname"
+            await self._as("PUT", path, user_id, {"displayname": displayname})
+        return user_id
+
+    async def create_portal(
+        self, name: str, *, channel_id: str, invite: Iterable[str] = (), room_type: str = "group"
+    ) -> str:
+        """A portal room for a remote group chat, announced as bridged."""
+        info = {
+            "bridgebot": self.bot_user_id,
+            "creator": self.bot_user_id,
+            "protocol": {"id": self.protocol, "displayname": self.displayname},
+            "channel": {"id": channel_id, "displayname": name},
+            "com.beeper.room_type": room_type,
+        }
+        state_key = f"{self.appservice.id}://{self.protocol}/{channel_id}"
+        body = {
+            "name": name,
+            "preset": "private_chat",
+            "invite": list(invite),
+            "initial_state": [
+                {"type": kind, "state_key": state_key, "content": info}
+                for kind in ("m.bridge", "uk.half-shot.bridge")
+            ],
+        }
+        created = await self._as("POST", "/_matrix/client/v3/createRoom", self.bot_user_id, body)
+        room_id: str = created["room_id"]
+        return room_id
+
+    async def add_ghost(self, room_id: str, ghost_user_id: str) -> None:
+        """Invite the ghost as the bridge bot and join it, as a remote member joining."""
+        invite = {"user_id": ghost_user_id}
+        path = f"/_matrix/client/v3/rooms/{quote(room_id, safe='')}"
+        await self._as("POST", f"{path}/invite", self.bot_user_id, invite)
+        await self._as("POST", f"{path}/join", ghost_user_id)
+
+    async def send_as(self, user_id: str, room_id: str, text: str) -> str:
+        """A message from the ghost (or the bot) into the portal, as a bridged message."""
+        txn = f"fake{next(self._txn)}"
+        path = f"/_matrix/client/v3/rooms/{quote(room_id, safe='')}/send/m.room.message/{txn}"
+        sent = await self._as("PUT", path, user_id, {"msgtype": "m.text", "body": text})
+        event_id: str = sent["event_id"]
+        return event_id
+
+    async def relay(self, room_id: str, name: str, text: str) -> str:
+        """A relayed message: the bridge bot speaking with the remote sender's name in front."""
+        return await self.send_as(self.bot_user_id, room_id, f"{name}: {text}")

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
-from people import MatrixRequestFailed, Person, new_person
+from people import FakeBridge, MatrixRequestFailed, Person, new_person
 
 from bot.homeserver import EmbeddedSynapse, HomeserverError, RegisteredUser, SynapseStartError
 
@@ -210,3 +211,28 @@ async def test_two_federated_homeservers_share_a_room(tmp_path: Path) -> None:
         assert (await clerk.wait_for_message(hub))["sender"] == neighbour.user_id
         await clerk.close()
         await neighbour.close()
+
+
+async def test_a_fake_bridge_brings_a_whatsapp_group_with_its_people(
+    whatsapp_bridge: FakeBridge, alice: Person
+) -> None:
+    portal = await whatsapp_bridge.create_portal(
+        "Mill Road Mutual Aid", channel_id="120363025@g.us", invite=[alice.user_id]
+    )
+    await alice.join(portal)
+    priya = await whatsapp_bridge.ghost("447700900123", displayname="Priya (WA)")
+    await whatsapp_bridge.add_ghost(portal, priya)
+
+    await whatsapp_bridge.send_as(priya, portal, "Anyone free to collect bread at 5?")
+    heard = await alice.wait_for_message(portal, sender=priya)
+    assert heard["content"]["body"] == "Anyone free to collect bread at 5?"
+    await whatsapp_bridge.relay(portal, "Tom", "I can")
+    relayed = await alice.wait_for_message(portal, sender=whatsapp_bridge.bot_user_id)
+    assert relayed["content"]["body"] == "Tom: I can"
+
+    bridge_info = [
+        e for e in await alice.messages(portal) if e["type"] in ("m.bridge", "uk.half-shot.bridge")
+    ]
+    assert {e["content"]["protocol"]["id"] for e in bridge_info} == {"whatsapp"}
+    ghosts = re.compile(whatsapp_bridge.appservice.user_regex)
+    assert ghosts.fullmatch(priya) and not ghosts.fullmatch(alice.user_id)
