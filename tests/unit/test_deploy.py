@@ -448,3 +448,45 @@ def test_display_names_never_fall_back_to_phone_numbers() -> None:
     signal = bridge_example("signal")["network"]
     assert ".PhoneNumber" not in signal["displayname_template"]
     assert signal["number_in_topic"] is False
+
+
+# --- Data protection templates ----------------------------------------------------------
+
+
+def test_the_retention_the_privacy_notice_promises_is_what_both_servers_enforce() -> None:
+    notice = (DEPLOY / "privacy-notice-template.md").read_text(encoding="utf-8")
+    dpia = (DEPLOY / "DPIA-template.md").read_text(encoding="utf-8")
+    retention = yaml.safe_load(HOMESERVER.read_text(encoding="utf-8"))["retention"]
+    bot = tomllib.loads((DEPLOY / "grapevine.toml").read_text(encoding="utf-8"))
+
+    days = bot["privacy"]["retention_days"]
+    assert retention["default_policy"]["max_lifetime"] == f"{days}d"
+    # No room may choose to keep messages longer than the notice says.
+    assert retention["allowed_lifetime_max"] == f"{days}d"
+    assert f"**{days} days**" in notice and f"{days} days" in dpia
+
+
+def test_the_privacy_notice_tells_members_what_they_can_do_and_what_is_out_of_reach() -> None:
+    notice = (DEPLOY / "privacy-notice-template.md").read_text(encoding="utf-8")
+    for command in ("!privacy optout", "!privacy export", "!privacy forget"):
+        assert f"`{command}`" in notice, command
+    assert "never stores what you write" in notice
+    assert "copies of messages held by the chat server" in notice
+    assert "WhatsApp, Telegram and Signal themselves" in notice
+
+
+def test_the_dpia_covers_the_sensitive_data_and_the_choices_left_to_the_council() -> None:
+    dpia = (DEPLOY / "DPIA-template.md").read_text(encoding="utf-8")
+    for needed in (
+        "Article 10",
+        "Schedule 1",
+        "paragraph 18",
+        "paragraph 29",
+        "Article 9",
+        "encrypted at rest",
+        "person-level reach graph",
+        "Never message text",
+        "no count under 5",
+        "## 6. Sign-off",
+    ):
+        assert needed in dpia, needed
