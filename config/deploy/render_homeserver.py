@@ -92,8 +92,14 @@ def install_registrations(
 
 
 def write_config(config: dict[str, Any], output: Path, owner: tuple[int, int] | None) -> None:
-    """Write with mode 0600: the file holds the database password and signing secrets."""
+    """Write with mode 0600: the file holds the database password and signing secrets.
+
+    The directory is handed to Synapse's user too: on a fresh volume it belongs to
+    root, and Synapse must create its signing key and media store there.
+    """
     output.parent.mkdir(parents=True, exist_ok=True)
+    if owner is not None:
+        os.chown(output.parent, *owner)
     fd = os.open(output, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w", encoding="utf-8") as handle:
         handle.write("# Generated from config/deploy/homeserver.yaml at container start.\n")

@@ -10,6 +10,8 @@ from __future__ import annotations
 import json
 import re
 import stat
+import subprocess
+import sys
 import tomllib
 from functools import cache
 from pathlib import Path
@@ -81,9 +83,10 @@ def interpolate(text: str, env: dict[str, str]) -> str:
             return "$"
         name, operator, argument = match.group(1), match.group(2) or "", match.group(3) or ""
         value = env.get(name)
-        if operator in (":-", "-"):
-            return value if value or (operator == "-" and value is not None) else argument
-        if operator in (":?", "?") and not value:
+        unset = value is None if operator in ("-", "?") else not value
+        if unset and operator.endswith("-"):
+            return argument
+        if unset and operator.endswith("?"):
             raise AssertionError(f"{name} is required: {argument}")
         return value or ""
 
@@ -186,9 +189,11 @@ def test_postgres_is_never_reachable_from_outside() -> None:
     assert "ports" not in postgres and "network_mode" not in postgres
     for network in postgres["networks"]:
         assert compose()["networks"][network].get("internal") is True, network
-    for name, spec in services().items():
+    # What is published at all goes to loopback, for the reverse proxy, unless .env says otherwise.
+    rendered = yaml.safe_load(interpolate(COMPOSE.read_text(encoding="utf-8"), filled_env()))
+    for name, spec in rendered["services"].items():
         for port in spec.get("ports", []):
-            assert str(port).startswith("${"), f"{name} publishes {port} on every address"
+            assert str(port).startswith("127.0.0.1:"), f"{name} publishes {port} on every address"
 
 
 def test_every_variable_compose_uses_is_documented_in_the_env_example() -> None:
@@ -429,7 +434,7 @@ def test_bridge_example_keeps_portals_local_and_history_out(bridge: str) -> None
     assert config["backfill"]["enabled"] is False
     assert "bridge_notices" not in config["bridge"]  # irrelevant: the bot sends m.text
     assert config["bridge"]["permissions"]["@grapevine:example.org"] == "user"
-    assert config["bridge"]["permissions"]["*"] in ("block", "relay")
+    assert config["bridge"]["permissions"]["*"] == "block"  # no one else, not even federated users
 
 
 @pytest.mark.parametrize("bridge", BRIDGES)
@@ -490,3 +495,53 @@ def test_the_dpia_covers_the_sensitive_data_and_the_choices_left_to_the_council(
         "## 6. Sign-off",
     ):
         assert needed in dpia, needed
+
+
+def run_entrypoint(
+    tmp_path: Path, env: dict[str, str], bridges: Path, command: list[str]
+) -> subprocess.CompletedProcess[str]:
+    """The synapse service's entrypoint as compose runs it, with its paths moved into tmp."""
+    script = REPO / services()["synapse"]["entrypoint"][1].replace("/deploy/", "config/deploy/")
+    data = tmp_path / "data"
+    options = ["--template", str(HOMESERVER), "--output", str(data / "homeserver.yaml")]
+    options += ["--bridges", str(bridges), "--appservices", str(data / "appservices")]
+    return subprocess.run(
+        [sys.executable, str(script), *options, *command],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+def test_the_synapse_entrypoint_renders_then_hands_over_to_the_real_command(
+    tmp_path: Path,
+) -> None:
+    bridges = tmp_path / "bridges"
+    (bridges / "signal").mkdir(parents=True)
+    (bridges / "signal" / "registration.yaml").write_text("id: signal\n")
+    started = tmp_path / "started"
+    command = [sys.executable, "-c", f"open({str(started)!r}, 'w').write('synapse')"]
+
+    result = run_entrypoint(tmp_path, filled_env(), bridges, command)
+
+    assert result.returncode == 0, result.stderr
+    assert started.read_text() == "synapse"
+    rendered = yaml.safe_load((tmp_path / "data" / "homeserver.yaml").read_text())
+    assert rendered["app_service_config_files"] == [str(tmp_path / "data/appservices/signal.yaml")]
+    assert rendered["server_name"] == "example.org"
+
+
+def test_the_synapse_entrypoint_refuses_to_start_without_its_secrets(tmp_path: Path) -> None:
+    env = filled_env() | {"SYNAPSE_MACAROON_SECRET_KEY": "", "SYNAPSE_FORM_SECRET": ""}
+    started = tmp_path / "started"
+    command = [sys.executable, "-c", f"open({str(started)!r}, 'w').write('synapse')"]
+
+    result = run_entrypoint(tmp_path, env, tmp_path / "no-bridges", command)
+
+    assert result.returncode == 2
+    assert "SYNAPSE_MACAROON_SECRET_KEY" in result.stderr
+    assert "SYNAPSE_FORM_SECRET" in result.stderr
+    assert not started.exists()
+    assert not (tmp_path / "data" / "homeserver.yaml").exists()
