@@ -244,6 +244,12 @@ def test_synapse_database_gets_the_c_collation_synapse_requires() -> None:
 # --- Dockerfile ------------------------------------------------------------------------
 
 
+def test_the_bot_image_is_built_from_this_repository_and_never_pulled() -> None:
+    bot = services()["grapevine"]
+    assert bot["build"] == {"context": ".", "dockerfile": "Dockerfile"}
+    assert bot["pull_policy"] == "build"
+
+
 def test_dockerfile_runs_the_console_script_that_pyproject_installs() -> None:
     scripts = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["scripts"]
     stage = dict(final_stage())
