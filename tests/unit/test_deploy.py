@@ -170,10 +170,12 @@ def test_every_depends_on_names_a_real_service_and_waits_for_health() -> None:
     assert set(services()["grapevine"]["depends_on"]) == {"postgres", "synapse"}
 
 
-def test_every_long_running_service_restarts_and_has_a_healthcheck() -> None:
+def test_every_long_running_service_restarts_has_a_healthcheck_and_bounded_logs() -> None:
     for name, spec in services().items():
         assert spec.get("restart") == "unless-stopped", name
         assert spec["healthcheck"]["test"][0] in ("CMD", "CMD-SHELL"), name
+        assert spec["logging"]["options"]["max-size"], name
+        assert int(spec["logging"]["options"]["max-file"]) > 0, name
 
 
 def test_grapevine_checks_its_health_endpoint_and_keeps_data_in_a_named_volume() -> None:
@@ -452,6 +454,13 @@ def test_bridge_takes_its_deployment_values_from_compose(bridge: str) -> None:
     assert f"mautrix-{bridge}-data:/data" in services()[f"mautrix-{bridge}"]["volumes"]
     # Synapse reads the registration the bridge writes into that volume.
     assert f"mautrix-{bridge}-data:/bridges/{bridge}:ro" in services()["synapse"]["volumes"]
+
+
+@pytest.mark.parametrize("bridge", BRIDGES)
+def test_bridge_logs_stay_out_of_its_volume_and_below_debug(bridge: str) -> None:
+    logging = bridge_example(bridge)["logging"]
+    assert logging["min_level"] == "info"
+    assert [writer["type"] for writer in logging["writers"]] == ["stdout"]
 
 
 def test_display_names_never_fall_back_to_phone_numbers() -> None:
