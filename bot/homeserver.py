@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import atexit
 import contextlib
+import fcntl
 import hashlib
 import hmac
 import json
@@ -371,23 +372,29 @@ class EmbeddedSynapse:
             if port is not None:
                 state.port = port
             elif not _port_is_free(state.port):
-                state.port = free_port()
-        else:
-            federation_port = server_name.rpartition(":")[2] if self.federation else None
-            if port is None:
-                port = free_port()
-                while str(port) == federation_port:
-                    port = free_port()
-            state = _State(
-                server_name=server_name,
-                port=port,
-                registration_shared_secret=secrets.token_urlsafe(32),
-                macaroon_secret_key=secrets.token_urlsafe(32),
-                form_secret=secrets.token_urlsafe(32),
-            )
+                state.port = self._free_client_port(server_name)
+            return state  # saved by start(), once this instance owns the directory
+        state = _State(
+            server_name=server_name,
+            port=port if port is not None else self._free_client_port(server_name),
+            registration_shared_secret=secrets.token_urlsafe(32),
+            macaroon_secret_key=secrets.token_urlsafe(32),
+            form_secret=secrets.token_urlsafe(32),
+        )
+        self._save_state(state)
+        return state
+
+    def _free_client_port(self, server_name: str) -> int:
+        federation_port = server_name.rpartition(":")[2] if self.federation else None
+        port = free_port()
+        while str(port) == federation_port:
+            port = free_port()
+        return port
+
+    def _save_state(self, state: _State) -> None:
+        path = self.data_dir / STATE_FILE
         path.write_text(json.dumps(state.__dict__, indent=2))
         path.chmod(0o600)
-        return state
 
     def _write_files(self) -> None:
         key_path = self.data_dir / "signing.key"
@@ -496,21 +503,27 @@ class EmbeddedSynapse:
         """Start Synapse and return once its client API answers."""
         if self.is_running:
             return
-        for taken in (self.port, self.federation_port):
-            if taken is not None and not _port_is_free(taken):
-                raise SynapseStartError(f"port {taken} on 127.0.0.1 is already in use")
         began = time.monotonic()
-        self._write_files()
-        with (self.data_dir / OUTPUT_FILE).open("ab") as output:
-            self._proc = subprocess.Popen(
-                [sys.executable, "-m", "synapse.app.homeserver", "-c", str(self.config_path)],
-                cwd=self.data_dir,
-                stdin=subprocess.DEVNULL,
-                stdout=output,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-                preexec_fn=_set_parent_death_signal if sys.platform == "linux" else None,
-            )
+        lock = self._lock_data_dir()
+        try:
+            for taken in (self.port, self.federation_port):
+                if taken is not None and not _port_is_free(taken):
+                    raise SynapseStartError(f"port {taken} on 127.0.0.1 is already in use")
+            self._save_state(self._state)
+            self._write_files()
+            with (self.data_dir / OUTPUT_FILE).open("ab") as output:
+                self._proc = subprocess.Popen(
+                    [sys.executable, "-m", "synapse.app.homeserver", "-c", str(self.config_path)],
+                    cwd=self.data_dir,
+                    stdin=subprocess.DEVNULL,
+                    stdout=output,
+                    stderr=subprocess.STDOUT,
+                    pass_fds=(lock,),
+                    start_new_session=True,
+                    preexec_fn=_set_parent_death_signal if sys.platform == "linux" else None,
+                )
+        finally:
+            os.close(lock)  # the child's copy holds the lock for as long as Synapse lives
         _LIVE.add(self._proc)
         try:
             await self._wait_until_up(began + timeout)
@@ -519,6 +532,18 @@ class EmbeddedSynapse:
             raise
         self.startup_seconds = time.monotonic() - began
         log.info("Synapse up at %s in %.1f s", self.base_url, self.startup_seconds)
+
+    def _lock_data_dir(self) -> int:
+        """Two Synapses on one SQLite database would corrupt it: refuse the second."""
+        fd = os.open(self.data_dir / "synapse.lock", os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            raise SynapseStartError(
+                f"another Synapse is already running on {self.data_dir}"
+            ) from None
+        return fd
 
     async def _wait_until_up(self, deadline: float) -> None:
         url = self.base_url + "/health"

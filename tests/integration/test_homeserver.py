@@ -166,6 +166,8 @@ async def test_a_data_directory_is_reused_by_a_new_homeserver_object(tmp_path: P
     first = EmbeddedSynapse(tmp_path / "demo")
     async with first:
         user = await first.register("coordinator", admin=True)
+        with pytest.raises(SynapseStartError, match="already running"):
+            await EmbeddedSynapse(tmp_path / "demo").start()
     assert not first.is_running
 
     second = EmbeddedSynapse(tmp_path / "demo")
