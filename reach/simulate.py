@@ -47,11 +47,13 @@ def summarise(samples: np.ndarray, level: float = 0.9) -> Interval:
     return Interval(float(x.mean()), float(lo), float(hi), se)
 
 
-def _rng(seed: Seed) -> np.random.Generator:
+def as_rng(seed: Seed) -> np.random.Generator:
+    """A Generator from an int seed (reproducible) or the caller's own Generator."""
     return seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
 
 
-def _arc_probs(graph: ReachGraph, p: float | np.ndarray) -> tuple[np.ndarray | None, float]:
+def resolve_probs(graph: ReachGraph, p: float | np.ndarray) -> tuple[np.ndarray | None, float]:
+    """(per-arc array or None when all arcs share one value, the largest value)."""
     if np.isscalar(p):
         return None, float(p)  # type: ignore[arg-type]
     arr = np.asarray(p, dtype=float)
@@ -108,8 +110,8 @@ def independent_cascade(
     (n x C) turns each run's reached set into C totals. Cost: expected
     O(runs * (reached + p_max * arcs out of reached)) plus O(n) per batch.
     """
-    rng = _rng(seed)
-    arc_p, p_max = _arc_probs(graph, p)
+    rng = as_rng(seed)
+    arc_p, p_max = resolve_probs(graph, p)
 
     def step(run: np.ndarray, node: np.ndarray, b: int, scratch: kernel.Scratch) -> kernel.Pairs:
         return kernel.cascade(
@@ -137,7 +139,7 @@ def linear_threshold(
     in_sum = np.bincount(graph.indices, weights=w, minlength=graph.n)
     if in_sum.size and in_sum.max() > 1.0 + 1e-6:
         raise ValueError("linear threshold weights into a node must sum to at most 1")
-    rng = _rng(seed)
+    rng = as_rng(seed)
 
     def step(run: np.ndarray, node: np.ndarray, b: int, scratch: kernel.Scratch) -> kernel.Pairs:
         return kernel.threshold(
@@ -160,8 +162,8 @@ def cascade_times(
     seed: Seed = 0,
 ) -> list[dict[int, int]]:
     """One independent cascade per seed set, as {node: step reached}; for calibration tests."""
-    rng = _rng(seed)
-    arc_p, p_max = _arc_probs(graph, p)
+    rng = as_rng(seed)
+    arc_p, p_max = resolve_probs(graph, p)
     scratch = kernel.Scratch.for_cells(len(seed_sets) * graph.n)
     run = np.concatenate([np.full(len(s), i, np.int64) for i, s in enumerate(seed_sets)])
     node = np.concatenate([np.asarray(s, np.int64) for s in seed_sets])
