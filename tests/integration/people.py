@@ -97,7 +97,7 @@ class Person:
             config=config,
         )
         self.events: list[EventDict] = []
-        self.invites: dict[str, list[EventDict]] = {}
+        self.invites: dict[str, list[EventDict]] = {}  # pending: room id -> invite state
         self.receipts: set[tuple[str, str, str]] = set()  # (room_id, event_id, user_id)
         self._start = 0
         self._last_sent: dict[str, str] = {}
@@ -132,14 +132,18 @@ class Person:
                 f"{self.user_id} sync",
             )
             for room_id, joined in response.rooms.join.items():
+                self.invites.pop(room_id, None)
                 for event in joined.timeline.events:
                     self.events.append({**event.source, "room_id": room_id})
                 for ephemeral in joined.ephemeral:
                     for receipt in getattr(ephemeral, "receipts", ()):
                         self.receipts.add((room_id, receipt.event_id, receipt.user_id))
+            for room_id, left in response.rooms.leave.items():  # kicked, banned, or left
+                self.invites.pop(room_id, None)
+                for event in left.timeline.events:
+                    self.events.append({**event.source, "room_id": room_id})
             for room_id, invited in response.rooms.invite.items():
-                state = [getattr(e, "source", {}) for e in invited.invite_state]
-                self.invites.setdefault(room_id, []).extend(state)
+                self.invites[room_id] = [getattr(e, "source", {}) for e in invited.invite_state]
             if client.olm is not None:
                 await self._keep_keys_current()
 
@@ -242,11 +246,7 @@ class Person:
         """
         deadline = time.monotonic() + timeout
         while True:
-            pending = [
-                r
-                for r in self.invites
-                if (room_id is None or r == room_id) and r not in self.client.rooms
-            ]
+            pending = [r for r in self.invites if room_id is None or r == room_id]
             if pending:
                 if joined:
                     await self.join(pending[0])
@@ -255,7 +255,7 @@ class Person:
             if remaining <= 0:
                 raise AssertionError(
                     f"{self.user_id} got no invite{' to ' + room_id if room_id else ''} "
-                    f"in {timeout:.0f} s; invites seen: {sorted(self.invites)}"
+                    f"in {timeout:.0f} s; pending invites: {sorted(self.invites)}"
                 )
             await self.sync(timeout=min(remaining, POLL_SECONDS))
 

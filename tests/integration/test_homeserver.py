@@ -81,6 +81,15 @@ async def test_reactions_receipts_redactions_and_kicks_reach_the_room(
     await alice.kick(room, bob.user_id, reason="testing")
     member = await alice.state(room, "m.room.member", bob.user_id)
     assert member is not None and member["membership"] == "leave"
+    kicked = await bob.wait_for_message(
+        room,
+        event_type="m.room.member",
+        predicate=lambda e: e["state_key"] == bob.user_id and e["content"]["membership"] == "leave",
+    )
+    assert kicked["sender"] == alice.user_id and kicked["content"]["reason"] == "testing"
+
+    await alice.invite(room, bob.user_id)
+    assert await bob.wait_for_invite(joined=True) == room
 
 
 async def test_power_levels_are_set_without_listing_the_creator(
