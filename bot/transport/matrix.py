@@ -223,12 +223,8 @@ class MatrixTransport:
             )
         if spec.encrypted:
             initial_state.append(dict(ENCRYPTION_STATE))
-        if spec.public:
-            preset = RoomPreset.public_chat
-        elif spec.direct:
-            preset = RoomPreset.trusted_private_chat
-        else:
-            preset = RoomPreset.private_chat
+        # Not trusted_private_chat for DMs: in v12 it makes every invitee a creator.
+        preset = RoomPreset.public_chat if spec.public else RoomPreset.private_chat
         response = await guarded(
             self.client.room_create(
                 visibility=RoomVisibility.private,

@@ -1,0 +1,460 @@
+"""The sync loop: what the homeserver says, handed to the sink once, in order.
+
+Delivery is at-least-once: ``next_batch`` is stored only after every event
+of a batch went to the sink (which is idempotent on event ids), so a crash
+mid-batch replays it rather than losing it. The very first sync (no stored
+token) only takes state; a timeline marked ``limited`` is completed from
+/messages before the batch's own events, so nothing said during an outage
+is lost. Errors wait and retry; nothing but :meth:`SyncLoop.stop` (or a
+login that cannot be repaired) ends :meth:`SyncLoop.run`. Log lines carry
+event ids and types, never message text.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable, Iterable
+from datetime import UTC, datetime
+from typing import Any
+
+import nio
+
+from bot.clock import Clock
+from bot.events import EventSink, Incoming, Reaction, Receipt, StateChange
+from bot.runtime import login
+from bot.runtime.backoff import Backoff, sleep_unless
+from bot.transport.base import RateLimited, TransportError, UnknownToken
+from bot.transport.matrix import MatrixTransport, checked, guarded
+from config.settings import Settings
+from storage import state
+from storage.engine import Database
+
+log = logging.getLogger(__name__)
+
+TOKEN_KEY = "next_batch"
+GAP_PAGE = 100
+GAP_MAX_PAGES = 50
+INVITE_TRIES = 5
+
+
+def sync_filter(timeline_limit: int) -> dict[str, Any]:
+    """Lazy-loaded members, no presence, receipts only: what a bot needs and no more."""
+    return {
+        "presence": {"not_types": ["*"]},
+        "room": {
+            "timeline": {"limit": timeline_limit, "lazy_load_members": True},
+            "state": {"lazy_load_members": True},
+            "ephemeral": {"types": ["m.receipt"]},
+        },
+    }
+
+
+def _time(ms: Any) -> datetime:
+    return datetime.fromtimestamp((ms if isinstance(ms, int | float) else 0) / 1000, tz=UTC)
+
+
+def strip_reply_fallback(body: str) -> str:
+    """Drop the ``> quoted`` lines (and the blank line after) that old clients put in replies."""
+    lines = body.split("\n")
+    skip = 0
+    while skip < len(lines) and lines[skip].startswith(">"):
+        skip += 1
+    if skip and skip < len(lines) and lines[skip] == "":
+        skip += 1
+    return "\n".join(lines[skip:]) if skip else body
+
+
+def to_incoming(room_id: str, source: dict[str, Any]) -> Incoming | None:
+    content = source.get("content") or {}
+    body = content.get("body")
+    if not isinstance(body, str):
+        return None  # redacted, or not a message a person can read
+    relates = content.get("m.relates_to") or {}
+    reply_to = (relates.get("m.in_reply_to") or {}).get("event_id")
+    replaces = relates.get("event_id") if relates.get("rel_type") == "m.replace" else None
+    if replaces:
+        new_body = (content.get("m.new_content") or {}).get("body")
+        body = new_body if isinstance(new_body, str) else body
+    elif reply_to:
+        body = strip_reply_fallback(body)
+    return Incoming(
+        event_id=source["event_id"],
+        room_id=room_id,
+        sender=source["sender"],
+        body=body,
+        timestamp=_time(source.get("origin_server_ts")),
+        msgtype=str(content.get("msgtype", "m.text")),
+        reply_to=reply_to,
+        replaces=replaces,
+        content=content,
+    )
+
+
+def to_reaction(room_id: str, source: dict[str, Any]) -> Reaction | None:
+    relates = (source.get("content") or {}).get("m.relates_to") or {}
+    if relates.get("rel_type") != "m.annotation" or not relates.get("event_id"):
+        return None
+    return Reaction(
+        event_id=source["event_id"],
+        room_id=room_id,
+        sender=source["sender"],
+        target_event_id=relates["event_id"],
+        key=str(relates.get("key", "")),
+        timestamp=_time(source.get("origin_server_ts")),
+    )
+
+
+def to_state(room_id: str, source: dict[str, Any]) -> StateChange:
+    return StateChange(
+        event_id=source.get("event_id", ""),
+        room_id=room_id,
+        sender=source.get("sender", ""),
+        event_type=source.get("type", ""),
+        state_key=source.get("state_key", ""),
+        content=source.get("content") or {},
+        timestamp=_time(source.get("origin_server_ts")),
+    )
+
+
+def _is_own_join(source: dict[str, Any], user_id: str) -> bool:
+    """The bot (re)joining, not a profile change of an existing member."""
+    if source.get("type") != "m.room.member" or source.get("state_key") != user_id:
+        return False
+    prev = (source.get("unsigned") or {}).get("prev_content") or {}
+    return (source.get("content") or {}).get("membership") == "join" and prev.get(
+        "membership"
+    ) != "join"
+
+
+class SyncLoop:
+    """Long-polls /sync and feeds the sink; ``run()`` until ``stop()``.
+
+    ``timeline_limit`` is the per-room timeline of each sync (longer timelines
+    are completed from /messages). Tests may replace ``relogin`` (the password
+    re-login after M_UNKNOWN_TOKEN) and ``backoff`` (the waits after failures).
+    ``ready`` is set once the first sync of this process is delivered;
+    ``last_sync_at`` is when the latest batch finished.
+    """
+
+    def __init__(
+        self,
+        client: nio.AsyncClient,
+        transport: MatrixTransport,
+        db: Database,
+        sink: EventSink,
+        settings: Settings,
+        clock: Clock,
+        *,
+        timeline_limit: int = 50,
+        relogin: Callable[[], Awaitable[None]] | None = None,
+        backoff: Backoff | None = None,
+    ) -> None:
+        self.client = client
+        self.transport = transport
+        self.db = db
+        self.sink = sink
+        self.settings = settings
+        self.clock = clock
+        self.timeline_limit = timeline_limit
+        self._relogin = relogin or (lambda: login.relogin(client, settings, db))
+        self.backoff = backoff or Backoff()
+        self._stop = asyncio.Event()
+        self._joined: set[str] = set()
+        self._direct: dict[str, bool] = {}
+        self._invites: dict[str, tuple[str, bool, int]] = {}
+        self._first = True
+        self.ready = asyncio.Event()
+        self.last_sync_at: datetime | None = None
+
+    @property
+    def user_id(self) -> str:
+        return str(self.client.user_id)
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    async def run(self) -> None:
+        """Sync until stopped; raises only :class:`login.LoginFailed`."""
+        self._stop.clear()
+        self._first = True
+        async with self.db.transaction() as session:
+            token = await state.get_value(session, TOKEN_KEY)
+        backoff = self.backoff
+        backoff.reset()
+        while not self._stop.is_set():
+            try:
+                response = await self._next_sync(token)
+                if response is None:
+                    break
+                backoff.reset()
+                await self._keep_keys()
+                await self._deliver(response, token)
+                await self._retry_invites()
+            except RateLimited as err:
+                wait = (err.retry_after_ms or 0) / 1000 or backoff.next_delay()
+                log.warning("sync rate-limited: waiting %.1f s", wait)
+                await sleep_unless(self._stop, wait)
+                continue
+            except UnknownToken:
+                log.warning("access token refused during sync: logging in again")
+                await self._relogin()
+                continue
+            except (TransportError, nio.LocalProtocolError) as err:
+                wait = backoff.next_delay()
+                log.warning("sync failed (%s): retrying in %.1f s", err, wait)
+                await sleep_unless(self._stop, wait)
+                continue
+            except Exception:
+                wait = backoff.next_delay()
+                log.exception("sync round failed: retrying in %.1f s", wait)
+                await sleep_unless(self._stop, wait)
+                continue
+            token = response.next_batch
+            async with self.db.transaction() as session:
+                await state.set_value(session, TOKEN_KEY, token)
+            self._first = False
+            self.last_sync_at = self.clock.now()
+            self.ready.set()
+
+    async def _next_sync(self, token: str | None) -> nio.SyncResponse | None:
+        """One /sync, or None if stop() came first (the long poll is abandoned)."""
+        if token is None:
+            self.client.next_batch = ""  # a true initial sync, even when retried
+        timeout = 0 if self._first else self.settings.matrix.sync_timeout_ms
+        request = asyncio.ensure_future(
+            guarded(
+                self.client.sync(
+                    timeout=timeout,
+                    sync_filter=sync_filter(1 if token is None else self.timeline_limit),
+                    since=token,
+                    full_state=self._first and token is not None,
+                ),
+                "sync",
+            )
+        )
+        stopping = asyncio.ensure_future(self._stop.wait())
+        try:
+            await asyncio.wait({request, stopping}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            stopping.cancel()
+        if not request.done():
+            request.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await request
+            return None
+        return checked(request.result(), nio.SyncResponse, "sync")
+
+    async def _keep_keys(self) -> None:
+        """What nio's sync_forever does between syncs, so encrypted rooms keep working."""
+        client = self.client
+        if client.olm is None:
+            return
+        try:
+            if client.should_upload_keys:
+                checked(await guarded(client.keys_upload(), "keys"), nio.KeysUploadResponse, "keys")
+            if client.should_query_keys:
+                checked(await guarded(client.keys_query(), "keys"), nio.KeysQueryResponse, "keys")
+            if client.should_claim_keys:
+                users = client.get_users_for_key_claiming()
+                checked(
+                    await guarded(client.keys_claim(users), "keys"), nio.KeysClaimResponse, "keys"
+                )
+            await guarded(client.send_to_device_messages(), "to-device")
+        except TransportError as err:
+            log.warning("key maintenance failed: %s", err.errcode)
+
+    # -- delivery -----------------------------------------------------------------
+
+    async def _deliver(self, response: nio.SyncResponse, since: str | None) -> None:
+        initial = since is None
+        for room_id, invited in response.rooms.invite.items():
+            await self._on_invite(room_id, invited.invite_state)
+        for room_id, joined in response.rooms.join.items():
+            await self._deliver_room(room_id, joined, since)
+        for room_id in response.rooms.leave:
+            self._joined.discard(room_id)
+            if not initial:
+                await self._hand("leave", room_id, self.sink.on_left(room_id))
+
+    async def _deliver_room(self, room_id: str, info: Any, since: str | None) -> None:
+        marked = _marks_direct([*info.state, *info.timeline.events], self.user_id)
+        if room_id not in self._joined:
+            self._joined.add(room_id)
+            is_direct = (
+                marked
+                or self._direct.get(room_id, False)
+                or await self.transport.remembers_direct(room_id)
+            )
+            self._direct[room_id] = is_direct
+            await self._hand("join", room_id, self.sink.on_joined(room_id, is_direct=is_direct))
+        elif marked and not self._direct.get(room_id):
+            # A room the bot is creating as a DM can show up before its invite does.
+            self._direct[room_id] = True
+            await self._hand("join", room_id, self.sink.on_joined(room_id, is_direct=True))
+        for event in info.state:
+            await self._dispatch(room_id, event, state_only=True)
+        events = list(info.timeline.events)
+        if since is None:
+            for event in events:
+                await self._dispatch(room_id, event, state_only=True)
+            return
+        if info.timeline.limited and info.timeline.prev_batch:
+            events = [*await self._fill_gap(room_id, info.timeline.prev_batch, since), *events]
+        joins = [i for i, e in enumerate(events) if _is_own_join(_source(e), self.user_id)]
+        if joins:
+            # Before the bot's join is history it never heard: take its state only.
+            for event in events[: joins[-1]]:
+                await self._dispatch(room_id, event, state_only=True)
+            events = events[joins[-1] :]
+        handled = await self._already_handled(events)
+        for event in events:
+            if _source(event).get("event_id") not in handled:
+                await self._dispatch(room_id, event)
+        for ephemeral in info.ephemeral:
+            if isinstance(ephemeral, nio.ReceiptEvent):
+                for receipt in ephemeral.receipts:
+                    if receipt.user_id != self.user_id:
+                        seen = Receipt(
+                            room_id, receipt.user_id, receipt.event_id, _time(receipt.timestamp)
+                        )
+                        await self._hand("receipt", receipt.event_id, self.sink.on_receipt(seen))
+
+    async def _fill_gap(self, room_id: str, prev_batch: str, since: str) -> list[Any]:
+        """The events a limited timeline left out, oldest first, back to the last token."""
+        newest_first: list[Any] = []
+        start = prev_batch
+        for _page in range(GAP_MAX_PAGES):
+            response = checked(
+                await guarded(
+                    self.client.room_messages(room_id, start=start, end=since, limit=GAP_PAGE),
+                    "gap",
+                ),
+                nio.RoomMessagesResponse,
+                f"history of {room_id}",
+            )
+            newest_first.extend(response.chunk)
+            if not response.chunk or not response.end or response.end == start:
+                break
+            start = response.end
+        else:
+            log.warning(
+                "gap in %s longer than %d events: older ones skipped",
+                room_id,
+                GAP_PAGE * GAP_MAX_PAGES,
+            )
+        log.info("filled a gap of %d events in %s", len(newest_first), room_id)
+        return newest_first[::-1]
+
+    async def _already_handled(self, events: Iterable[Any]) -> set[str]:
+        ids = [i for i in (_source(e).get("event_id") for e in events) if isinstance(i, str)]
+        async with self.db.transaction() as session:
+            return await state.handled_among(session, ids)
+
+    async def _dispatch(self, room_id: str, event: Any, *, state_only: bool = False) -> None:
+        if isinstance(event, nio.MegolmEvent):
+            event = await self._decrypt(room_id, event)
+            if event is None:
+                return
+        source = _source(event)
+        kind = source.get("type")
+        event_id = source.get("event_id")
+        if "state_key" in source:
+            await self._hand(kind, event_id, self.sink.on_state(to_state(room_id, source)))
+        elif state_only or source.get("sender") == self.user_id:
+            return
+        elif kind == "m.room.message":
+            message = to_incoming(room_id, source)
+            if message is not None:
+                await self._hand(kind, event_id, self.sink.on_message(message))
+        elif kind == "m.reaction":
+            reaction = to_reaction(room_id, source)
+            if reaction is not None:
+                await self._hand(kind, event_id, self.sink.on_reaction(reaction))
+
+    async def _decrypt(self, room_id: str, event: nio.MegolmEvent) -> Any | None:
+        """nio decrypts what it can during sync; for the rest, try again and ask for keys."""
+        if self.client.olm is not None:
+            try:
+                return self.client.decrypt_event(event)
+            except nio.EncryptionError:
+                pass
+        log.warning(
+            "cannot decrypt %s in %s (session %s): asking for its key",
+            event.event_id,
+            room_id,
+            event.session_id,
+        )
+        if self.client.olm is not None:
+            with contextlib.suppress(Exception):
+                await self.client.request_room_key(event)
+        return None
+
+    async def _hand(self, what: str | None, ref: str | None, call: Awaitable[None]) -> None:
+        """One sink call; its failure is logged and never stops the loop."""
+        try:
+            await call
+        except Exception:
+            log.exception("sink failed on %s %s", what, ref)
+
+    # -- invites ----------------------------------------------------------------------
+
+    async def _on_invite(self, room_id: str, invite_state: list[Any]) -> None:
+        """Accepted (after the batch) from allowed servers; declined from any other."""
+        if room_id in self._joined:
+            return
+        inviter, is_direct = "", False
+        for event in invite_state:
+            if getattr(event, "state_key", None) == self.user_id and isinstance(
+                getattr(event, "content", None), dict
+            ):
+                inviter = str(getattr(event, "sender", ""))
+                is_direct = bool(event.content.get("is_direct"))
+        server = inviter.split(":", 1)[1] if ":" in inviter else ""
+        if server not in self.settings.matrix.allowed_invite_servers:
+            log.info("declining an invite to %s from server %r", room_id, server)
+            try:
+                await self.transport.leave(room_id)
+            except TransportError as err:
+                log.warning("could not decline the invite to %s: %s", room_id, err.errcode)
+            return
+        self._invites.setdefault(room_id, (server, is_direct, 0))
+
+    async def _accept(self, room_id: str) -> None:
+        server, is_direct, tries = self._invites[room_id]
+        try:
+            await self.transport.join(room_id, via=[server])
+        except TransportError as err:
+            tries += 1
+            log.warning("joining %s failed (%s), try %d", room_id, err.errcode, tries)
+            if tries >= INVITE_TRIES or err.errcode == "M_FORBIDDEN":
+                del self._invites[room_id]
+            else:
+                self._invites[room_id] = (server, is_direct, tries)
+            return
+        del self._invites[room_id]
+        log.info("joined %s on invite", room_id)
+        self._joined.add(room_id)
+        self._direct[room_id] = is_direct
+        await self._hand("join", room_id, self.sink.on_joined(room_id, is_direct=is_direct))
+
+    async def _retry_invites(self) -> None:
+        for room_id in list(self._invites):
+            await self._accept(room_id)
+
+
+def _marks_direct(events: Iterable[Any], user_id: str) -> bool:
+    """Invited as a DM, or the bot inviting someone as one (a DM the bot made)."""
+    for event in events:
+        source = _source(event)
+        member = source.get("type") == "m.room.member"
+        mine = user_id in (source.get("state_key"), source.get("sender"))
+        if member and mine and (source.get("content") or {}).get("is_direct"):
+            return True
+    return False
+
+
+def _source(event: Any) -> dict[str, Any]:
+    source = getattr(event, "source", None)
+    return source if isinstance(source, dict) else {}

@@ -1,0 +1,333 @@
+"""The Matrix runtime against a real Synapse: what people say reaches the bot once, in order.
+
+The bot here is the real runtime (login, sync loop, transport, outbox worker)
+feeding a sink that only records, so these tests check delivery, not features.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+from people import Person
+
+from bot.clock import SystemClock
+from bot.events import Incoming, Reaction, Receipt, StateChange
+from bot.homeserver import EmbeddedSynapse
+from bot.runtime import login
+from bot.runtime.backoff import Backoff
+from bot.runtime.outbox_worker import MARKER, OutboxWorker, txn_id
+from bot.runtime.sync import SyncLoop
+from bot.transport.base import text_content
+from bot.transport.matrix import MatrixTransport
+from config.settings import Settings, load_settings
+from storage import outbox, state
+from storage.engine import Database
+
+WAIT = 20.0
+
+
+@dataclass
+class RecordingSink:
+    """Keeps what the runtime delivers; a message saying "boom" makes it fail, as a bug would."""
+
+    messages: list[Incoming] = field(default_factory=list)
+    reactions: list[Reaction] = field(default_factory=list)
+    receipts: list[Receipt] = field(default_factory=list)
+    states: list[StateChange] = field(default_factory=list)
+    joined: dict[str, bool] = field(default_factory=dict)
+    left: list[str] = field(default_factory=list)
+
+    async def on_message(self, message: Incoming) -> None:
+        if message.body == "boom":
+            raise RuntimeError("a handler bug")
+        self.messages.append(message)
+
+    async def on_reaction(self, reaction: Reaction) -> None:
+        self.reactions.append(reaction)
+
+    async def on_receipt(self, receipt: Receipt) -> None:
+        self.receipts.append(receipt)
+
+    async def on_state(self, change: StateChange) -> None:
+        self.states.append(change)
+
+    async def on_joined(self, room_id: str, *, is_direct: bool) -> None:
+        self.joined[room_id] = is_direct
+
+    async def on_left(self, room_id: str) -> None:
+        self.left.append(room_id)
+
+    def bodies(self, room_id: str) -> list[str]:
+        return [m.body for m in self.messages if m.room_id == room_id]
+
+
+async def until(check: Callable[[], Any], what: str, timeout: float = WAIT) -> None:
+    deadline = time.monotonic() + timeout
+    while not check():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"waited {timeout:.0f} s for {what}")
+        await asyncio.sleep(0.05)
+
+
+@dataclass
+class RunningBot:
+    client: Any
+    transport: MatrixTransport
+    loop: SyncLoop
+    task: asyncio.Task[None]
+    sink: RecordingSink
+
+    @property
+    def user_id(self) -> str:
+        return self.transport.user_id
+
+    async def stop(self) -> None:
+        self.loop.stop()
+        await asyncio.wait_for(self.task, timeout=10)
+        await self.client.close()
+
+
+@pytest.fixture
+async def bot_settings(synapse: EmbeddedSynapse, tmp_path: Path) -> Settings:
+    """A fresh bot account on the test homeserver, logging in with its password."""
+    user = await synapse.register(f"grapevine.{tmp_path.name[-12:].replace('_', '')}")
+    return load_settings(
+        None,
+        matrix={
+            "homeserver": synapse.base_url,
+            "user_id": user.user_id,
+            "password": user.password,
+            "encryption": True,
+            "sync_timeout_ms": 3000,
+        },
+        bot={"data_dir": tmp_path / "data"},
+    )
+
+
+@pytest.fixture
+async def running(
+    bot_settings: Settings, sqlite_database: Database
+) -> AsyncIterator[Callable[..., Any]]:
+    """`await running(**loop_options)`: a started bot; all are stopped after the test."""
+    bots: list[RunningBot] = []
+
+    async def start(
+        settings: Settings = bot_settings,
+        *,
+        before_sync: Callable[[MatrixTransport], Awaitable[None]] | None = None,
+        **options: Any,
+    ) -> RunningBot:
+        client = await login.connect(settings, sqlite_database)
+        transport = MatrixTransport(client, sqlite_database)
+        if before_sync is not None:
+            await before_sync(transport)
+        sink = RecordingSink()
+        loop = SyncLoop(
+            client,
+            transport,
+            sqlite_database,
+            sink,
+            settings,
+            SystemClock(),
+            backoff=Backoff(0.2, 2.0),
+            **options,
+        )
+        task = asyncio.create_task(loop.run())
+        await asyncio.wait_for(loop.ready.wait(), timeout=WAIT)
+        bot = RunningBot(client, transport, loop, task, sink)
+        bots.append(bot)
+        return bot
+
+    yield start
+    for bot in bots:
+        if not bot.task.done():
+            await bot.stop()
+
+
+async def room_with_bot(alice: Person, bot: RunningBot, *, encrypted: bool = False) -> str:
+    room = await alice.create_room(name="Village hall", invite=[bot.user_id], encrypted=encrypted)
+    await until(lambda: room in bot.sink.joined, "the bot to accept the invite")
+    await until(lambda: room in bot.client.rooms, "the bot to sync the room")
+    return room
+
+
+async def test_messages_arrive_once_each_in_order_even_past_a_failing_handler(
+    alice: Person, running: Callable[..., Any]
+) -> None:
+    bot = await running()
+    room = await room_with_bot(alice, bot, encrypted=True)
+
+    first = await alice.send(room, "!help")
+    await alice.send(room, "boom")
+    await alice.send(room, "second")
+    await alice.send(room, "> <@x:hs> !help\n\nthird, a reply", reply_to=first)
+    await until(lambda: len(bot.sink.bodies(room)) == 3, "three messages")
+
+    assert bot.sink.bodies(room) == ["!help", "second", "third, a reply"]
+    assert bot.sink.messages[2].reply_to == first
+    assert all(m.sender == alice.user_id for m in bot.sink.messages)
+    assert len({m.event_id for m in bot.sink.messages}) == 3
+    assert bot.sink.joined[room] is False
+
+
+async def test_a_restart_neither_replays_handled_batches_nor_acts_on_history(
+    alice: Person, running: Callable[..., Any], sqlite_database: Database, bot_settings: Settings
+) -> None:
+    room = await alice.create_room(name="Old room", invite=[bot_settings.matrix.user_id])
+    await alice.send(room, "said before the bot ever synced")
+
+    async def join_first(transport: MatrixTransport) -> None:
+        await transport.join(room, via=[transport.server_name])
+
+    first = await running(before_sync=join_first)
+    assert first.sink.joined == {room: False}  # the first sync: state only, no history
+    await alice.send(room, "one")
+    await until(lambda: first.sink.bodies(room) == ["one"], "the first new message")
+    await first.stop()
+
+    await alice.send(room, "two, while the bot was away")
+    second = await running()
+    await alice.send(room, "three")
+    await until(lambda: len(second.sink.bodies(room)) == 2, "the two later messages")
+
+    assert second.sink.bodies(room) == ["two, while the bot was away", "three"]
+    assert room in second.sink.joined  # rooms are announced again on start; the sink is idempotent
+    async with sqlite_database.transaction() as session:
+        assert await state.get_value(session, "next_batch") is not None
+        assert await state.get_value(session, "device_id") == second.client.device_id
+    assert first.client.device_id == second.client.device_id
+
+
+async def test_a_limited_timeline_is_filled_from_history_in_order(
+    alice: Person, running: Callable[..., Any]
+) -> None:
+    bot = await running(timeline_limit=5)
+    room = await room_with_bot(alice, bot)
+    await alice.send(room, "before the outage")
+    await until(lambda: bot.sink.bodies(room) == ["before the outage"], "the first message")
+    await bot.stop()
+
+    sent = [f"message {n}" for n in range(80)]
+    for body in sent:
+        await alice.send(room, body)
+    restarted = await running(timeline_limit=5)
+    await until(lambda: len(restarted.sink.bodies(room)) >= 80, "all 80 messages")
+
+    assert restarted.sink.bodies(room) == sent  # and nothing from before the stored token
+
+
+async def test_invites_are_accepted_only_from_allowed_servers(
+    alice: Person, bob: Person, running: Callable[..., Any], bot_settings: Settings
+) -> None:
+    strict = bot_settings.model_copy(
+        update={
+            "matrix": bot_settings.matrix.model_copy(
+                update={"autojoin_servers": ["elsewhere.example"]}
+            )
+        }
+    )
+    bot = await running(strict)
+    room = await alice.create_room(name="Not ours", invite=[bot.user_id])
+
+    async def bot_membership() -> str | None:
+        member = await alice.state(room, "m.room.member", bot.user_id)
+        return None if member is None else str(member.get("membership"))
+
+    deadline = time.monotonic() + WAIT
+    while await bot_membership() != "leave":
+        assert time.monotonic() < deadline, "the bot never declined"
+        await asyncio.sleep(0.1)
+    assert room not in bot.sink.joined
+
+
+async def test_the_loop_survives_the_homeserver_going_down(
+    alice: Person, running: Callable[..., Any], synapse: EmbeddedSynapse
+) -> None:
+    bot = await running()
+    room = await room_with_bot(alice, bot)
+
+    await synapse.stop()
+    await asyncio.sleep(1.0)
+    await synapse.start()
+    await alice.send(room, "back again?")
+
+    await until(lambda: bot.sink.bodies(room) == ["back again?"], "the message after the outage")
+    assert not bot.task.done()
+
+
+async def test_the_outbox_posts_once_through_the_real_transport(
+    alice: Person, running: Callable[..., Any], sqlite_database: Database
+) -> None:
+    bot = await running()
+    room = await room_with_bot(alice, bot)
+    clock = SystemClock()
+    async with sqlite_database.transaction() as session:
+        queued = await outbox.enqueue(session, now=clock.now(), body="Funding: £500", room_id=room)
+        crashed = await outbox.enqueue(session, now=clock.now(), body="Reminder", room_id=room)
+        assert queued is not None and crashed is not None
+        await outbox.mark_attempt(session, crashed.id, clock.now())
+    # The "crashed" row was sent before the crash but never recorded as sent.
+    content = text_content("Reminder", extra={MARKER: crashed.id})
+    first_send = await bot.transport.send(room, content, txn_id=txn_id(crashed.id))
+
+    worker = OutboxWorker(sqlite_database, bot.transport, clock)
+    assert await worker.drain() == 2
+    again = await bot.transport.send(room, content, txn_id=txn_id(crashed.id))
+
+    funding = await alice.wait_for_message(room, sender=bot.user_id, contains="Funding")
+    assert funding["content"][MARKER] == queued.id
+    history = [e for e in await alice.messages(room) if e.get("sender") == bot.user_id]
+    assert [e["content"]["body"] for e in history if e["type"] == "m.room.message"] == [
+        "Reminder",
+        "Funding: £500",
+    ]
+    assert again == first_send
+    async with sqlite_database.transaction() as session:
+        assert await outbox.pending_count(session) == 0
+
+
+async def test_a_direct_message_opens_a_dm_room_once(
+    alice: Person, running: Callable[..., Any], sqlite_database: Database
+) -> None:
+    bot = await running()
+    clock = SystemClock()
+    async with sqlite_database.transaction() as session:
+        for body in ("Your shift is confirmed", "See you Tuesday"):
+            await outbox.enqueue(session, now=clock.now(), body=body, to_user=alice.user_id)
+
+    assert await OutboxWorker(sqlite_database, bot.transport, clock).drain() == 2
+
+    dm = await alice.wait_for_invite(joined=True)
+    heard = await alice.wait_for_message(dm, sender=bot.user_id, contains="Tuesday", since=0)
+    assert heard["content"]["body"] == "See you Tuesday"
+    assert await bot.transport.direct_room(alice.user_id) == dm
+    await until(lambda: bot.sink.joined.get(dm) is True, "the DM to be announced as direct")
+
+
+async def test_a_refused_token_leads_to_a_fresh_login_on_the_same_device(
+    alice: Person,
+    running: Callable[..., Any],
+    bot_settings: Settings,
+    synapse: EmbeddedSynapse,
+    sqlite_database: Database,
+) -> None:
+    plain = bot_settings.model_copy(
+        update={"matrix": bot_settings.matrix.model_copy(update={"encryption": False})}
+    )
+    bot = await running(plain)
+    room = await room_with_bot(alice, bot)
+    device, old_token = bot.client.device_id, bot.client.access_token
+
+    await synapse.request("POST", "/_matrix/client/v3/logout", token=old_token, body={})
+    await alice.send(room, "still there?")
+
+    await until(lambda: bot.sink.bodies(room) == ["still there?"], "the message after re-login")
+    assert bot.client.device_id == device and bot.client.access_token != old_token
+    async with sqlite_database.transaction() as session:
+        assert await state.get_value(session, "access_token") == bot.client.access_token
