@@ -1,0 +1,197 @@
+"""Who may be offered a volunteer request, and in what order: pure functions over plain data.
+
+Hard rules first (each one a reason a person is left out), then a ranking:
+skill fit, distance, and spreading offers so the same few are not asked every
+time. The database query in storage/volunteers.py applies the same rules to
+narrow 10^5 profiles down before these functions see them; ``eligible`` stays
+the single statement of what the rules are.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+
+EARTH_KM = 6371.0088
+DBS_LEVELS = ("none", "basic", "standard", "enhanced")
+MAX_RADIUS_KM = 50.0
+# Grid for the reach index: a cell is 0.1 deg of latitude by 0.15 deg of longitude
+# (about 11 x 10 km in England); a volunteer is indexed in every cell their circle touches.
+CELL_LAT = 0.1
+CELL_LON = 0.15
+
+# The ODI/DCMS volunteering data standard's top-level skills, and words people use for them.
+TOP_SKILLS: dict[str, str] = {
+    "communication": "Communication",
+    "digital-technology": "Digital & technology",
+    "personal-interpersonal": "Personal & interpersonal",
+    "practical-operational": "Practical & operational",
+    "safety-emergency": "Safety & emergency awareness",
+    "teamwork-leadership": "Teamwork & leadership",
+}
+_SKILL_ALIASES = {
+    "communication": "communication", "communications": "communication",
+    "digital": "digital-technology", "technology": "digital-technology",
+    "tech": "digital-technology", "it": "digital-technology",
+    "digital-and-technology": "digital-technology",
+    "personal": "personal-interpersonal", "interpersonal": "personal-interpersonal",
+    "personal-and-interpersonal": "personal-interpersonal",
+    "practical": "practical-operational", "operational": "practical-operational",
+    "practical-and-operational": "practical-operational",
+    "safety": "safety-emergency", "emergency": "safety-emergency",
+    "safety-and-emergency-awareness": "safety-emergency",
+    "safety-and-emergency": "safety-emergency",
+    "teamwork": "teamwork-leadership", "leadership": "teamwork-leadership",
+    "teamwork-and-leadership": "teamwork-leadership",
+}  # fmt: skip
+
+
+class SkillError(ValueError):
+    pass
+
+
+def normalise_skill(text: str) -> str:
+    """A top-level skill's key, or a free tag as lowercase-hyphenated words."""
+    key = re.sub(r"[^a-z0-9]+", "-", text.lower().replace("&", " and ")).strip("-")
+    if not key:
+        raise SkillError(f"{text!r} is not a skill; use words like driving, communication")
+    if len(key) > 40:
+        raise SkillError(f"{text[:20]!r}... is too long for a skill (40 characters at most)")
+    return _SKILL_ALIASES.get(key, key)
+
+
+def normalise_skills(items: Iterable[str]) -> list[str]:
+    out: list[str] = []
+    for item in items:
+        key = normalise_skill(item)
+        if key not in out:
+            out.append(key)
+    return out
+
+
+def skill_label(key: str) -> str:
+    return TOP_SKILLS.get(key, key.replace("-", " "))
+
+
+def dbs_rank(level: str | None) -> int:
+    return DBS_LEVELS.index(level) if level in DBS_LEVELS else 0
+
+
+def haversine_km(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
+    p1, p2 = math.radians(lat1), math.radians(lat2)
+    dp, dl = p2 - p1, math.radians(lon2 - lon1)
+    a = math.sin(dp / 2) ** 2 + math.cos(p1) * math.cos(p2) * math.sin(dl / 2) ** 2
+    return 2 * EARTH_KM * math.asin(min(1.0, math.sqrt(a)))
+
+
+def cell_of(lat: float, lon: float) -> int:
+    return math.floor(lat / CELL_LAT) * 10_000 + math.floor(lon / CELL_LON)
+
+
+def cells_within(lat: float, lon: float, radius_km: float) -> list[int]:
+    """Every grid cell that a circle of ``radius_km`` around (lat, lon) may touch.
+
+    A bounding box, so it over-covers at the corners; the exact distance is
+    checked afterwards.
+    """
+    dlat = radius_km / 111.2
+    dlon = radius_km / (111.2 * max(0.05, math.cos(math.radians(lat))))
+    rows = range(math.floor((lat - dlat) / CELL_LAT), math.floor((lat + dlat) / CELL_LAT) + 1)
+    cols = range(math.floor((lon - dlon) / CELL_LON), math.floor((lon + dlon) / CELL_LON) + 1)
+    return [r * 10_000 + c for r in rows for c in cols]
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """What matching needs of a volunteer profile (no names, no certificate anything)."""
+
+    volunteer_id: int
+    user_id: str
+    lat: float
+    lon: float
+    radius_km: float
+    slots: int
+    dbs_level: int = 0
+    dbs_recheck: date | None = None
+    paused: bool = False
+    paused_until: datetime | None = None
+    share: bool = True
+    # The groups they came through, and whether each lets other groups' requests reach them.
+    groups: dict[int, bool] = field(default_factory=dict)
+    skills: frozenset[str] = frozenset()
+    last_offered_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class Need:
+    """A volunteer request, as matching sees it."""
+
+    group_id: int
+    group_verified: bool
+    starts_at: datetime
+    slots: int
+    lat: float
+    lon: float
+    dbs_level: int = 0
+    skills: frozenset[str] = frozenset()
+
+
+def pool_allows(c: Candidate, need: Need) -> bool:
+    """Sharing: a group's own volunteers always; others only with both consents (verified only).
+
+    Someone who came through no group joined the shared pool directly: their own
+    ``share`` is the only consent needed.
+    """
+    if need.group_id in c.groups:
+        return True
+    if not need.group_verified or not c.share:
+        return False
+    return not c.groups or any(c.groups.values())
+
+
+def refusal(c: Candidate, need: Need) -> str | None:
+    """Why this person may not be offered this request (a hard rule), or None if they may."""
+    if c.slots & need.slots != need.slots:
+        return "not free then"
+    if c.dbs_level < need.dbs_level:
+        return "DBS level too low"
+    if need.dbs_level and (c.dbs_recheck is None or c.dbs_recheck <= need.starts_at.date()):
+        return "DBS re-check due"
+    if haversine_km(c.lat, c.lon, need.lat, need.lon) > c.radius_km:
+        return "too far"
+    if c.paused and (c.paused_until is None or c.paused_until > need.starts_at):
+        return "paused"
+    if not pool_allows(c, need):
+        return "not shared with this group"
+    return None
+
+
+def eligible(c: Candidate, need: Need) -> bool:
+    return refusal(c, need) is None
+
+
+def score(c: Candidate, need: Need, now: datetime) -> float:
+    """Higher is better: skill fit counts most, then nearness, then not having been asked lately."""
+    fit = len(need.skills & c.skills) / len(need.skills) if need.skills else 1.0
+    distance = haversine_km(c.lat, c.lon, need.lat, need.lon)
+    nearness = 1.0 - min(1.0, distance / max(c.radius_km, 1.0))
+    rest = 1.0
+    if c.last_offered_at is not None:
+        days = (now - c.last_offered_at) / timedelta(days=1)
+        rest = min(1.0, max(0.0, days) / 14.0)
+    own = 0.1 if need.group_id in c.groups else 0.0
+    return 3.0 * fit + 1.0 * nearness + 1.5 * rest + own
+
+
+def rank(candidates: Sequence[Candidate], need: Need, now: datetime) -> list[Candidate]:
+    """The eligible candidates, best first (ties broken by id so the order is stable)."""
+    ok = [c for c in candidates if eligible(c, need)]
+    return sorted(ok, key=lambda c: (-score(c, need, now), c.volunteer_id))
+
+
+def offers_to_make(count: int) -> int:
+    """Ask more people than there are places (some decline or miss it), but not everyone."""
+    return min(max(count * 3, count + 2), 30)

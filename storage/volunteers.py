@@ -1,0 +1,582 @@
+"""The volunteer pool: profiles, requests (V<n>), offers (O<n>) and hours.
+
+DBS data is metadata only (level as an ordered int, workforce, check and
+re-check dates, Update Service consent); certificate contents are never stored.
+Matching one request against 10^5 profiles is one indexed query: every profile
+is listed in the grid cells its travel circle touches (``volunteer_reach``), so
+a request looks up its own cell and filters availability (a 21-bit mask), DBS
+level and pause in the same statement; exact distance and ranking follow in Python.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    Date,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    UniqueConstraint,
+    and_,
+    delete,
+    exists,
+    func,
+    or_,
+    select,
+    update,
+)
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Mapped, mapped_column
+
+from bot.features.matching import Candidate, Need, cells_within
+from storage.groups import Group
+from storage.models import Base, Id
+
+OPEN, CANCELLED = "open", "cancelled"
+OFFERED, ACCEPTED, WAITLISTED = "offered", "accepted", "waitlisted"
+DECLINED, EXPIRED, WITHDRAWN, CLOSED = "declined", "expired", "withdrawn", "closed"
+LIVE = (OFFERED, ACCEPTED, WAITLISTED)
+
+
+class Volunteer(Base):
+    """One person's profile, registered and kept only in a DM with the bot."""
+
+    __tablename__ = "volunteers"
+    id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
+    user_id: Mapped[str] = mapped_column(String(255), unique=True)
+    skills: Mapped[list[str]] = mapped_column(JSON, default=list)
+    area_code: Mapped[str] = mapped_column(String(16))
+    lat: Mapped[float] = mapped_column(Float)
+    lon: Mapped[float] = mapped_column(Float)
+    radius_km: Mapped[float] = mapped_column(Float)
+    # Weekly availability: bit day*3+part (see bot/features/availability.py).
+    slots: Mapped[int] = mapped_column(Integer)
+    # 0 none, 1 basic, 2 standard, 3 enhanced: ordered, so "at least" is a comparison.
+    dbs_level: Mapped[int] = mapped_column(Integer, default=0)
+    dbs_workforce: Mapped[str | None] = mapped_column(String(8))
+    dbs_checked: Mapped[date | None] = mapped_column(Date)
+    dbs_recheck: Mapped[date | None] = mapped_column(Date)
+    update_service: Mapped[bool] = mapped_column(Boolean, default=False)
+    share: Mapped[bool] = mapped_column(Boolean, default=True)
+    paused: Mapped[bool] = mapped_column(Boolean, default=False)
+    paused_until: Mapped[datetime | None]
+    adult_confirmed_at: Mapped[datetime]
+    availability_confirmed_at: Mapped[datetime]
+    registered_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+    last_offered_at: Mapped[datetime | None]
+
+    @property
+    def ref(self) -> str:
+        return f"volunteer {self.id}"
+
+
+class VolunteerReach(Base):
+    """A grid cell a volunteer's travel circle touches: the matching index."""
+
+    __tablename__ = "volunteer_reach"
+    cell: Mapped[int] = mapped_column(Integer, primary_key=True)
+    volunteer_id: Mapped[int] = mapped_column(
+        ForeignKey("volunteers.id", ondelete="CASCADE"), primary_key=True
+    )
+
+
+class VolunteerGroup(Base):
+    """A group a volunteer came through."""
+
+    __tablename__ = "volunteer_groups"
+    volunteer_id: Mapped[int] = mapped_column(
+        ForeignKey("volunteers.id", ondelete="CASCADE"), primary_key=True
+    )
+    group_id: Mapped[int] = mapped_column(ForeignKey("groups.id"), primary_key=True, index=True)
+
+
+class VolunteerRequest(Base):
+    """``V<id>``: a group asks for people for a shift."""
+
+    __tablename__ = "volunteer_requests"
+    id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
+    group_id: Mapped[int] = mapped_column(ForeignKey("groups.id"), index=True)
+    room_id: Mapped[str] = mapped_column(String(255))
+    created_by: Mapped[str] = mapped_column(String(255))
+    count: Mapped[int] = mapped_column(Integer)
+    role: Mapped[str] = mapped_column(String(200))
+    starts_at: Mapped[datetime] = mapped_column(index=True)
+    ends_at: Mapped[datetime]
+    slots: Mapped[int] = mapped_column(Integer)
+    area_code: Mapped[str] = mapped_column(String(16))
+    lat: Mapped[float] = mapped_column(Float)
+    lon: Mapped[float] = mapped_column(Float)
+    skills: Mapped[list[str]] = mapped_column(JSON, default=list)
+    dbs_level: Mapped[int] = mapped_column(Integer, default=0)
+    # Places taken; only ever changed by a conditional UPDATE under the row lock.
+    accepted: Mapped[int] = mapped_column(Integer, default=0)
+    status: Mapped[str] = mapped_column(String(16), default=OPEN)
+    created_at: Mapped[datetime]
+    cancelled_at: Mapped[datetime | None]
+
+    @property
+    def ref(self) -> str:
+        return f"V{self.id}"
+
+
+class VolunteerOffer(Base):
+    """``O<id>``: one person asked (or asking, via take) for one request."""
+
+    __tablename__ = "volunteer_offers"
+    id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
+    request_id: Mapped[int] = mapped_column(ForeignKey("volunteer_requests.id"), index=True)
+    user_id: Mapped[str] = mapped_column(String(255), index=True)
+    status: Mapped[str] = mapped_column(String(16), default=OFFERED)
+    via: Mapped[str] = mapped_column(String(8), default="offer")
+    offered_at: Mapped[datetime]
+    expires_at: Mapped[datetime]
+    answered_at: Mapped[datetime | None]
+    # Moved from the waitlist to a place; the person is told once (outbox dedupe key).
+    promoted_at: Mapped[datetime | None]
+
+    __table_args__ = (
+        UniqueConstraint("request_id", "user_id"),
+        Index("ix_volunteer_offers_due", "status", "expires_at"),
+    )
+
+    @property
+    def ref(self) -> str:
+        return f"O{self.id}"
+
+
+class VolunteerHours(Base):
+    """Hours a host confirmed for one person on one request."""
+
+    __tablename__ = "volunteer_hours"
+    id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
+    request_id: Mapped[int] = mapped_column(ForeignKey("volunteer_requests.id"))
+    user_id: Mapped[str] = mapped_column(String(255), index=True)
+    group_id: Mapped[int] = mapped_column(ForeignKey("groups.id"))
+    hours: Mapped[float] = mapped_column(Float)
+    worked_on: Mapped[date] = mapped_column(Date)
+    confirmed_by: Mapped[str] = mapped_column(String(255))
+    confirmed_at: Mapped[datetime]
+
+    __table_args__ = (UniqueConstraint("request_id", "user_id"),)
+
+
+# -- profiles ---------------------------------------------------------------------------
+
+
+async def profile(session: AsyncSession, user_id: str) -> Volunteer | None:
+    return await session.scalar(select(Volunteer).where(Volunteer.user_id == user_id))
+
+
+async def save_profile(session: AsyncSession, volunteer: Volunteer) -> None:
+    """Insert or update, and rebuild the volunteer's cells in the reach index."""
+    session.add(volunteer)
+    await session.flush()
+    await session.execute(delete(VolunteerReach).where(VolunteerReach.volunteer_id == volunteer.id))
+    session.add_all(
+        VolunteerReach(cell=cell, volunteer_id=volunteer.id)
+        for cell in cells_within(volunteer.lat, volunteer.lon, volunteer.radius_km)
+    )
+    await session.flush()
+
+
+async def group_ids(session: AsyncSession, volunteer_id: int) -> list[int]:
+    return list(await session.scalars(
+        select(VolunteerGroup.group_id).where(VolunteerGroup.volunteer_id == volunteer_id)
+        .order_by(VolunteerGroup.group_id)
+    ))
+
+
+async def add_group(session: AsyncSession, volunteer_id: int, group_id: int) -> None:
+    if group_id not in await group_ids(session, volunteer_id):
+        session.add(VolunteerGroup(volunteer_id=volunteer_id, group_id=group_id))
+        await session.flush()
+
+
+async def delete_profile(session: AsyncSession, volunteer: Volunteer) -> None:
+    await session.execute(delete(VolunteerReach).where(VolunteerReach.volunteer_id == volunteer.id))
+    await session.execute(delete(VolunteerGroup).where(VolunteerGroup.volunteer_id == volunteer.id))
+    await session.delete(volunteer)
+    await session.flush()
+
+
+async def candidate_for(session: AsyncSession, volunteer: Volunteer) -> Candidate:
+    groups = await session.execute(
+        select(Group.id, Group.share_volunteers)
+        .join(VolunteerGroup, VolunteerGroup.group_id == Group.id)
+        .where(VolunteerGroup.volunteer_id == volunteer.id, Group.unregistered_at.is_(None))
+    )
+    return to_candidate(volunteer, {gid: share for gid, share in groups})
+
+
+def to_candidate(v: Volunteer, groups: dict[int, bool]) -> Candidate:
+    return Candidate(
+        volunteer_id=v.id, user_id=v.user_id, lat=v.lat, lon=v.lon, radius_km=v.radius_km,
+        slots=v.slots, dbs_level=v.dbs_level, dbs_recheck=v.dbs_recheck, paused=v.paused,
+        paused_until=v.paused_until, share=v.share, groups=groups,
+        skills=frozenset(v.skills or ()), last_offered_at=v.last_offered_at,
+    )
+
+
+# -- matching ---------------------------------------------------------------------------
+
+
+async def candidates(session: AsyncSession, need: Need) -> list[Candidate]:
+    """Profiles that pass every hard rule except the exact distance, from the index.
+
+    ``groups`` on each candidate holds only the requesting group (when it is
+    theirs): the statement has already applied the sharing rule, and that is
+    all the ranking needs of it.
+    """
+    from bot.features.matching import cell_of
+
+    v = Volunteer
+    own = exists().where(VolunteerGroup.volunteer_id == v.id,
+                         VolunteerGroup.group_id == need.group_id)
+    any_group = exists().where(VolunteerGroup.volunteer_id == v.id)
+    sharing_group = exists().where(
+        VolunteerGroup.volunteer_id == v.id, VolunteerGroup.group_id == Group.id,
+        Group.share_volunteers.is_(True), Group.unregistered_at.is_(None),
+    )
+    pool = own if not need.group_verified else or_(
+        own, and_(v.share.is_(True), or_(~any_group, sharing_group))
+    )
+    query = (
+        select(v.id, v.user_id, v.lat, v.lon, v.radius_km, v.slots, v.dbs_level,
+               v.dbs_recheck, v.paused, v.paused_until, v.share, v.skills,
+               v.last_offered_at, own.label("own"))
+        .join(VolunteerReach, VolunteerReach.volunteer_id == v.id)
+        .where(
+            VolunteerReach.cell == cell_of(need.lat, need.lon),
+            v.slots.op("&")(need.slots) == need.slots,
+            v.dbs_level >= need.dbs_level,
+            or_(v.paused.is_(False),
+                and_(v.paused_until.is_not(None), v.paused_until <= need.starts_at)),
+            pool,
+        )
+    )
+    if need.dbs_level:
+        query = query.where(v.dbs_recheck > need.starts_at.date())
+    out = []
+    for row in await session.execute(query):
+        out.append(Candidate(
+            volunteer_id=row.id, user_id=row.user_id, lat=row.lat, lon=row.lon,
+            radius_km=row.radius_km, slots=row.slots, dbs_level=row.dbs_level,
+            dbs_recheck=row.dbs_recheck, paused=row.paused, paused_until=row.paused_until,
+            share=row.share, groups={need.group_id: True} if row.own else {},
+            skills=frozenset(row.skills or ()), last_offered_at=row.last_offered_at,
+        ))
+    return out
+
+
+async def all_candidates(session: AsyncSession) -> list[Candidate]:
+    """Every profile with its groups: the plain full scan (benchmarks and tests compare)."""
+    memberships: dict[int, dict[int, bool]] = {}
+    rows = await session.execute(
+        select(VolunteerGroup.volunteer_id, Group.id, Group.share_volunteers)
+        .join(Group, Group.id == VolunteerGroup.group_id)
+        .where(Group.unregistered_at.is_(None))
+    )
+    for vid, gid, share in rows:
+        memberships.setdefault(vid, {})[gid] = share
+    return [to_candidate(v, memberships.get(v.id, {}))
+            for v in await session.scalars(select(Volunteer))]
+
+
+async def mark_offered(session: AsyncSession, volunteer_ids: list[int], now: datetime) -> None:
+    if volunteer_ids:
+        await session.execute(
+            update(Volunteer).where(Volunteer.id.in_(volunteer_ids)).values(last_offered_at=now)
+        )
+
+
+# -- requests and offers ----------------------------------------------------------------
+
+
+async def request(session: AsyncSession, request_id: int, *, lock: bool = False
+                  ) -> VolunteerRequest | None:
+    """With ``lock``, the row is held (SELECT ... FOR UPDATE) until the transaction ends.
+
+    SQLite ignores FOR UPDATE, but every transaction there starts with BEGIN
+    IMMEDIATE, so writers are already one at a time.
+    """
+    query = select(VolunteerRequest).where(VolunteerRequest.id == request_id)
+    if lock:
+        query = query.with_for_update().execution_options(populate_existing=True)
+    return await session.scalar(query)
+
+
+async def requests_of(session: AsyncSession, group_id: int, since: datetime
+                      ) -> list[VolunteerRequest]:
+    return list(await session.scalars(
+        select(VolunteerRequest)
+        .where(VolunteerRequest.group_id == group_id, VolunteerRequest.ends_at >= since)
+        .order_by(VolunteerRequest.starts_at, VolunteerRequest.id)
+    ))
+
+
+async def open_requests(session: AsyncSession, now: datetime) -> list[VolunteerRequest]:
+    return list(await session.scalars(
+        select(VolunteerRequest)
+        .where(VolunteerRequest.status == OPEN, VolunteerRequest.starts_at > now)
+        .order_by(VolunteerRequest.starts_at, VolunteerRequest.id)
+    ))
+
+
+async def requests_made_since(session: AsyncSession, user_id: str, since: datetime) -> int:
+    return int(await session.scalar(
+        select(func.count()).select_from(VolunteerRequest)
+        .where(VolunteerRequest.created_by == user_id, VolunteerRequest.created_at >= since)
+    ) or 0)
+
+
+async def offer(session: AsyncSession, offer_id: int) -> VolunteerOffer | None:
+    return await session.get(VolunteerOffer, offer_id)
+
+
+async def offer_for(session: AsyncSession, request_id: int, user_id: str
+                    ) -> VolunteerOffer | None:
+    return await session.scalar(select(VolunteerOffer).where(
+        VolunteerOffer.request_id == request_id, VolunteerOffer.user_id == user_id))
+
+
+async def offers_of(session: AsyncSession, request_id: int,
+                    statuses: tuple[str, ...] = LIVE) -> list[VolunteerOffer]:
+    return list(await session.scalars(
+        select(VolunteerOffer)
+        .where(VolunteerOffer.request_id == request_id, VolunteerOffer.status.in_(statuses))
+        .order_by(VolunteerOffer.answered_at, VolunteerOffer.id)
+    ))
+
+
+async def offers_for_user(session: AsyncSession, user_id: str) -> list[VolunteerOffer]:
+    """The person's live offers and places."""
+    return list(await session.scalars(
+        select(VolunteerOffer)
+        .where(VolunteerOffer.user_id == user_id, VolunteerOffer.status.in_(LIVE))
+        .order_by(VolunteerOffer.id)
+    ))
+
+
+async def offered_users(session: AsyncSession, request_id: int) -> set[str]:
+    return set(await session.scalars(
+        select(VolunteerOffer.user_id).where(VolunteerOffer.request_id == request_id)))
+
+
+@dataclass(frozen=True)
+class Fill:
+    accepted: int
+    waitlisted: int
+    waiting: int
+
+
+async def fill(session: AsyncSession, request_id: int) -> Fill:
+    counts = dict((await session.execute(
+        select(VolunteerOffer.status, func.count())
+        .where(VolunteerOffer.request_id == request_id)
+        .group_by(VolunteerOffer.status)
+    )).tuples().all())
+    return Fill(counts.get(ACCEPTED, 0), counts.get(WAITLISTED, 0), counts.get(OFFERED, 0))
+
+
+async def take_place(session: AsyncSession, offer: VolunteerOffer, now: datetime) -> str:
+    """Accept: a place if one is free, else the waitlist. Safe under concurrent accepts.
+
+    The place is taken by a conditional UPDATE (``accepted < count``) on the
+    request row: on PostgreSQL the row lock makes a concurrent one wait and
+    re-check; on SQLite writers are serialised. So exactly ``count`` succeed.
+    """
+    taken = await session.execute(
+        update(VolunteerRequest)
+        .where(VolunteerRequest.id == offer.request_id,
+               VolunteerRequest.accepted < VolunteerRequest.count)
+        .values(accepted=VolunteerRequest.accepted + 1)
+        .execution_options(synchronize_session=False)
+    )
+    offer.status = ACCEPTED if taken.rowcount == 1 else WAITLISTED  # type: ignore[attr-defined]
+    offer.answered_at = now
+    await session.flush()
+    return offer.status
+
+
+async def give_up_place(session: AsyncSession, offer: VolunteerOffer, status: str,
+                        now: datetime) -> VolunteerOffer | None:
+    """Leave a request; a freed place goes to the first on the waitlist (returned)."""
+    held = offer.status == ACCEPTED
+    await request(session, offer.request_id, lock=True)
+    offer.status = status
+    offer.answered_at = now
+    await session.flush()
+    if not held:
+        return None
+    nxt = await session.scalar(
+        select(VolunteerOffer)
+        .where(VolunteerOffer.request_id == offer.request_id,
+               VolunteerOffer.status == WAITLISTED)
+        .order_by(VolunteerOffer.answered_at, VolunteerOffer.id)
+        .limit(1)
+        .with_for_update()
+    )
+    if nxt is None:
+        await session.execute(
+            update(VolunteerRequest).where(VolunteerRequest.id == offer.request_id)
+            .values(accepted=VolunteerRequest.accepted - 1)
+            .execution_options(synchronize_session=False)
+        )
+        return None
+    nxt.status = ACCEPTED
+    nxt.promoted_at = now
+    await session.flush()
+    return nxt
+
+
+async def expire_offers(session: AsyncSession, now: datetime) -> list[VolunteerOffer]:
+    due = list(await session.scalars(
+        select(VolunteerOffer)
+        .where(VolunteerOffer.status == OFFERED, VolunteerOffer.expires_at <= now)
+        .order_by(VolunteerOffer.id)
+    ))
+    for row in due:
+        row.status = EXPIRED
+    await session.flush()
+    return due
+
+
+# -- hours ------------------------------------------------------------------------------
+
+
+async def record_hours(session: AsyncSession, req: VolunteerRequest, user_id: str,
+                       hours: float, by: str, now: datetime, worked_on: date) -> None:
+    row = await session.scalar(select(VolunteerHours).where(
+        VolunteerHours.request_id == req.id, VolunteerHours.user_id == user_id))
+    if row is None:
+        row = VolunteerHours(request_id=req.id, user_id=user_id, group_id=req.group_id,
+                             worked_on=worked_on, hours=hours, confirmed_by=by,
+                             confirmed_at=now)
+        session.add(row)
+    else:
+        row.hours, row.confirmed_by, row.confirmed_at = hours, by, now
+    await session.flush()
+
+
+async def hours_in_year(session: AsyncSession, user_id: str, year: int
+                        ) -> list[tuple[str, float, int]]:
+    """(group name, hours, shifts) for the year, most hours first."""
+    rows = await session.execute(
+        select(Group.name, func.sum(VolunteerHours.hours), func.count())
+        .join(Group, Group.id == VolunteerHours.group_id)
+        .where(VolunteerHours.user_id == user_id,
+               VolunteerHours.worked_on >= date(year, 1, 1),
+               VolunteerHours.worked_on <= date(year, 12, 31))
+        .group_by(Group.name)
+        .order_by(func.sum(VolunteerHours.hours).desc(), Group.name)
+    )
+    return [(name, float(total), int(n)) for name, total, n in rows]
+
+
+# -- reminders --------------------------------------------------------------------------
+
+
+async def accepted_starting(session: AsyncSession, after: datetime, before: datetime
+                            ) -> list[tuple[VolunteerOffer, VolunteerRequest]]:
+    rows = await session.execute(
+        select(VolunteerOffer, VolunteerRequest)
+        .join(VolunteerRequest, VolunteerRequest.id == VolunteerOffer.request_id)
+        .where(VolunteerOffer.status == ACCEPTED, VolunteerRequest.status == OPEN,
+               VolunteerRequest.starts_at > after, VolunteerRequest.starts_at <= before)
+    )
+    return [(o, r) for o, r in rows.tuples()]
+
+
+async def rechecks_between(session: AsyncSession, first: date, last: date) -> list[Volunteer]:
+    return list(await session.scalars(
+        select(Volunteer).where(Volunteer.dbs_level > 0, Volunteer.dbs_recheck >= first,
+                                Volunteer.dbs_recheck <= last)
+    ))
+
+
+async def unconfirmed_since(session: AsyncSession, before: datetime) -> list[Volunteer]:
+    return list(await session.scalars(
+        select(Volunteer).where(Volunteer.availability_confirmed_at <= before)
+    ))
+
+
+async def promoted_untold(session: AsyncSession, since: datetime
+                          ) -> list[tuple[VolunteerOffer, VolunteerRequest]]:
+    rows = await session.execute(
+        select(VolunteerOffer, VolunteerRequest)
+        .join(VolunteerRequest, VolunteerRequest.id == VolunteerOffer.request_id)
+        .where(VolunteerOffer.status == ACCEPTED, VolunteerOffer.promoted_at >= since,
+               VolunteerRequest.status == OPEN)
+    )
+    return [(o, r) for o, r in rows.tuples()]
+
+
+# -- privacy ----------------------------------------------------------------------------
+
+
+def _plain(value: Any) -> Any:
+    return value.isoformat() if isinstance(value, date | datetime) else value
+
+
+async def export_person(session: AsyncSession, user_id: str) -> dict[str, Any]:
+    """Everything the pool holds about one person, as JSON-ready data."""
+    out: dict[str, Any] = {"volunteer_profile": None, "volunteer_offers": [],
+                           "volunteer_hours": [], "volunteer_requests_made": []}
+    v = await profile(session, user_id)
+    if v is not None:
+        fields = ("skills", "area_code", "radius_km", "slots", "dbs_level", "dbs_workforce",
+                  "dbs_checked", "dbs_recheck", "update_service", "share", "paused",
+                  "paused_until", "adult_confirmed_at", "availability_confirmed_at",
+                  "registered_at", "updated_at", "last_offered_at")
+        out["volunteer_profile"] = {f: _plain(getattr(v, f)) for f in fields}
+        out["volunteer_profile"]["groups"] = [f"G{g}" for g in await group_ids(session, v.id)]
+    for o in await session.scalars(
+            select(VolunteerOffer).where(VolunteerOffer.user_id == user_id)
+            .order_by(VolunteerOffer.id)):
+        out["volunteer_offers"].append({
+            "offer": o.ref, "request": f"V{o.request_id}", "status": o.status, "via": o.via,
+            "offered_at": _plain(o.offered_at), "answered_at": _plain(o.answered_at)})
+    for h in await session.scalars(
+            select(VolunteerHours).where(VolunteerHours.user_id == user_id)
+            .order_by(VolunteerHours.id)):
+        out["volunteer_hours"].append({
+            "request": f"V{h.request_id}", "group": f"G{h.group_id}", "hours": h.hours,
+            "worked_on": _plain(h.worked_on), "confirmed_by": h.confirmed_by})
+    for r in await session.scalars(
+            select(VolunteerRequest).where(VolunteerRequest.created_by == user_id)
+            .order_by(VolunteerRequest.id)):
+        out["volunteer_requests_made"].append({
+            "request": r.ref, "group": f"G{r.group_id}", "role": r.role,
+            "starts_at": _plain(r.starts_at), "status": r.status})
+    return out
+
+
+async def forget_person(session: AsyncSession, user_id: str, *,
+                        now: datetime | None = None) -> int:
+    """Erase the person's profile, offers and hours; returns the rows removed.
+
+    A place they held goes to the next on the waitlist (told by the next sweep).
+    Requests they made for a group stay: they belong to the group.
+    """
+    now = now or datetime.now(UTC)
+    removed = 0
+    held = await session.scalars(select(VolunteerOffer).where(
+        VolunteerOffer.user_id == user_id, VolunteerOffer.status == ACCEPTED))
+    for o in list(held):
+        await give_up_place(session, o, WITHDRAWN, now)
+    for table in (VolunteerOffer, VolunteerHours):
+        result = await session.execute(delete(table).where(table.user_id == user_id))
+        removed += int(result.rowcount or 0)  # type: ignore[attr-defined]
+    v = await profile(session, user_id)
+    if v is not None:
+        await delete_profile(session, v)
+        removed += 1
+    return removed
