@@ -65,3 +65,19 @@ async def active(session: AsyncSession) -> list[Group]:
             select(Group).where(Group.unregistered_at.is_(None)).order_by(Group.id)
         )
     )
+
+
+async def by_room_any(session: AsyncSession, room_id: str) -> Group | None:
+    """The room's group even if unregistered: registering again brings back the same G<n>."""
+    return await session.scalar(select(Group).where(Group.room_id == room_id))
+
+
+async def listed(session: AsyncSession) -> list[Group]:
+    """Groups that opted in to the directory."""
+    return list(
+        await session.scalars(
+            select(Group)
+            .where(Group.unregistered_at.is_(None), Group.listed.is_(True))
+            .order_by(Group.name, Group.id)
+        )
+    )
