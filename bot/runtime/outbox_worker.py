@@ -96,7 +96,6 @@ class OutboxWorker:
         self._wake.set()
 
     async def run(self) -> None:
-        self._stop.clear()
         while not self._stop.is_set():
             self._wake.clear()
             try:

@@ -177,7 +177,6 @@ class SyncLoop:
 
     async def run(self) -> None:
         """Sync until stopped; raises only :class:`login.LoginFailed`."""
-        self._stop.clear()
         self._first = True
         async with self.db.transaction() as session:
             token = await state.get_value(session, TOKEN_KEY)
@@ -199,7 +198,12 @@ class SyncLoop:
                 continue
             except UnknownToken:
                 log.warning("access token refused during sync: logging in again")
-                await self._relogin()
+                try:
+                    await self._relogin()
+                except TransportError as err:  # LoginFailed is not one: it ends the loop
+                    wait = backoff.next_delay()
+                    log.warning("login failed (%s): retrying in %.1f s", err.errcode, wait)
+                    await sleep_unless(self._stop, wait)
                 continue
             except (TransportError, nio.LocalProtocolError) as err:
                 wait = backoff.next_delay()

@@ -28,6 +28,7 @@ from bot.transport.matrix import MatrixTransport
 from config.settings import Settings, load_settings
 from storage import outbox, state
 from storage.engine import Database
+from storage.models import OutboxMessage
 
 WAIT = 20.0
 
@@ -179,7 +180,9 @@ async def test_messages_arrive_once_each_in_order_even_past_a_failing_handler(
 async def test_a_restart_neither_replays_handled_batches_nor_acts_on_history(
     alice: Person, running: Callable[..., Any], sqlite_database: Database, bot_settings: Settings
 ) -> None:
-    room = await alice.create_room(name="Old room", invite=[bot_settings.matrix.user_id])
+    room = await alice.create_room(
+        name="Old room", invite=[bot_settings.matrix.user_id], encrypted=True
+    )
     await alice.send(room, "said before the bot ever synced")
 
     async def join_first(transport: MatrixTransport) -> None:
@@ -289,6 +292,9 @@ async def test_the_outbox_posts_once_through_the_real_transport(
     ]
     assert again == first_send
     async with sqlite_database.transaction() as session:
+        found = await session.get(OutboxMessage, crashed.id)
+        assert found is not None and (found.attempts, found.event_id) == (1, first_send)
+    async with sqlite_database.transaction() as session:
         assert await outbox.pending_count(session) == 0
 
 
@@ -331,3 +337,86 @@ async def test_a_refused_token_leads_to_a_fresh_login_on_the_same_device(
     assert bot.client.device_id == device and bot.client.access_token != old_token
     async with sqlite_database.transaction() as session:
         assert await state.get_value(session, "access_token") == bot.client.access_token
+
+
+async def test_an_encrypted_dm_from_element_gets_an_encrypted_reply_once(
+    alice: Person, running: Callable[..., Any], sqlite_database: Database
+) -> None:
+    bot = await running()
+    dm = await alice.create_dm(bot.user_id)
+    await until(lambda: bot.sink.joined.get(dm) is True, "the bot to join the DM as direct")
+    await until(lambda: dm in bot.client.rooms, "the bot to sync the DM")
+    clock = SystemClock()
+    async with sqlite_database.transaction() as session:
+        reply = await outbox.enqueue(session, now=clock.now(), body="Hello Alice", room_id=dm)
+        assert reply is not None
+        await outbox.mark_attempt(session, reply.id, clock.now())
+    # Sent just before a crash: the worker must find it in the (encrypted) history.
+    content = text_content("Hello Alice", extra={MARKER: reply.id})
+    await bot.transport.send(dm, content, txn_id=txn_id(reply.id))
+
+    assert await OutboxWorker(sqlite_database, bot.transport, clock).drain() == 1
+
+    heard = await alice.wait_for_message(dm, sender=bot.user_id, contains="Hello")
+    assert heard["content"][MARKER] == reply.id
+    async with sqlite_database.transaction() as session:
+        found = await session.get(OutboxMessage, reply.id)
+        assert found is not None and found.attempts == 1  # found in history, not sent again
+    said = [e for e in await alice.messages(dm) if e["type"] == "m.room.message"]
+    assert [(e["sender"], e["content"]["body"]) for e in said] == [(bot.user_id, "Hello Alice")]
+    assert await alice.state(dm, "m.room.encryption") is not None
+
+
+async def test_edits_reactions_receipts_and_state_arrive_as_what_they_are(
+    alice: Person, running: Callable[..., Any]
+) -> None:
+    bot = await running()
+    room = await room_with_bot(alice, bot)
+
+    original = await alice.send(room, "!volunteer gardening")
+    edit = {
+        "m.new_content": {"msgtype": "m.text", "body": "!volunteer driving"},
+        "m.relates_to": {"rel_type": "m.replace", "event_id": original},
+    }
+    await alice.send(room, "* !volunteer driving", extra=edit)
+    await alice.react(room, original, "👍")
+    await alice.read_receipt(room, original)
+    await alice.put_state(room, "m.room.topic", {"topic": "Hall bookings"})
+
+    await until(lambda: bot.sink.reactions and bot.sink.receipts, "the reaction and receipt")
+    await until(
+        lambda: any(s.event_type == "m.room.topic" for s in bot.sink.states), "the topic change"
+    )
+    first, edited = bot.sink.messages
+    assert (first.body, first.replaces) == ("!volunteer gardening", None)
+    assert (edited.body, edited.replaces) == ("!volunteer driving", original)
+    [reaction] = bot.sink.reactions
+    assert (reaction.target_event_id, reaction.key, reaction.sender) == (
+        original,
+        "👍",
+        alice.user_id,
+    )
+    assert (original, alice.user_id) in {(r.event_id, r.sender) for r in bot.sink.receipts}
+    topic = next(s for s in bot.sink.states if s.event_type == "m.room.topic")
+    assert (topic.sender, dict(topic.content)) == (alice.user_id, {"topic": "Hall bookings"})
+
+
+async def test_an_access_token_from_config_is_used_and_a_dead_one_stops_with_advice(
+    synapse: EmbeddedSynapse, tmp_path: Path, sqlite_database: Database
+) -> None:
+    user = await synapse.register(f"tokenbot.{tmp_path.name[-12:].replace('_', '')}")
+
+    def settings(token: str) -> Settings:
+        matrix = {"homeserver": synapse.base_url, "user_id": user.user_id, "access_token": token}
+        return load_settings(None, matrix=matrix, bot={"data_dir": tmp_path / "data"})
+
+    client = await login.connect(settings(user.access_token), sqlite_database)
+    try:
+        assert (client.user_id, client.device_id) == (user.user_id, user.device_id)
+        assert client.olm is not None  # encryption is on by default, with its store on disk
+        assert (tmp_path / "data" / "crypto" / f"{user.user_id}_{user.device_id}.db").exists()
+    finally:
+        await client.close()
+
+    with pytest.raises(login.LoginFailed, match="GRAPEVINE_MATRIX__PASSWORD"):
+        await login.connect(settings("not-a-token"), sqlite_database)
