@@ -78,7 +78,7 @@ async def connect(settings: Settings, db: Database) -> nio.AsyncClient:
         if token:
             await _restore(client, settings, db, token)
         else:
-            await password_login(client, settings, db)
+            await password_login(client, settings, db, why="no access token is known")
         if client.olm is not None and client.should_upload_keys:
             checked(
                 await guarded(client.keys_upload(), "upload keys"), nio.KeysUploadResponse, "keys"
@@ -98,7 +98,7 @@ async def _restore(client: nio.AsyncClient, settings: Settings, db: Database, to
     except UnknownToken:
         log.warning("the stored access token was refused: logging in again")
         client.access_token = ""
-        await password_login(client, settings, db)
+        await password_login(client, settings, db, why="the access token was refused")
         return
     if who.user_id != settings.matrix.user_id:
         raise LoginFailed(
@@ -113,12 +113,14 @@ async def _restore(client: nio.AsyncClient, settings: Settings, db: Database, to
         await state.set_value(session, DEVICE_KEY, device_id)
 
 
-async def password_login(client: nio.AsyncClient, settings: Settings, db: Database) -> None:
+async def password_login(
+    client: nio.AsyncClient, settings: Settings, db: Database, *, why: str
+) -> None:
     """Password login on the remembered device (a new one the first time); remember both."""
     matrix = settings.matrix
     if matrix.password is None:
         raise LoginFailed(
-            "the access token was refused (M_UNKNOWN_TOKEN) and no matrix.password is set: "
+            f"{why} and no matrix.password is set: "
             "set GRAPEVINE_MATRIX__PASSWORD, or a fresh GRAPEVINE_MATRIX__ACCESS_TOKEN"
         )
     try:
@@ -139,5 +141,5 @@ async def password_login(client: nio.AsyncClient, settings: Settings, db: Databa
 async def relogin(client: nio.AsyncClient, settings: Settings, db: Database) -> None:
     """After M_UNKNOWN_TOKEN mid-run: a fresh token for the same device."""
     client.access_token = ""
-    await password_login(client, settings, db)
+    await password_login(client, settings, db, why="the access token was refused")
     log.info("logged in again on device %s", client.device_id)

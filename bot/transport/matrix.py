@@ -82,7 +82,12 @@ async def guarded(call: Any, what: str) -> Any:
         return await call
     except (aiohttp.ClientError, TimeoutError, OSError) as exc:
         raise TransportError(NETWORK, f"{what}: {type(exc).__name__} {exc}") from exc
-    except (nio.LocalProtocolError, nio.SendRetryError, nio.EncryptionError) as exc:
+    except (
+        nio.LocalProtocolError,
+        nio.EncryptionError,
+        nio.GroupEncryptionError,
+        nio.OlmTrustError,
+    ) as exc:
         raise TransportError(E2E, f"{what}: {exc}") from exc
 
 

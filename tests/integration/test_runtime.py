@@ -23,7 +23,7 @@ from bot.runtime import login
 from bot.runtime.backoff import Backoff
 from bot.runtime.outbox_worker import MARKER, OutboxWorker, txn_id
 from bot.runtime.sync import SyncLoop
-from bot.transport.base import text_content
+from bot.transport.base import RoomSpec, text_content
 from bot.transport.matrix import MatrixTransport
 from config.settings import Settings, load_settings
 from storage import outbox, state
@@ -418,5 +418,60 @@ async def test_an_access_token_from_config_is_used_and_a_dead_one_stops_with_adv
     finally:
         await client.close()
 
-    with pytest.raises(login.LoginFailed, match="GRAPEVINE_MATRIX__PASSWORD"):
+    with pytest.raises(login.LoginFailed, match="token was refused and no matrix.password"):
         await login.connect(settings("not-a-token"), sqlite_database)
+
+
+async def test_the_transport_builds_a_space_with_a_restricted_room_in_v12(
+    alice: Person, bob: Person, running: Callable[..., Any], tmp_path: Path
+) -> None:
+    bot = await running()
+    t = bot.transport
+    tag = tmp_path.name[-10:].replace("_", "")
+    space = await t.create_room(
+        RoomSpec(
+            name="Fenland", space=True, alias_localpart=f"fenland-{tag}", invite=[alice.user_id]
+        )
+    )
+    room = await t.create_room(
+        RoomSpec(
+            name="Fenland coordination",
+            topic="Parish councils",
+            restricted_to=[space],
+            power_users={t.user_id: 100, alice.user_id: 50},  # the creator is dropped in v12
+            federate=False,
+        )
+    )
+    await t.put_state(space, "m.space.child", {"via": [t.server_name]}, room)
+    await t.put_state(room, "m.space.parent", {"via": [t.server_name], "canonical": True}, space)
+
+    await alice.join(space)
+    await alice.join(room)  # no invite needed: she is in the space
+    with pytest.raises(AssertionError, match="M_FORBIDDEN"):
+        await bob.join(room)  # not in the space
+
+    assert await t.resolve_alias(f"#fenland-{tag}:{t.server_name}") == space
+    assert await t.resolve_alias(f"#nothing-{tag}:{t.server_name}") is None
+    assert (await t.get_state(space, "m.room.create") or {}).get("type") == "m.space"
+    create = await t.get_state(room, "m.room.create") or {}
+    assert (create.get("room_version"), create.get("m.federate")) == ("12", False)
+    levels = await t.get_state(room, "m.room.power_levels") or {}
+    assert levels["users"] == {alice.user_id: 50}
+    assert await t.get_state(room, "m.room.avatar") is None
+    info = await t.room_info(room)
+    assert (info.name, info.member_count, info.encrypted, info.is_direct) == (
+        "Fenland coordination",
+        2,
+        False,
+        False,
+    )
+    assert set(await t.members(room)) == {t.user_id, alice.user_id}
+    kinds = {e["type"] for e in await t.room_state(room)}
+    assert {"m.room.join_rules", "m.space.parent", "m.room.topic"} <= kinds
+
+    said = await alice.send(room, "hello")
+    await t.redact(room, said, "tidying")
+    await t.kick(room, alice.user_id, "test")
+    assert set(await t.members(room)) == {t.user_id}
+    await t.invite(room, bob.user_id)
+    assert await bob.wait_for_invite(room_id=room) == room
