@@ -418,7 +418,7 @@ async def test_an_access_token_from_config_is_used_and_a_dead_one_stops_with_adv
     finally:
         await client.close()
 
-    with pytest.raises(login.LoginFailed, match="token was refused and no matrix.password"):
+    with pytest.raises(login.LoginFailed, match="token was refused and no matrix"):
         await login.connect(settings("not-a-token"), sqlite_database)
 
 
