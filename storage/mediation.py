@@ -52,6 +52,7 @@ class Case(Base):
     # Everyone invited when the room was made (the groups' admins and the mediator).
     invited: Mapped[list[str]] = mapped_column(JSON, default=list)
     room_error: Mapped[str | None] = mapped_column(Text)
+    room_tried_at: Mapped[datetime | None]
     outcome: Mapped[str | None] = mapped_column(String(20))
     closed_at: Mapped[datetime | None] = mapped_column(index=True)
     closed_by: Mapped[str | None] = mapped_column(String(255))
@@ -226,6 +227,10 @@ async def without_room(session: AsyncSession) -> list[Case]:
     return list(await session.scalars(
         select(Case).where(Case.room_id.is_(None), Case.closed_at.is_(None)).order_by(Case.id)
     ))
+
+
+async def newest_id(session: AsyncSession) -> int:
+    return int(await session.scalar(select(func.max(Case.id))) or 0)
 
 
 async def parties(session: AsyncSession, case_id: int) -> list[Party]:

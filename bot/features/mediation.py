@@ -26,9 +26,9 @@ from bot.commands.registry import REGISTRY as commands
 from bot.commands.registry import Args, CommandError, Param, Role, Where
 from bot.commands.values import Choice, DateValue, ListOf, Person, Ref, Text
 from bot.features import agreement, sealing
+from bot.features.case_rooms import case_rooms, provision_rooms
 from bot.features.representatives import Reps
 from bot.scheduler import Job
-from bot.transport.base import RoomSpec, TransportError
 from storage import groups, outbox
 from storage import mediation as cases
 from storage.outbox import Attachment
@@ -37,11 +37,6 @@ if TYPE_CHECKING:
     from bot.app import Grapevine
 
 CASE = Param("case", Ref("M"), positional=True)
-LOCKED = 100  # only the bot (the creator) may invite, kick or change the room's state
-ROOM_EVENTS = ("m.room.name", "m.room.power_levels", "m.room.history_visibility",
-               "m.room.canonical_alias", "m.room.avatar", "m.room.tombstone",
-               "m.room.server_acl", "m.room.encryption", "m.room.join_rules",
-               "m.room.topic", "m.room.pinned_events", "m.space.child")
 
 
 def not_found(ctx: Context, number: int) -> str:
@@ -114,58 +109,6 @@ def _runs_case(ctx: Context, case: cases.Case, what: str) -> None:
 # -- opening a case ----------------------------------------------------------------------
 
 
-def room_spec(case: cases.Case, invite: list[str], federate: bool, encrypted: bool) -> RoomSpec:
-    """Invite-only, locked to the bot, history from the invite on, no guests."""
-    return RoomSpec(
-        name=f"Mediation {case.ref}",
-        alias_localpart=f"gv-case-{case.room_key}",
-        invite=tuple(invite),
-        federate=federate,
-        encrypted=encrypted,
-        power_overrides={
-            "invite": LOCKED, "kick": LOCKED, "ban": LOCKED, "redact": LOCKED,
-            "state_default": LOCKED, "events": dict.fromkeys(ROOM_EVENTS, LOCKED),
-        },
-        initial_state=(
-            {"type": "m.room.join_rules", "state_key": "", "content": {"join_rule": "invite"}},
-            {"type": "m.room.history_visibility", "state_key": "",
-             "content": {"history_visibility": "invited"}},
-            {"type": "m.room.guest_access", "state_key": "",
-             "content": {"guest_access": "forbidden"}},
-        ),
-    )
-
-
-async def make_room(app: Grapevine, case: cases.Case, invite: list[str]) -> str:
-    """Create (or, after a lost reply or crash, find) the case's room; raises TransportError.
-
-    The alias comes from the case's key, so a retry finds the room the first
-    attempt made instead of making a second one.
-    """
-    alias = f"#gv-case-{case.room_key}:{app.transport.server_name}"
-    existing = await app.transport.resolve_alias(alias)
-    if existing is not None:
-        return existing
-    federate = any(_server(u) != app.transport.server_name for u in invite)
-    spec = room_spec(case, invite, federate, app.settings.matrix.encryption)
-    return await app.transport.create_room(spec)
-
-
-def _server(user_id: str) -> str:
-    return user_id.split(":", 1)[1] if ":" in user_id else ""
-
-
-def intro(case: cases.Case, party_names: list[str], prefix: str) -> str:
-    return (
-        f"{case.ref}: {case.title}. Parties: {', '.join(party_names)}. "
-        f"Mediator: {case.mediator}.\n"
-        "Only the people invited here can join; I record nothing about what is said here.\n"
-        f"{prefix}mediation agree \"...\" proposes a shared norm; each group's admin confirms it "
-        f"with {prefix}mediation confirm N1. {prefix}mediation action, done, session start|end, "
-        f"summary and close do the rest."
-    )
-
-
 @commands.command(
     "mediation open",
     summary="open a mediation case between groups, with a private room",
@@ -203,55 +146,19 @@ async def open_case(ctx: Context, args: Args) -> None:
                                  opened_by=ctx.sender.user_id, at=ctx.now, parties=parties,
                                  room_key=key)
     case.invited = sorted(invite)
+    # The room is made once this transaction has committed (network I/O never holds it).
+    case_rooms(ctx.app).expect(case.id)
     names = [f"{name} (G{number})" for number, name in parties]
-    try:
-        await _finish_room(ctx.app, ctx.session, case, names, ctx.now)
-    except TransportError as exc:
-        case.room_error = exc.errcode
-        await answer_privately(
-            ctx,
-            f"{case.ref} is recorded, but I couldn't create its private room yet "
-            f"({exc.errcode}). I'll keep trying every 10 minutes; {ctx.prefix}mediation "
-            "shows when it's ready."
-        )
-        return
-    where = ("It does not federate: it stays on this server." if not case.federated else
-             "Someone invited is on another server, so this room federates with theirs.")
     await answer_privately(
         ctx,
         f"{case.ref} opened: {args.title}. Parties: {', '.join(names)}.\n"
-        f"Invited to its private room: {', '.join(case.invited)}. {where}"
+        f"I'm making its private room now and will invite {', '.join(case.invited)}; "
+        "I'll tell you here when it's ready."
     )
 
 
-async def _finish_room(app: Grapevine, session: AsyncSession, case: cases.Case,
-                       names: list[str], now: datetime) -> None:
-    room_id = await make_room(app, case, list(case.invited))
-    case.room_id = room_id
-    case.room_error = None
-    case.federated = any(_server(u) != app.transport.server_name for u in case.invited)
-    await outbox.enqueue(session, now=now, room_id=room_id, kind="notice",
-                         body=intro(case, names, app.settings.bot.prefix),
-                         dedupe_key=f"mediation:{case.id}:intro")
-    await session.flush()
-
-
-async def provision_rooms(app: Grapevine) -> int:
-    """Retry making rooms for cases whose room creation failed; returns how many now exist."""
-    made = 0
-    async with app.db.transaction() as session:
-        for case in await cases.without_room(session):
-            names = [f"{p.group_name} (G{p.group_id})"
-                     for p in await cases.parties(session, case.id)]
-            try:
-                await _finish_room(app, session, case, names, app.clock.now())
-            except TransportError as exc:
-                case.room_error = exc.errcode
-                continue
-            made += 1
-    if made:
-        app.queued()
-    return made
+def install(app: Grapevine) -> None:
+    app.on_queued(case_rooms(app).wake)
 
 
 # -- listing -----------------------------------------------------------------------------

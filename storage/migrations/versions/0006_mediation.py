@@ -48,6 +48,7 @@ def upgrade() -> None:
     sa.Column('federated', sa.Boolean(), nullable=False),
     sa.Column('invited', sa.JSON(), nullable=False),
     sa.Column('room_error', sa.Text(), nullable=True),
+    sa.Column('room_tried_at', storage.types.UTCDateTime(timezone=True), nullable=True),
     sa.Column('outcome', sa.String(length=20), nullable=True),
     sa.Column('closed_at', storage.types.UTCDateTime(timezone=True), nullable=True),
     sa.Column('closed_by', sa.String(length=255), nullable=True),

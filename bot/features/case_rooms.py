@@ -1,0 +1,217 @@
+"""Making mediation case rooms, after the opening command has committed.
+
+Room creation is network I/O, so it never runs inside a command's transaction:
+the command records the case, and this worker (woken after commits, and by a
+periodic sweep after a restart or a refusal) makes the room. The room's alias
+comes from the case's key, so a creation whose reply was lost, or a crash
+between creating and recording, finds the same room instead of making a second.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import weakref
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bot.transport.base import RoomSpec, TransportError
+from storage import mediation as cases
+from storage import outbox
+
+if TYPE_CHECKING:
+    from bot.app import Grapevine
+
+log = logging.getLogger("grapevine.mediation")
+
+RETRY_AFTER = timedelta(minutes=10)
+LOCKED = 100  # only the bot (the creator) may invite, kick or change the room's state
+ROOM_EVENTS = ("m.room.name", "m.room.power_levels", "m.room.history_visibility",
+               "m.room.canonical_alias", "m.room.avatar", "m.room.tombstone",
+               "m.room.server_acl", "m.room.encryption", "m.room.join_rules",
+               "m.room.topic", "m.room.pinned_events", "m.space.child")
+
+
+def server_of(user_id: str) -> str:
+    return user_id.split(":", 1)[1] if ":" in user_id else ""
+
+
+def federates(invite: list[str], server_name: str) -> bool:
+    """A case room stays on this server unless someone invited lives elsewhere."""
+    return any(server_of(u) != server_name for u in invite)
+
+
+def room_spec(ref: str, key: str, invite: list[str], federate: bool,
+              encrypted: bool) -> RoomSpec:
+    """Invite-only, locked to the bot, history visible from the invite on, no guests."""
+    return RoomSpec(
+        name=f"Mediation {ref}",
+        alias_localpart=f"gv-case-{key}",
+        invite=tuple(invite),
+        federate=federate,
+        encrypted=encrypted,
+        power_overrides={
+            "invite": LOCKED, "kick": LOCKED, "ban": LOCKED, "redact": LOCKED,
+            "state_default": LOCKED, "events": dict.fromkeys(ROOM_EVENTS, LOCKED),
+        },
+        initial_state=(
+            {"type": "m.room.join_rules", "state_key": "", "content": {"join_rule": "invite"}},
+            {"type": "m.room.history_visibility", "state_key": "",
+             "content": {"history_visibility": "invited"}},
+            {"type": "m.room.guest_access", "state_key": "",
+             "content": {"guest_access": "forbidden"}},
+        ),
+    )
+
+
+def intro(ref: str, title: str, parties: list[str], mediator: str, prefix: str) -> str:
+    return (
+        f"{ref}: {title}. Parties: {', '.join(parties)}. Mediator: {mediator}.\n"
+        "Only the people invited here can join; I record nothing about what is said here.\n"
+        f"{prefix}mediation agree \"...\" proposes a shared norm; each group's admin confirms it "
+        f"with {prefix}mediation confirm N1. {prefix}mediation action, done, session start|end, "
+        "summary and close do the rest."
+    )
+
+
+@dataclass(frozen=True)
+class _Wanted:
+    case_id: int
+    ref: str
+    title: str
+    key: str
+    invite: list[str]
+    parties: list[str]
+    mediator: str
+    opened_by: str
+
+
+async def _make(app: Grapevine, want: _Wanted) -> str:
+    alias = f"#gv-case-{want.key}:{app.transport.server_name}"
+    existing = await app.transport.resolve_alias(alias)
+    if existing is not None:
+        return existing
+    spec = room_spec(want.ref, want.key, want.invite,
+                     federates(want.invite, app.transport.server_name),
+                     app.settings.matrix.encryption)
+    return await app.transport.create_room(spec)
+
+
+async def provision_rooms(app: Grapevine, *, now: datetime | None = None,
+                          force: bool = False) -> int:
+    """Make the rooms of cases that have none; returns how many were made.
+
+    A case whose last attempt failed is retried after RETRY_AFTER (``force``: now).
+    """
+    now = now or app.clock.now()
+    async with app.db.transaction() as session:
+        wanted = [
+            _Wanted(c.id, c.ref, c.title, c.room_key, list(c.invited),
+                    [f"{p.group_name} (G{p.group_id})"
+                     for p in await cases.parties(session, c.id)],
+                    c.mediator, c.opened_by)
+            for c in await cases.without_room(session)
+            if force or c.room_tried_at is None or c.room_tried_at <= now - RETRY_AFTER
+        ]
+    made = 0
+    for want in wanted:
+        try:
+            room_id: str | None = await _make(app, want)
+            error = None
+        except TransportError as exc:
+            log.warning("could not make the room of %s: %s", want.ref, exc.errcode)
+            room_id, error = None, exc.errcode
+        async with app.db.transaction() as session:
+            await _record(app, session, want, room_id, error, now)
+        made += room_id is not None
+    if wanted:
+        app.queued()
+    return made
+
+
+async def _record(app: Grapevine, session: AsyncSession, want: _Wanted,
+                  room_id: str | None, error: str | None, now: datetime) -> None:
+    case = await cases.get(session, want.case_id)
+    if case is None or case.room_id is not None:
+        return
+    case.room_tried_at = now
+    prefix = app.settings.bot.prefix
+    if room_id is None:
+        case.room_error = error
+        await outbox.enqueue(
+            session, now=now, to_user=want.opened_by, kind="notice",
+            body=(f"I couldn't create {want.ref}'s private room yet ({error}). I'll keep "
+                  f"trying every {RETRY_AFTER.seconds // 60} minutes; {prefix}mediation shows "
+                  "when it's ready."),
+            dedupe_key=f"mediation:{want.case_id}:room-failed",
+        )
+        return
+    case.room_id = room_id
+    case.room_error = None
+    case.federated = federates(want.invite, app.transport.server_name)
+    await outbox.enqueue(session, now=now, room_id=room_id, kind="notice",
+                         body=intro(want.ref, want.title, want.parties, want.mediator, prefix),
+                         dedupe_key=f"mediation:{want.case_id}:intro")
+    where = ("It does not federate: it stays on this server." if not case.federated else
+             "Someone invited is on another server, so the room federates with theirs.")
+    await outbox.enqueue(
+        session, now=now, to_user=want.opened_by, kind="notice",
+        body=f"{want.ref}'s private room is ready; invited: {', '.join(want.invite)}. {where}",
+        dedupe_key=f"mediation:{want.case_id}:room-ready",
+    )
+
+
+class CaseRooms:
+    """One per app: makes rooms for newly opened cases once their command has committed."""
+
+    def __init__(self, app: Grapevine) -> None:
+        self.app = app
+        self._task: asyncio.Task[None] | None = None
+        self._again = False
+        # Cases opened by commands that may not have committed yet.
+        self._awaited: set[int] = set()
+
+    def expect(self, case_id: int) -> None:
+        self._awaited.add(case_id)
+
+    def wake(self) -> None:
+        """Called after every commit that queued messages; cheap when nothing is awaited."""
+        if not self._awaited:
+            return
+        self._again = True
+        if self._task is None or self._task.done():
+            try:
+                loop = asyncio.get_running_loop()
+            except RuntimeError:
+                return
+            self._task = loop.create_task(self._work(), name="mediation-rooms")
+
+    async def idle(self) -> None:
+        """Wait until the rooms of every case seen so far are made (tests, demo)."""
+        while self._task is not None and not self._task.done():
+            await asyncio.wait({self._task})
+
+    async def _work(self) -> None:
+        while self._again:
+            self._again = False
+            async with self.app.db.transaction() as session:
+                newest = await cases.newest_id(session)
+            # Awaited cases at or below the newest id have committed or rolled back.
+            self._awaited = {i for i in self._awaited if i > newest}
+            try:
+                await provision_rooms(self.app, force=True)
+            except Exception:  # the worker must outlive any one failure
+                log.exception("making case rooms failed")
+
+
+_workers: weakref.WeakKeyDictionary[Grapevine, CaseRooms] = weakref.WeakKeyDictionary()
+
+
+def case_rooms(app: Grapevine) -> CaseRooms:
+    worker = _workers.get(app)
+    if worker is None:
+        worker = _workers[app] = CaseRooms(app)
+    return worker
