@@ -25,7 +25,9 @@ LONDON = ZoneInfo("Europe/London")
 WISBECH = (52.655, 0.16101)
 MARCH = (52.5516, 0.0884)  # about 12.5 km from Wisbech
 NOW = datetime(2026, 11, 20, 10, tzinfo=UTC)
-SATURDAY_10_TO_13 = (datetime(2026, 12, 5, 10, tzinfo=LONDON), datetime(2026, 12, 5, 13, tzinfo=LONDON))
+SATURDAY_10_TO_13 = (
+    datetime(2026, 12, 5, 10, tzinfo=LONDON), datetime(2026, 12, 5, 13, tzinfo=LONDON),
+)
 
 
 def test_slot_words_people_type() -> None:
