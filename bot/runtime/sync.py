@@ -26,7 +26,7 @@ from bot.events import EventSink, Incoming, Reaction, Receipt, StateChange
 from bot.runtime import login
 from bot.runtime.backoff import Backoff, sleep_unless
 from bot.transport.base import RateLimited, TransportError, UnknownToken
-from bot.transport.matrix import MatrixTransport, checked, guarded
+from bot.transport.matrix import NETWORK, MatrixTransport, checked, guarded
 from config.settings import Settings
 from storage import state
 from storage.engine import Database
@@ -330,14 +330,21 @@ class SyncLoop:
         newest_first: list[Any] = []
         start = prev_batch
         for _page in range(GAP_MAX_PAGES):
-            response = checked(
-                await guarded(
-                    self.client.room_messages(room_id, start=start, end=since, limit=GAP_PAGE),
-                    "gap",
-                ),
-                nio.RoomMessagesResponse,
-                f"history of {room_id}",
-            )
+            try:
+                response = checked(
+                    await guarded(
+                        self.client.room_messages(room_id, start=start, end=since, limit=GAP_PAGE),
+                        "gap",
+                    ),
+                    nio.RoomMessagesResponse,
+                    f"history of {room_id}",
+                )
+            except TransportError as err:
+                if _transient(err):
+                    raise  # the whole batch is tried again
+                # A refusal that will not change must not hold every other room back.
+                log.warning("cannot fill the gap in %s (%s): skipping it", room_id, err.errcode)
+                break
             newest_first.extend(response.chunk)
             if not response.chunk or not response.end or response.end == start:
                 break
@@ -353,10 +360,21 @@ class SyncLoop:
 
     async def _already_handled(self, events: Iterable[Any]) -> set[str]:
         ids = [i for i in (_source(e).get("event_id") for e in events) if isinstance(i, str)]
+        if not ids:
+            return set()
         async with self.db.transaction() as session:
             return await state.handled_among(session, ids)
 
     async def _dispatch(self, room_id: str, event: Any, *, state_only: bool = False) -> None:
+        """Hand one event over; an event we cannot make sense of is logged and skipped."""
+        try:
+            await self._dispatch_one(room_id, event, state_only=state_only)
+        except Exception:
+            log.exception(
+                "could not deliver %s %s", type(event).__name__, _source(event).get("event_id")
+            )
+
+    async def _dispatch_one(self, room_id: str, event: Any, *, state_only: bool) -> None:
         if isinstance(event, nio.MegolmEvent):
             event = await self._decrypt(room_id, event)
             if event is None:
@@ -457,6 +475,12 @@ def _marks_direct(events: Iterable[Any], user_id: str) -> bool:
         if member and mine and (source.get("content") or {}).get("is_direct"):
             return True
     return False
+
+
+def _transient(err: TransportError) -> bool:
+    """Worth trying the whole batch again for; any other refusal is not going to change."""
+    retryable = err.errcode in (NETWORK, "M_LIMIT_EXCEEDED", "M_UNKNOWN_TOKEN")
+    return retryable or (err.status or 0) >= 500
 
 
 def _source(event: Any) -> dict[str, Any]:
