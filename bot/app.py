@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
+from aiohttp import web
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.clock import Clock, SystemClock
@@ -25,6 +26,7 @@ from bot.commands.registry import REGISTRY, AskFor, Command, CommandError, Regis
 from bot.events import Incoming, Reaction, Receipt, StateChange
 from bot.power import PowerLevels
 from bot.ratelimit import RateLimiter, Verdict
+from bot.scheduler import Job, Scheduler
 from bot.transport.base import Transport, TransportError
 from config.areas import AreaIndex
 from config.settings import ConfigError, Settings
@@ -76,6 +78,7 @@ class Grapevine:
         areas: AreaIndex | None = None,
         themes: tuple[Theme, ...] | None = None,
         registry: Registry = REGISTRY,
+        scheduler: Scheduler | None = None,
     ) -> None:
         self.settings = settings
         self.db = db
@@ -85,11 +88,15 @@ class Grapevine:
         self.themes = themes or load_themes()
         self.registry = registry
         self.hooks = Hooks()
+        # Set by the service; None in the shell and fast tests (jobs are then run by hand).
+        self.scheduler = scheduler
+        # aiohttp routes features serve (notice links); the service mounts them.
+        self.web_routes: list[web.RouteDef] = []
+        self.sync_status: Callable[[], datetime | None] = lambda: None
         # Called when a role changes, e.g. to update power levels in the area's rooms.
         self.role_listeners: list[RoleListener] = []
         self.ignore_checks: list[Callable[[str], bool]] = []
         self.started_at = self.clock.now()
-        self.last_sync_at: datetime | None = None
         self.limiter = RateLimiter(settings.bot.commands_per_minute)
         self.config_moderators = self._config_moderators()
         self._power: dict[str, PowerLevels] = {}
@@ -103,6 +110,11 @@ class Grapevine:
         install_all(self)
 
     # -- wiring ---------------------------------------------------------------------------
+
+    def add_job(self, job: Job) -> None:
+        """A periodic job (sweeps, digests, polling); ignored where there is no scheduler."""
+        if self.scheduler is not None:
+            self.scheduler.add(job)
 
     def on_queued(self, callback: Callable[[], None]) -> None:
         """Call ``callback`` after a transaction queued outbox messages (wakes the worker)."""
@@ -146,13 +158,16 @@ class Grapevine:
         self._power[room_id] = levels
         return levels
 
-    async def room_context(self, session: AsyncSession, room_id: str) -> RoomContext:
+    async def room_context(self, room_id: str) -> RoomContext:
+        """What kind of room this is. Call it outside a transaction: it may ask the server."""
         cached = self._room_contexts.get(room_id)
         if cached is not None:
             return cached
-        known = await rooms.get(session, room_id)
+        async with self.db.transaction() as session:
+            known = await rooms.get(session, room_id)
         info = await self.transport.room_info(room_id)
-        is_direct = bool(known and known.is_direct) or info.is_direct or info.member_count <= 2
+        # Only explicit signals: a two-person group room is still a group room.
+        is_direct = bool(known and known.is_direct) or info.is_direct
         context = RoomContext(
             room_id=room_id,
             is_direct=is_direct,
@@ -201,12 +216,15 @@ class Grapevine:
             # m.notice is how bots talk; answering it is how two bots loop.
             return
         line = command_line(message.body, self.settings.bot.prefix)
+        # Network reads first: a transaction holds SQLite's write lock until it ends.
+        room = await self.room_context(message.room_id)
+        if not room.is_direct:
+            await self.power_levels(message.room_id)
         async with self.db.transaction() as session:
             if await state.is_handled(session, message.event_id):
                 return
             now = self.clock.now()
             await state.mark_handled(session, message.event_id, message.room_id, now)
-            room = await self.room_context(session, message.room_id)
             for hook in self.hooks.message:
                 await hook(session, message, room)
             if line is not None:
@@ -367,14 +385,15 @@ class Grapevine:
 
     def _not_allowed(self, command: Command, sender: Sender) -> str:
         needed = " or ".join(sorted(r.value for r in command.roles))
+        prefix = self.settings.bot.prefix
         if sender.relayed:
             return (
-                f"{self.settings.bot.prefix}{command.name} needs a {needed}. Messages relayed "
-                "through another account count as a member's: send it from your own account."
+                f"{prefix}{command.name} needs the {needed} role. Messages relayed through "
+                "another account count as a member's: send it from your own account."
             )
         return (
-            f"{self.settings.bot.prefix}{command.name} needs a {needed}; you don't have that "
-            f"role here. {self.settings.bot.prefix}roles lists who does."
+            f"{prefix}{command.name} needs the {needed} role, which you don't have here. "
+            f"{prefix}roles lists who does."
         )
 
     async def _unknown(self, ctx: Context, words: tuple[str, ...]) -> None:

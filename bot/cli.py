@@ -1,32 +1,165 @@
-"""The ``grapevine`` command line."""
+"""The ``grapevine`` command line: run, demo, shell, migrate, check-config, import-grants."""
 
 from __future__ import annotations
 
 import argparse
+import asyncio
+import logging
 import sys
 from pathlib import Path
 
-from config.settings import ConfigError, load_settings
+from config.settings import ConfigError, Settings, load_settings
 
 
-def _check_config(args: argparse.Namespace) -> int:
+def _settings(path: Path | None, *, runtime: bool) -> Settings | None:
+    """Load and check a config; print every problem, one line each, naming the key."""
     try:
-        settings = load_settings(args.config)
-        settings.require_runtime_secrets()
+        settings = load_settings(path)
+        if runtime:
+            settings.require_runtime_secrets()
+            from config.areas import AreaFileError, AreaIndex
+
+            try:
+                AreaIndex.load(settings.areas.file)
+            except AreaFileError as exc:
+                raise ConfigError([f"areas.file: {exc}"]) from None
     except ConfigError as exc:
         for problem in exc.problems:
             print(problem, file=sys.stderr)
+        return None
+    return settings
+
+
+def _logging(verbose: bool) -> None:
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    # nio logs event contents at debug level: keep message text out of logs.
+    logging.getLogger("nio").setLevel(logging.WARNING)
+    logging.getLogger("peewee").setLevel(logging.WARNING)
+
+
+def _check_config(args: argparse.Namespace) -> int:
+    settings = _settings(args.config, runtime=True)
+    if settings is None:
         return 2
     print(f"{args.config}: ok")
+    return 0
+
+
+def _migrate(args: argparse.Namespace) -> int:
+    settings = _settings(args.config, runtime=False)
+    if settings is None:
+        return 2
+
+    async def go() -> str:
+        from storage.engine import Database
+        from storage.migrate import current_heads, upgrade
+
+        db = Database(settings.database_url)
+        try:
+            await upgrade(db.engine)
+            return ", ".join(await current_heads(db.engine))
+        finally:
+            await db.close()
+
+    print(f"database at revision {asyncio.run(go())}")
+    return 0
+
+
+def _run(args: argparse.Namespace) -> int:
+    settings = _settings(args.config, runtime=True)
+    if settings is None:
+        return 2
+    _logging(args.verbose)
+    from bot.runtime.login import LoginFailed
+    from bot.service import Service
+    from storage.lock import AlreadyRunning
+
+    async def go() -> int:
+        service = Service(settings)
+        try:
+            await service.start()
+        except AlreadyRunning as exc:
+            print(str(exc), file=sys.stderr)
+            return 3
+        except LoginFailed as exc:
+            print(f"matrix: {exc}", file=sys.stderr)
+            return 4
+        await service.run_forever()
+        return 0
+
+    return asyncio.run(go())
+
+
+def _shell(args: argparse.Namespace) -> int:
+    from bot.shell import run_shell
+
+    settings = _settings(args.config, runtime=False) if args.config else None
+    if args.config and settings is None:
+        return 2
+    logging.basicConfig(level=logging.WARNING)
+    return asyncio.run(run_shell(settings))
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from bot.demo import run_demo
+
+    _logging(args.verbose)
+    return asyncio.run(run_demo(args.data_dir, once=args.once))
+
+
+def _import_grants(args: argparse.Namespace) -> int:
+    settings = _settings(args.config, runtime=False)
+    if settings is None:
+        return 2
+    from bot.features.grants_import import import_grants
+    from storage.engine import Database
+    from storage.migrate import upgrade
+
+    async def go() -> int:
+        db = Database(settings.database_url)
+        try:
+            await upgrade(db.engine)
+            return await import_grants(db, args.file)
+        finally:
+            await db.close()
+
+    try:
+        count = asyncio.run(go())
+    except (OSError, ValueError) as exc:
+        print(f"{args.file}: {exc}", file=sys.stderr)
+        return 2
+    print(f"imported {count} grants from {args.file}")
     return 0
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="grapevine", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
-    check = sub.add_parser("check-config", help="check a config file and the environment")
-    check.add_argument("-c", "--config", type=Path, required=True)
-    check.set_defaults(func=_check_config)
+
+    def command(name: str, help_text: str, func: object, config: bool | None = True
+                ) -> argparse.ArgumentParser:
+        p = sub.add_parser(name, help=help_text)
+        if config is not None:
+            p.add_argument("-c", "--config", type=Path, required=config)
+        p.add_argument("-v", "--verbose", action="store_true")
+        p.set_defaults(func=func)
+        return p
+
+    command("run", "run the bot against a homeserver (production)", _run)
+    command("migrate", "bring the database schema up to date", _migrate)
+    command("check-config", "check a config file and the environment", _check_config)
+    command("shell", "type commands as anyone, anywhere, with no homeserver", _shell,
+            config=False)
+    demo = command("demo", "everything on one machine: embedded Synapse, SQLite, the bot",
+                   _demo, config=None)
+    demo.add_argument("--data-dir", type=Path, default=Path("demo-data"))
+    demo.add_argument("--once", action="store_true", help="exit when the scenario is done")
+    grants = command("import-grants", "import past grants (360Giving JSON or CSV)",
+                     _import_grants)
+    grants.add_argument("file", type=Path)
     return parser
 
 

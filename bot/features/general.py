@@ -59,9 +59,8 @@ async def status(ctx: Context, args: Args) -> None:
     active = await rooms.active(ctx.session)
     pending = await outbox.pending_count(ctx.session)
     await ctx.session.execute(text("SELECT 1"))
-    last_sync = (
-        f"{(ctx.now - app.last_sync_at).total_seconds():.0f}s ago" if app.last_sync_at else "never"
-    )
+    synced = app.sync_status()
+    last_sync = f"{(ctx.now - synced).total_seconds():.0f}s ago" if synced else "never"
     await ctx.reply(
         f"Up {_duration(uptime)}; in {len(active)} rooms.\n"
         f"Outbox: {pending} waiting. Last sync: {last_sync}.\n"

@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
 import pytest
+from botfixture import bot, bot_factory  # noqa: F401 (fixtures for every integration test)
 from people import FakeBridge, Person, new_person
 
 from bot.homeserver import AppService, EmbeddedSynapse, RegisteredUser

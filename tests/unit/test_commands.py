@@ -77,7 +77,7 @@ async def test_not_allowed_says_which_role_is_needed_and_changes_nothing(town: B
     room = await group_room(town)
     _, _, mo = people(town)
     [reply] = await town.say(mo, room, "!role grant @mo:grapevine.local coordinator")
-    assert reply.startswith("!role grant needs a admin")
+    assert reply.startswith("!role grant needs the admin role")
     async with town.app.db.transaction() as session:
         assert await session.scalar(select(func.count()).select_from(RoleGrant)) == 0
 

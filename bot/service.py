@@ -1,0 +1,117 @@
+"""One running bot: lock, migrations, Matrix login, app, sync loop, outbox, scheduler, web."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+from typing import Any
+
+from bot.app import Grapevine
+from bot.clock import Clock, SystemClock
+from bot.runtime import login
+from bot.runtime.outbox_worker import OutboxWorker
+from bot.runtime.sync import SyncLoop
+from bot.scheduler import Scheduler
+from bot.transport.matrix import MatrixTransport
+from bot.web import WebServer, install_health
+from config.settings import Settings
+from storage.engine import Database
+from storage.lock import InstanceLock
+from storage.migrate import upgrade
+
+log = logging.getLogger("grapevine")
+
+
+class Service:
+    """Start with ``await start()``; ``await stop()`` leaves the device logged in."""
+
+    def __init__(self, settings: Settings, *, clock: Clock | None = None,
+                 web: bool = True) -> None:
+        self.settings = settings
+        self.clock = clock or SystemClock()
+        self.db = Database(settings.database_url)
+        self.lock = InstanceLock(self.db.engine)
+        self.web = WebServer(settings.web.listen) if web else None
+        self.app: Grapevine | None = None
+        self.sync: SyncLoop | None = None
+        self.worker: OutboxWorker | None = None
+        self.scheduler: Scheduler | None = None
+        self._client: Any = None
+        self._tasks: list[asyncio.Task[None]] = []
+
+    async def start(self) -> None:
+        settings = self.settings
+        settings.bot.data_dir.mkdir(parents=True, exist_ok=True)
+        await self.lock.acquire()
+        try:
+            await upgrade(self.db.engine)
+            self._client = await login.connect(settings, self.db)
+            transport = MatrixTransport(self._client, self.db)
+            self.scheduler = Scheduler(self.db, self.clock, settings.bot.tz)
+            self.app = Grapevine(settings, self.db, transport, clock=self.clock,
+                                 scheduler=self.scheduler)
+            self.worker = OutboxWorker(self.db, transport, self.clock)
+            self.app.on_queued(self.worker.wake)
+            self.sync = SyncLoop(self._client, transport, self.db, self.app, settings, self.clock)
+            self.app.sync_status = lambda: self.sync.last_sync_at if self.sync else None
+            await self.scheduler.start()
+            if self.web is not None:
+                install_health(self.web, self.app)
+                self.web.probes.append(self._synced)
+                self.web.add_routes(self.app.web_routes)
+                await self.web.start()
+        except BaseException:
+            await self._close()
+            raise
+        self._tasks = [
+            asyncio.create_task(self.sync.run(), name="sync"),
+            asyncio.create_task(self.worker.run(), name="outbox"),
+        ]
+        log.info("Grapevine is running as %s", settings.matrix.user_id)
+
+    async def _synced(self) -> dict[str, Any]:
+        return {"synced": self.sync is not None and self.sync.ready.is_set()}
+
+    async def wait_ready(self, timeout: float = 30.0) -> None:
+        assert self.sync is not None
+        await asyncio.wait_for(self.sync.ready.wait(), timeout)
+
+    async def run_forever(self) -> None:
+        """Run until SIGTERM or SIGINT; then stop cleanly (the device stays logged in)."""
+        loop = asyncio.get_running_loop()
+        stopping = asyncio.Event()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stopping.set)
+        waiter = asyncio.create_task(stopping.wait())
+        await asyncio.wait([waiter, *self._tasks], return_when=asyncio.FIRST_COMPLETED)
+        for task in self._tasks:
+            if task.done() and task.exception() is not None:
+                log.error("%s stopped: %s", task.get_name(), task.exception())
+        await self.stop()
+
+    async def stop(self) -> None:
+        if self.sync is not None:
+            self.sync.stop()
+        if self.worker is not None:
+            self.worker.stop()
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        self._tasks = []
+        await self._close()
+
+    async def _close(self) -> None:
+        if self.scheduler is not None:
+            self.scheduler.shutdown()
+        if self.web is not None:
+            await self.web.stop()
+        if self._client is not None:
+            # Never logout(): that would delete the device and its encryption keys.
+            await self._client.close()
+            self._client = None
+        await self.lock.release()
+        await self.db.close()

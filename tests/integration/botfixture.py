@@ -1,0 +1,221 @@
+"""The whole bot against the test Synapse: in-process (fast, app inside reach) or as a
+real ``grapevine run`` subprocess (for SIGKILL and second-instance tests)."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+from people import Person
+
+from bot.app import Grapevine
+from bot.homeserver import EmbeddedSynapse, RegisteredUser
+from bot.service import Service
+from config.settings import Settings, load_settings
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@dataclass
+class BotSetup:
+    """A bot account on the test Synapse and the config that runs it."""
+
+    user: RegisteredUser
+    data_dir: Path
+    values: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    @property
+    def user_id(self) -> str:
+        return self.user.user_id
+
+    def settings(self) -> Settings:
+        return load_settings(None, **self.values)
+
+    def write_config(self) -> Path:
+        """The same settings as a TOML file, secrets passed through the environment."""
+        lines = []
+        for section, values in self.values.items():
+            if section in {"privacy"}:
+                continue
+            lines.append(f"[{section}]")
+            for key, value in values.items():
+                if key == "password":
+                    continue
+                lines.append(f"{key} = {_toml(value)}")
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        path = self.data_dir / "grapevine.toml"
+        path.write_text("\n".join(lines) + "\n")
+        return path
+
+    def environment(self) -> dict[str, str]:
+        env = dict(os.environ)
+        env["GRAPEVINE_MATRIX__PASSWORD"] = self.values["matrix"]["password"]
+        env["GRAPEVINE_PRIVACY__PSEUDONYM_SECRET"] = self.values["privacy"]["pseudonym_secret"]
+        return env
+
+
+def _toml(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float)):
+        return str(value)
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(_toml(v) for v in value) + "]"
+    if isinstance(value, dict):
+        return "{" + ", ".join(f'"{k}" = {_toml(v)}' for k, v in value.items()) + "}"
+    return '"' + str(value).replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+async def make_bot_setup(
+    synapse: EmbeddedSynapse, admin: RegisteredUser, data_dir: Path, **sections: dict[str, Any]
+) -> BotSetup:
+    """A fresh bot account (a server admin without rate limits) and its settings."""
+    localpart = f"grapevine_{uuid.uuid4().hex[:8]}"
+    password = uuid.uuid4().hex
+    user = await synapse.register(localpart, password, admin=True, displayname="Grapevine")
+    await synapse.override_ratelimit(user.user_id, admin.access_token)
+    values: dict[str, dict[str, Any]] = {
+        "bot": {"data_dir": str(data_dir)},
+        "matrix": {"homeserver": synapse.base_url, "user_id": user.user_id,
+                   "password": password, "encryption": True},
+        "privacy": {"pseudonym_secret": uuid.uuid4().hex},
+        "web": {"listen": f"127.0.0.1:{free_port()}"},
+    }
+    for section, extra in sections.items():
+        values.setdefault(section, {}).update(extra)
+    return BotSetup(user, data_dir, values)
+
+
+class RunningBot:
+    """A bot running in this process; ``app`` is the live Grapevine."""
+
+    def __init__(self, setup: BotSetup) -> None:
+        self.setup = setup
+        self.service: Service | None = None
+
+    @property
+    def user_id(self) -> str:
+        return self.setup.user_id
+
+    @property
+    def app(self) -> Grapevine:
+        assert self.service is not None and self.service.app is not None
+        return self.service.app
+
+    async def start(self) -> RunningBot:
+        self.service = Service(self.setup.settings())
+        await self.service.start()
+        await self.service.wait_ready()
+        return self
+
+    async def stop(self) -> None:
+        if self.service is not None:
+            await self.service.stop()
+            self.service = None
+
+    async def restart(self) -> None:
+        await self.stop()
+        await self.start()
+
+
+class BotProcess:
+    """``grapevine run -c FILE`` in a subprocess, as production runs it."""
+
+    def __init__(self, setup: BotSetup) -> None:
+        self.setup = setup
+        self.config = setup.write_config()
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.log = setup.data_dir / "bot.log"
+
+    def start(self) -> None:
+        with self.log.open("ab") as log:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "bot.cli", "run", "-c", str(self.config)],
+                cwd=REPO, env=self.setup.environment(), stdout=log, stderr=subprocess.STDOUT,
+            )
+
+    async def wait_ready(self, timeout: float = 60.0) -> None:
+        """Until its health endpoint says it has synced."""
+        url = f"http://{self.setup.values['web']['listen']}/health"
+        deadline = time.monotonic() + timeout
+        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=2)) as http:
+            while time.monotonic() < deadline:
+                assert self.proc is not None
+                if self.proc.poll() is not None:
+                    raise AssertionError(f"bot exited {self.proc.returncode}:\n{self.tail()}")
+                try:
+                    async with http.get(url) as response:
+                        if (await response.json()).get("synced"):
+                            return
+                except (TimeoutError, aiohttp.ClientError):
+                    pass
+                await asyncio.sleep(0.1)
+        raise AssertionError(f"bot not ready in {timeout}s:\n{self.tail()}")
+
+    def kill(self) -> None:
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait()
+
+    def terminate(self, timeout: float = 20.0) -> int:
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGTERM)
+        return self.proc.wait(timeout)
+
+    def tail(self, lines: int = 40) -> str:
+        text = self.log.read_text(errors="replace") if self.log.exists() else ""
+        return "\n".join(text.splitlines()[-lines:])
+
+
+BotFactory = Callable[..., Awaitable[RunningBot]]
+
+
+@pytest.fixture
+async def bot_factory(
+    synapse: EmbeddedSynapse, synapse_admin: RegisteredUser, tmp_path: Path
+) -> AsyncIterator[BotFactory]:
+    """``await bot_factory(roles={...})``: a running bot with its own account and database."""
+    running: list[RunningBot] = []
+
+    async def make(**sections: dict[str, Any]) -> RunningBot:
+        data_dir = tmp_path / f"bot{len(running)}"
+        setup = await make_bot_setup(synapse, synapse_admin, data_dir, **sections)
+        bot = await RunningBot(setup).start()
+        running.append(bot)
+        return bot
+
+    yield make
+    for bot in running:
+        await bot.stop()
+
+
+@pytest.fixture
+async def bot(bot_factory: BotFactory) -> RunningBot:
+    return await bot_factory()
+
+
+async def bring_bot_in(person: Person, bot: RunningBot | BotSetup, name: str = "Group") -> str:
+    """``person`` makes a group room and invites the bot; returns once the bot has greeted it."""
+    user_id = bot.user_id
+    room = await person.create_room(name=name, invite=[user_id])
+    await person.wait_for_message(room, sender=user_id, contains="never what anyone writes",
+                                  timeout=30)
+    return room
