@@ -625,7 +625,8 @@ async def history(ctx: Context, args: Args) -> None:
         by_funder[g.funder_name].append(g.amount)
     top = sorted(by_funder.items(), key=lambda kv: (-len(kv[1]), -sum(kv[1])))[:5]
     lines = [f"Past grants in {place}: {len(found)}, £{total:,.0f} in all (360Giving)."]
-    lines += [f"{name}: {len(a)} grants, £{sum(a):,.0f}" for name, a in top]
+    lines += [f"{name}: {len(a)} grant{'s' if len(a) > 1 else ''}, £{sum(a):,.0f}"
+              for name, a in top]
     recent = sorted(found, key=lambda g: g.awarded_on, reverse=True)[:5]
     lines.append("Recent:")
     lines += [f"{g.recipient_name}: £{g.amount:,.0f} from {g.funder_name} ({g.awarded_on})"
@@ -789,6 +790,11 @@ def routes(app: Grapevine) -> list[web.RouteDef]:
 
 
 def install(app: Grapevine) -> None:
-    for job in jobs(app):
-        app.add_job(job)
-    app.web_routes.extend(routes(app))
+    # Tolerant of an app without a scheduler or web server (the shell, older wiring).
+    add_job = getattr(app, "add_job", None)
+    if add_job is not None:
+        for job in jobs(app):
+            add_job(job)
+    web_routes = getattr(app, "web_routes", None)
+    if web_routes is not None:
+        web_routes.extend(routes(app))

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import html
 import logging
 import re
 from dataclasses import dataclass
@@ -65,8 +66,9 @@ class Fetched:
     error: str | None = None
 
 
-def plain(html: str, limit: int = 400) -> str:
-    text = _SPACE.sub(" ", _TAG.sub(" ", html)).strip()
+def plain(markup: str, limit: int = 400) -> str:
+    """Tags stripped, entities decoded, whitespace folded, cut to ``limit`` characters."""
+    text = _SPACE.sub(" ", html.unescape(_TAG.sub(" ", markup))).strip()
     return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
 
 
@@ -113,7 +115,10 @@ def parse_feed(data: bytes, today: date, tz: ZoneInfo) -> list[FeedItem]:
         raise ValueError(f"not a readable RSS or Atom feed ({detail})")
     if not parsed.get("version") and not parsed.entries:
         raise ValueError("not an RSS or Atom feed")
-    feed_title = plain(str(parsed.feed.get("title") or ""), 200)
+    # "Fens Community Foundation - Open grants": the funder is the part before the dash.
+    publisher = plain(str(parsed.feed.get("author") or ""), 200) or re.split(
+        r"\s+[-|–]\s+", plain(str(parsed.feed.get("title") or ""), 200))[0]
+    atom = str(parsed.get("version") or "").startswith("atom")
     items = []
     for entry in parsed.entries:
         link = str(entry.get("link") or "").strip()
@@ -121,7 +126,9 @@ def parse_feed(data: bytes, today: date, tz: ZoneInfo) -> list[FeedItem]:
         if not link.startswith(("http://", "https://")) or not title:
             continue  # nothing a group could act on
         summary = plain(str(entry.get("summary") or entry.get("description") or ""))
-        funder = plain(str(entry.get("author") or ""), 200) or feed_title or "unknown funder"
+        # An RSS item's author is whoever wrote the post; an Atom entry's is the programme's.
+        author = plain(str(entry.get("author") or ""), 200) if atom else ""
+        funder = author or publisher or "unknown funder"
         low, high = find_amounts(f"{title} {summary}")
         items.append(FeedItem(
             key=item_key(entry), title=title, link=link, summary=summary, funder=funder,
