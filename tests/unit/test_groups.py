@@ -1,0 +1,177 @@
+"""Group profiles and the directory, as group admins, moderators and members meet them."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from storage import groups
+from tests.botworld import BotWorld, bot_world
+from tests.unit.test_rooms import write_test_areas
+
+COORDINATOR = "@cora:grapevine.local"
+WISBY_CLERK = "@clerk:grapevine.local"
+REGISTER = ('!group register name="Wisby Food Bank" type=charity area=Wisby '
+            "themes=food,advice size=small")
+
+
+@pytest.fixture
+async def county(tmp_path: Path) -> AsyncIterator[BotWorld]:
+    async with bot_world(
+        tmp_path,
+        roles={"coordinators": [COORDINATOR], "moderators": {"E04900001": [WISBY_CLERK]}},
+        areas={"file": str(write_test_areas(tmp_path / "areas.csv"))},
+    ) as bw:
+        yield bw
+
+
+async def group_room(bw: BotWorld, name: str = "Wisby Food Bank chat") -> tuple[str, str, str]:
+    """A group's own room: its admin (power 50) and a member; the bot joins."""
+    admin = bw.world.user("gail", "Gail")
+    member = bw.world.user("mo", "Mo")
+    room = bw.world.create_room(admin, name=name, members=[member], power={admin: 50})
+    await bw.world.join(bw.bot, room)
+    await bw.deliver()
+    return room, admin, member
+
+
+async def office_of(bw: BotWorld, user: str) -> str:
+    """A room of the user's own with the bot, for commands that need no group room."""
+    room = bw.world.create_room(user, name="Office")
+    await bw.world.join(bw.bot, room)
+    await bw.deliver()
+    return room
+
+
+async def test_a_group_admin_registers_the_room_and_gets_an_unverified_g_number(
+    county: BotWorld,
+) -> None:
+    room, admin, _ = await group_room(county)
+    [reply] = await county.say(admin, room, REGISTER)
+    assert reply.startswith("Registered G1 Wisby Food Bank (charity, Wisby), unverified")
+    async with county.app.db.transaction() as session:
+        group = await groups.by_room(session, room)
+    assert group is not None
+    assert (group.themes, group.size, group.listed, group.contact) == (
+        ["food", "advice"], "small", True, True)
+
+
+async def test_a_second_registration_of_the_same_room_gets_one_clear_line(
+    county: BotWorld,
+) -> None:
+    room, admin, _ = await group_room(county)
+    await county.say(admin, room, REGISTER)
+    [reply] = await county.say(admin, room, REGISTER.replace("Wisby Food", "Other"))
+    assert reply == ("This room is already G1 Wisby Food Bank (charity, Wisby): change it with "
+                     "!group set, or !group unregister it first.")
+
+
+async def test_a_member_who_is_not_an_admin_cannot_register(county: BotWorld) -> None:
+    room, _, member = await group_room(county)
+    [reply] = await county.say(member, room, REGISTER)
+    assert len(reply.splitlines()) == 1 and "role" in reply and "group admin" in reply
+    async with county.app.db.transaction() as session:
+        assert await groups.active(session) == []
+
+
+async def test_type_aliases_and_an_ambiguous_area_get_a_choice(county: BotWorld) -> None:
+    room, admin, _ = await group_room(county)
+    [choice] = await county.say(
+        admin, room, '!group register name="Upton Youth" type=club area=Upton themes=youth '
+        "size=micro")
+    assert "Upton (Fenmarsh)" in choice and "Upton (Hillside)" in choice
+    [reply] = await county.say(admin, room, "2")
+    assert reply.startswith("Registered G1 Upton Youth (sports-club, Upton (Hillside))")
+
+
+async def test_a_bad_area_is_refused_in_one_line(county: BotWorld) -> None:
+    room, admin, _ = await group_room(county)
+    [reply] = await county.say(admin, room, REGISTER.replace("area=Wisby", "area=E04999999"))
+    assert len(reply.splitlines()) == 1 and "not an area I know" in reply
+
+
+async def test_a_coordinator_registers_a_group_not_on_chat_by_email(county: BotWorld) -> None:
+    office = await office_of(county, COORDINATOR)
+    [asked] = await county.say(COORDINATOR, office, REGISTER + " room=none")
+    assert "email" in asked
+    [reply] = await county.say(COORDINATOR, office, "food@wisby.example")
+    assert reply.startswith("Registered G1")
+    [again] = await county.say(COORDINATOR, office, REGISTER + " room=none email=x@y.example")
+    assert again == "G1 Wisby Food Bank (charity, Wisby) is already registered."
+    [listed] = await county.say(COORDINATOR, office, "!directory food bank")
+    assert listed == "G1 Wisby Food Bank (charity, Wisby) unverified: not on chat"
+
+
+async def test_a_moderator_verifies_a_group_of_their_area_and_the_group_is_told(
+    county: BotWorld,
+) -> None:
+    room, admin, _ = await group_room(county)
+    await county.say(admin, room, REGISTER)
+    office = await office_of(county, WISBY_CLERK)
+    [reply] = await county.say(WISBY_CLERK, office, "!group verify G1")
+    assert reply == "G1 Wisby Food Bank (charity, Wisby) is verified."
+    await county.deliver()
+    assert "is now verified" in county.world.messages(room, sender=county.bot)[-1]
+
+
+
+async def test_a_moderator_of_another_area_cannot_verify(tmp_path: Path) -> None:
+    async with bot_world(
+        tmp_path,
+        roles={"moderators": {"E07900002": ["@hill:grapevine.local"]}},
+        areas={"file": str(write_test_areas(tmp_path / "areas.csv"))},
+    ) as county:
+        room, admin, _ = await group_room(county)
+        await county.say(admin, room, REGISTER)
+        office = await office_of(county, "@hill:grapevine.local")
+        [reply] = await county.say("@hill:grapevine.local", office, "!group verify G1")
+        assert "only its moderators or a coordinator can verify it" in reply
+
+
+async def test_the_group_admin_sees_and_changes_the_profile(county: BotWorld) -> None:
+    room, admin, _ = await group_room(county)
+    await county.say(admin, room, REGISTER)
+    [reply] = await county.say(admin, room, "!group set max_posts=1 quiet=yes listed=no")
+    assert reply == "G1 updated: listed no, max_posts 1, quiet yes."
+    [profile] = await county.say(admin, room, "!group")
+    assert "Listed: no" in profile and "My posts a day: 1; quiet: yes" in profile
+    [nothing] = await county.say(admin, room, "!group set")
+    assert nothing.startswith("Nothing to change")
+
+
+async def test_unregistering_and_registering_again_keeps_the_g_number(county: BotWorld) -> None:
+    room, admin, _ = await group_room(county)
+    await county.say(admin, room, REGISTER)
+    [gone] = await county.say(admin, room, "!group unregister")
+    assert "is unregistered" in gone
+    [back] = await county.say(admin, room, REGISTER)
+    assert back.startswith("Registered G1")
+
+
+async def test_the_directory_finds_listed_groups_by_words_area_theme_and_type(
+    county: BotWorld,
+) -> None:
+    food, gail, _ = await group_room(county, "food")
+    await county.say(gail, food, REGISTER)
+    youth = county.world.create_room(gail, name="youth", power={gail: 50})
+    await county.world.join(county.bot, youth)
+    await county.say(gail, youth, '!group register name="Hillside Youth Club" type=club '
+                                  "area=E04900004 themes=youth size=micro")
+    hidden = county.world.create_room(gail, name="hidden", power={gail: 50})
+    await county.world.join(county.bot, hidden)
+    await county.say(gail, hidden, '!group register name="Quiet Food Club" type=group '
+                                   "area=Wisby themes=food size=micro listed=no")
+    await county.deliver()
+
+    assert await county.say(gail, food, "!directory area=Fenmarsh") == [
+        f"G1 Wisby Food Bank (charity, Wisby) unverified: {food}"]
+    [youth_only] = await county.say(gail, food, "!directory theme=youth")
+    assert youth_only.startswith("G2 Hillside Youth Club")
+    [by_words] = await county.say(gail, food, "!directory WISBY food-bank.")
+    assert by_words.startswith("G1 Wisby Food Bank")
+    [by_type] = await county.say(gail, food, "!directory type=club")
+    assert by_type.startswith("G2 ")
+    [none] = await county.say(gail, food, "!directory quiet")
+    assert none.startswith("No listed groups match")
