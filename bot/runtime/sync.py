@@ -37,6 +37,9 @@ TOKEN_KEY = "next_batch"
 GAP_PAGE = 100
 GAP_MAX_PAGES = 50
 INVITE_TRIES = 5
+# How long past its long-poll a /sync may take before it is abandoned as hung
+# (nio sets no client timeout at all on full-state syncs).
+SYNC_GRACE_SECONDS = 90.0
 
 
 def sync_filter(timeline_limit: int) -> dict[str, Any]:
@@ -240,14 +243,20 @@ class SyncLoop:
         )
         stopping = asyncio.ensure_future(self._stop.wait())
         try:
-            await asyncio.wait({request, stopping}, return_when=asyncio.FIRST_COMPLETED)
+            await asyncio.wait(
+                {request, stopping},
+                timeout=timeout / 1000 + SYNC_GRACE_SECONDS,
+                return_when=asyncio.FIRST_COMPLETED,
+            )
         finally:
             stopping.cancel()
         if not request.done():
             request.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await request
-            return None
+            if self._stop.is_set():
+                return None
+            raise TransportError(NETWORK, "sync: no answer in time")
         return checked(request.result(), nio.SyncResponse, "sync")
 
     async def _keep_keys(self) -> None:
