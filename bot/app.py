@@ -8,7 +8,6 @@ and the replies it queued, so a crash or restart neither replays nor loses it.
 from __future__ import annotations
 
 import logging
-import time
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -24,6 +23,7 @@ from bot.commands.dispatch import Choose, CommandLine, Missing, bind, command_li
 from bot.commands.lexer import LexError, tokenize
 from bot.commands.registry import REGISTRY, AskFor, Command, CommandError, Registry, Where
 from bot.events import Incoming, Reaction, Receipt, StateChange
+from bot.pager import Pager
 from bot.power import PowerLevels
 from bot.ratelimit import RateLimiter, Verdict
 from bot.scheduler import Job, Scheduler
@@ -98,6 +98,7 @@ class Grapevine:
         self.ignore_checks: list[Callable[[str], bool]] = []
         self.started_at = self.clock.now()
         self.limiter = RateLimiter(settings.bot.commands_per_minute)
+        self.pager = Pager()
         self.config_moderators = self._config_moderators()
         self._power: dict[str, PowerLevels] = {}
         self._room_contexts: dict[str, RoomContext] = {}
@@ -323,7 +324,7 @@ class Grapevine:
         if command.personal:
             self._redact_after_commit(message)
         if overrides is None:
-            verdict = self.limiter.check(sender.user_id, time.monotonic())
+            verdict = self.limiter.check(sender.user_id, now.timestamp())
             if verdict is Verdict.DROP:
                 return
             if verdict is Verdict.WARN:

@@ -90,6 +90,11 @@ class Context:
         return self.now.astimezone(self.tz).date()
 
     @property
+    def page_lines(self) -> int:
+        """Bridges to IRC turn anything over 3 lines into a pastebin link."""
+        return 3 if self.room.network == "irc" else 12
+
+    @property
     def prefix(self) -> str:
         return self.app.settings.bot.prefix
 
@@ -113,8 +118,14 @@ class Context:
         attachment: Attachment | None = None,
         private: bool | None = None,
     ) -> None:
-        """Answer the sender: in the room, or by DM when the answer is personal."""
+        """Answer the sender: in the room, or by DM when the answer is personal.
+
+        Long answers are paged: the first page now, the rest on ``!more``.
+        """
         private = self.private_replies if private is None else private
+        where = self.sender.user_id if private and not self.room.is_direct else self.room.room_id
+        body = self.app.pager.first_page(where, self.sender.user_id, body,
+                                         self.page_lines, self.prefix)
         if private and not self.room.is_direct:
             if not self.told_dm:
                 self.told_dm = True

@@ -56,6 +56,8 @@ class Param:
 
     def usage(self) -> str:
         shape = self.value.shape
+        if len(shape) > 30:  # a long list of choices belongs in !help <command>, not here
+            shape = self.name
         text = f"<{self.name}>" if self.positional else f"{self.name}={shape}"
         return text if self.required else f"[{text}]"
 

@@ -51,6 +51,17 @@ async def cancel(ctx: Context, args: Args) -> None:
         await ctx.reply("There was nothing to cancel.")
 
 
+@commands.command("more", summary="the rest of my last long answer")
+async def more(ctx: Context, args: Args) -> None:
+    private = ctx.sender.user_id if not ctx.room.is_direct else None
+    for where in filter(None, [ctx.room.room_id, private]):
+        page = ctx.app.pager.more(where, ctx.sender.user_id, ctx.page_lines, ctx.prefix)
+        if page is not None:
+            await ctx.reply(page, private=where == private)
+            return
+    await ctx.reply("There is nothing more to show.")
+
+
 @commands.command("status", summary="uptime, rooms, queues, last sync, database",
                   roles=[Role.ADMIN])
 async def status(ctx: Context, args: Args) -> None:

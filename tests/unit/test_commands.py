@@ -48,12 +48,13 @@ async def test_bot_greets_a_room_once_with_its_privacy_notice(town: BotWorld) ->
 async def test_help_shows_only_what_the_sender_may_run(town: BotWorld) -> None:
     room = await group_room(town)
     ada, _, mo = people(town)
-    member_help = "\n".join(await town.say(mo, room, "!help"))
-    admin_help = "\n".join(await town.say(ada, room, "!help"))
+    member_replies = await town.say(mo, room, "!help")
+    admin_replies = await town.say(ada, room, "!help") + await town.say(ada, room, "!more")
+    assert all(len(reply.splitlines()) <= 12 for reply in member_replies + admin_replies)
+    member_help, admin_help = "\n".join(member_replies), "\n".join(admin_replies)
     assert "!about" in member_help and "!roles" in member_help
     assert "!status" not in member_help and "role grant" not in member_help
     assert "!status" in admin_help and "grant" in admin_help
-    assert all(len(reply.splitlines()) <= 12 for reply in [member_help, admin_help])
 
 
 async def test_commands_are_case_insensitive_and_forgive_a_full_stop(town: BotWorld) -> None:
@@ -202,3 +203,19 @@ async def test_rate_limit_answers_once_then_stays_quiet(town: BotWorld) -> None:
         replies += await town.say(mo, room, "!about")
     assert len(replies) == 11
     assert "faster than I can take them" in replies[-1]
+
+
+async def test_a_long_answer_is_paged_and_more_gives_the_rest(town: BotWorld) -> None:
+    room = await group_room(town)
+    ada, _, _ = people(town)
+    for code in ["E04001668", "E04001661", "E04012516", "E04001666", "E04001669", "E04001667",
+                 "E04001662", "E04001663", "E04001664", "E04001665", "E04001660", "E04001659"]:
+        town.clock.advance(seconds=10)  # stay under the rate limit
+        await town.say(ada, room, f"!role grant @m{code[-3:]}:grapevine.local moderator "
+                                  f"area={code}")
+    [first] = await town.say(ada, room, "!roles")
+    rows = first.splitlines()
+    assert len(rows) == 12 and rows[-1].endswith("more lines: !more")
+    [rest] = await town.say(ada, room, "!more")
+    assert "Moderators of" in rest and "!more" not in rest
+    assert await town.say(ada, room, "!more") == ["There is nothing more to show."]
