@@ -88,7 +88,8 @@ def _run(
         totals[first : first + b] = np.bincount(r, minlength=b)
         if tally is not None:
             reached = sp.csr_matrix((np.ones(r.size), (r, v)), shape=(b, n))
-            tallies.append(np.asarray(reached @ tally))
+            part = reached @ tally
+            tallies.append(part.toarray() if sp.issparse(part) else np.asarray(part))
     return SpreadResult(
         node_prob=hits / runs,
         run_totals=totals,

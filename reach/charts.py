@@ -1,0 +1,115 @@
+"""PNG charts for `!reach report` and `!reach map`.
+
+Figures are drawn on the Agg canvas directly (no pyplot), so nothing global
+changes in the bot's process and no display is needed.
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Mapping
+
+import matplotlib
+import networkx as nx
+import numpy as np
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.collections import LineCollection
+from matplotlib.figure import Figure
+
+from reach.evaluate import Evaluation
+from reach.graph import NODE_KINDS, ReachGraph
+from reach.report import SMALL
+from reach.structure import Structure
+
+
+def _png(fig: Figure) -> bytes:
+    FigureCanvasAgg(fig)
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=110)
+    return buf.getvalue()
+
+
+def _masked(x: np.ndarray) -> np.ndarray:
+    """Counts under 5 drawn at 2.5, inside the "<5" band, so no small count can be read off."""
+    x = np.asarray(x, dtype=float)
+    return np.where(np.round(x) < SMALL, SMALL / 2, x)
+
+
+def prediction_chart(ev: Evaluation, names: Mapping[str, str] | None = None,
+                     title: str = "Predicted vs observed reach") -> bytes:
+    """Per district: the predicted interval as a bar, its mean as a tick, observed as a dot.
+
+    Values under 5 are drawn in a grey "<5" band rather than where they are.
+    """
+    rows = ev.rows
+    fig = Figure(figsize=(7, 0.5 * len(rows) + 2.0))
+    ax = fig.add_subplot()
+    y = np.arange(len(rows))
+    lo = _masked(np.array([r.lo for r in rows]))
+    hi = _masked(np.array([r.hi for r in rows]))
+    ax.axvspan(0, SMALL, color="#eeeeee", zorder=0, label="<5 (not shown exactly)")
+    ax.barh(y, hi - lo, left=lo, height=0.5, color="#9ecae1",
+            label=f"predicted {round(ev.level * 100)}% interval")
+    ax.scatter(_masked(np.array([r.predicted for r in rows])), y, marker="|", s=200,
+               color="#08519c", label="predicted mean")
+    ax.scatter(_masked(np.array([r.observed for r in rows])), y, color="#d94801", zorder=3,
+               label="observed")
+    ax.set_yticks(y, [(names or {}).get(r.area, r.area) for r in rows])
+    ax.set_xlim(left=0)
+    ax.set_xlabel(f"{ev.measure} reached")
+    ax.set_title(title)
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.3), ncol=2, fontsize="small")
+    fig.tight_layout()
+    return _png(fig)
+
+
+def network_map(
+    graph: ReachGraph,
+    structure: Structure,
+    *,
+    max_nodes: int = 300,
+    seed: int = 0,
+    names: Mapping[str, str] | None = None,
+) -> bytes:
+    """Rooms and groups coloured by district, bridging ties in red.
+
+    Large graphs are cut to the ``max_nodes`` best-connected rooms and groups so
+    the picture stays readable; the layout is seeded, so the map is stable.
+    Cost: O(max_nodes^2) for the spring layout.
+    """
+    rooms = np.flatnonzero(graph.kind != NODE_KINDS.index("person"))
+    if rooms.size > max_nodes:
+        rooms = rooms[np.argsort(-structure.degree[rooms], kind="stable")[:max_nodes]]
+    keep = np.zeros(graph.n, bool)
+    keep[rooms] = True
+    e = structure.edges
+    inside = keep[e[:, 0]] & keep[e[:, 1]]
+    g = nx.Graph()
+    g.add_nodes_from(rooms.tolist())
+    g.add_edges_from(e[inside].tolist())
+    pos = nx.spring_layout(g, seed=seed)
+    fig = Figure(figsize=(8, 7))
+    ax = fig.add_subplot()
+    plain = e[inside & ~structure.bridging]
+    bridge = e[inside & structure.bridging]
+    for pairs, colour, width in ((plain, "#bbbbbb", 0.5), (bridge, "#d62728", 1.4)):
+        if len(pairs):
+            segs = [(pos[u], pos[v]) for u, v in pairs.tolist()]
+            ax.add_collection(LineCollection(segs, colors=colour, linewidths=width, zorder=1))
+    palette = matplotlib.colormaps["tab20"]
+    for i, code in enumerate(graph.districts):
+        members = [v for v in rooms.tolist() if graph.district[v] == i]
+        if members:
+            xy = np.array([pos[v] for v in members])
+            ax.scatter(xy[:, 0], xy[:, 1], s=18, color=palette(i % 20), zorder=2,
+                       label=(names or {}).get(code, code))
+    unknown = [v for v in rooms.tolist() if graph.district[v] < 0]
+    if unknown:
+        xy = np.array([pos[v] for v in unknown])
+        ax.scatter(xy[:, 0], xy[:, 1], s=18, color="#444444", zorder=2, label="no district")
+    ax.set_axis_off()
+    ax.set_title("Groups by district; bridging ties in red")
+    if graph.districts:
+        ax.legend(loc="lower left", fontsize="small", markerscale=1.5)
+    fig.tight_layout()
+    return _png(fig)

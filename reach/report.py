@@ -1,0 +1,154 @@
+"""Short plain-text renderings for the `!reach` commands (at most ~12 lines each).
+
+Every count a person sees goes through ``count``: anything under 5 is shown
+as "<5" (including 0), so small groups cannot be singled out.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from reach.evaluate import Evaluation
+from reach.gaps import Gaps
+from reach.graph import NODE_KINDS, ReachGraph
+from reach.predict import Prediction
+from reach.seeding import SeedChoice
+from reach.structure import Structure
+
+MAX_LINES = 12
+SMALL = 5
+
+
+def count(n: float) -> str:
+    """A count as shown to people: rounded, with thousands separators, "<5" under 5."""
+    r = round(float(n))
+    return "<5" if r < SMALL else f"{r:,}"
+
+
+def share(part: float, whole: float) -> str:
+    """A percentage, suppressed to "<5" when the part is a count under 5."""
+    if round(part) < SMALL:
+        return "<5"
+    return f"{100.0 * part / whole:.0f}%" if whole else "-"
+
+
+def _name(code: str | None, names: Mapping[str, str] | None) -> str:
+    if code is None:
+        return "unknown area"
+    return (names or {}).get(code, code)
+
+
+def _fit(lines: list[str], more: int) -> str:
+    if more > 0:
+        lines.append(f"...and {more} more")
+    return "\n".join(lines[:MAX_LINES])
+
+
+def render_prediction(pred: Prediction, names: Mapping[str, str] | None = None) -> str:
+    """`!reach predict`: expected groups and members reached per district, with intervals."""
+    pct = round(pred.level * 100)
+    lines = [f"Predicted reach from {len(pred.seeds)} room(s), {pct}% intervals:"]
+    rows = sorted(pred.districts, key=lambda a: -a.groups_reached.mean)
+    shown = rows[: MAX_LINES - 2]
+    for a in shown:
+        g, m = a.groups_reached, a.members_reached
+        lines.append(
+            f"{_name(a.area, names)}: {count(g.mean)} of {count(a.groups)} groups "
+            f"({count(g.lo)}-{count(g.hi)}), ~{count(m.mean)} members"
+        )
+    return _fit(lines, len(rows) - len(shown))
+
+
+def render_gaps(gaps: Gaps, names: Mapping[str, str] | None = None) -> str:
+    """`!reach gaps`: low-reach localities, most deprived first, and closed-in groups."""
+    lines = [f"Localities the network leaves out (reach at most {gaps.threshold:.0%}), "
+             "most deprived first:"]
+    budget = MAX_LINES - 3
+    for r in gaps.localities[:budget]:
+        decile = f"IMD decile {r.decile}" if r.decile else "IMD unknown"
+        lines.append(f"{_name(r.locality, names)} ({decile}): reach {r.predicted_reach:.0%}, "
+                     f"{count(r.groups)} groups, {count(r.bridging_ties)} bridging ties")
+    more = len(gaps.localities) - min(len(gaps.localities), budget)
+    if more:
+        lines.append(f"...and {more} more localities")
+    lines.append(f"Groups with no tie outside their circle: {count(len(gaps.groups))}")
+    return "\n".join(lines[:MAX_LINES])
+
+
+def render_seeds(choice: SeedChoice, names: Mapping[str, str] | None = None,
+                 equity: float = 0.0) -> str:
+    """`!reach seed`: the rooms to post in, with what each adds."""
+    lines = [f"Post in these {len(choice.keys)} room(s) (equity {equity:g}):"]
+    picks = list(zip(choice.keys, choice.gains, strict=True))
+    for i, (key, gain) in enumerate(picks[: MAX_LINES - 3], start=1):
+        lines.append(f"{i}. {_name(key, names)}: adds ~{count(gain)}")
+    if len(picks) > MAX_LINES - 3:
+        lines.append(f"...and {len(picks) - (MAX_LINES - 3)} more")
+    lines.append(f"Expected weighted reach ~{count(choice.weighted_reach)}; "
+                 f"at least 1-1/e-{choice.eps:g} of the best possible (IMM).")
+    return "\n".join(lines)
+
+
+def render_evaluation(ev: Evaluation, names: Mapping[str, str] | None = None) -> str:
+    """`!reach report`: predicted against observed per district, and how good the model is."""
+    pct = round(ev.level * 100)
+    lines = [f"Predicted vs observed {ev.measure} reached ({pct}% intervals):"]
+    shown = ev.rows[: MAX_LINES - 3]
+    for r in shown:
+        mark = "in" if r.inside else "OUT"
+        lines.append(f"{_name(r.area, names)}: predicted {count(r.predicted)} "
+                     f"({count(r.lo)}-{count(r.hi)}), observed {count(r.observed)} [{mark}]")
+    cover = ", ".join(f"{round(k * 100)}%: {v:.0%}" for k, v in ev.coverage.items())
+    rho = "n/a" if np.isnan(ev.spearman) else f"{ev.spearman:.2f}"
+    lines.append(f"Coverage {cover}; mean |log error| {ev.mean_abs_log_error:.2f}; Spearman {rho}")
+    lines.append("Observed reach is a lower bound (silent readers leave no trace).")
+    more = len(ev.rows) - len(shown)
+    if more:
+        lines.insert(-2, f"...and {more} more districts")
+    return "\n".join(lines[:MAX_LINES])
+
+
+@dataclass(frozen=True)
+class DistrictStats:
+    district: str
+    rooms: int
+    groups: int
+    active_members: int  # from the flow records, supplied by the caller
+    messages: int
+    bridging_ties: int
+
+
+def district_stats(
+    graph: ReachGraph,
+    structure: Structure,
+    active_members: Mapping[str, int] | None = None,
+    messages: Mapping[str, int] | None = None,
+) -> list[DistrictStats]:
+    """Per-district counts for `!reach stats`: rooms and groups from the graph, bridging
+    ties from the structure, activity from the caller's flow records."""
+    bridging = structure.bridging_ties()
+    rows = []
+    for i, code in enumerate(graph.districts):
+        here = graph.district == i
+        rows.append(DistrictStats(
+            code,
+            int(np.sum(here & (graph.kind == NODE_KINDS.index("room")))),
+            int(np.sum(here & (graph.kind == NODE_KINDS.index("group")))),
+            (active_members or {}).get(code, 0),
+            (messages or {}).get(code, 0),
+            int(bridging[here].sum()),
+        ))
+    return rows
+
+
+def render_stats(rows: Sequence[DistrictStats], names: Mapping[str, str] | None = None) -> str:
+    """`!reach stats`: one line per district."""
+    lines = ["District: rooms, groups, active members, messages, bridging ties"]
+    shown = list(rows)[: MAX_LINES - 2]
+    for r in shown:
+        lines.append(f"{_name(r.district, names)}: {count(r.rooms)}, {count(r.groups)}, "
+                     f"{count(r.active_members)}, {count(r.messages)}, {count(r.bridging_ties)}")
+    return _fit(lines, len(rows) - len(shown))
