@@ -194,6 +194,8 @@ class SyncLoop:
                 await self._keep_keys()
                 await self._deliver(response, token)
                 await self._retry_invites()
+                async with self.db.transaction() as session:
+                    await state.set_value(session, TOKEN_KEY, response.next_batch)
             except RateLimited as err:
                 wait = (err.retry_after_ms or 0) / 1000 or backoff.next_delay()
                 log.warning("sync rate-limited: waiting %.1f s", wait)
@@ -219,8 +221,6 @@ class SyncLoop:
                 await sleep_unless(self._stop, wait)
                 continue
             token = response.next_batch
-            async with self.db.transaction() as session:
-                await state.set_value(session, TOKEN_KEY, token)
             self._first = False
             self.last_sync_at = self.clock.now()
             self.ready.set()
