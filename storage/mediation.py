@@ -23,14 +23,19 @@ from sqlalchemy import (
     delete,
     func,
     select,
+    text,
     update,
 )
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
 
-from storage.models import Base, Id
+from storage.engine import Database
+from storage.models import Base, Id, OutboxMessage
 
 OUTCOMES = ("agreement", "no-agreement", "referred")
+# Outbox kind of a notes read-back, and what its body becomes once sent.
+NOTES_KIND = "mediation-notes"
+SCRUBBED = "(mediation notes were sent here; the bot's copy is removed)"
 # Who "forget" leaves behind in the shared record: the text stays, the Matrix id goes.
 FORGOTTEN = "(a person who asked to be forgotten)"
 
@@ -354,6 +359,34 @@ async def purge_notes(session: AsyncSession, closed_before: datetime, at: dateti
     result = await session.execute(delete(Note).where(Note.case_id.in_(cases)))
     await session.execute(update(Case).where(Case.id.in_(cases), Case.notes_purged_at.is_(None))
                           .values(notes_purged_at=at))
+    return int(result.rowcount or 0)  # type: ignore[attr-defined]
+
+
+async def checkpoint(db: Database) -> None:
+    """On SQLite, fold the write-ahead log into the file and empty it, so overwritten
+    bytes (a scrubbed read-back) do not linger in the log. Best effort: busy is fine."""
+    if db.dialect != "sqlite":
+        return
+    async with db.engine.connect() as connection:
+        raw = await connection.get_raw_connection()
+        driver = raw.driver_connection
+        assert driver is not None
+        await driver.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+
+
+async def scrub_sent_notes(session: AsyncSession) -> int:
+    """Blank the outbox's copy of notes read back to a mediator, once it has been sent.
+
+    The outbox keeps what it sent; for a note that would be plain text next to
+    the sealed original. On SQLite, secure_delete zeroes the old bytes in place.
+    """
+    if (await session.connection()).dialect.name == "sqlite":
+        await session.execute(text("PRAGMA secure_delete=ON"))
+    result = await session.execute(
+        update(OutboxMessage)
+        .where(OutboxMessage.kind == NOTES_KIND, OutboxMessage.sent_at.is_not(None),
+               OutboxMessage.body != SCRUBBED)
+        .values(body=SCRUBBED))
     return int(result.rowcount or 0)  # type: ignore[attr-defined]
 
 

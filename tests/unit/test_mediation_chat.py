@@ -230,6 +230,14 @@ async def test_notes_are_taken_by_dm_sealed_and_read_back_only_by_mediator_and_c
     assert "Ann worried about keys MARKER-7731" in bw.dms(t.mia)[-1]
     await bw.say(t.cora, t.cora_dm, "!mediation notes M1")
     assert "MARKER-7731" in bw.dms(t.cora)[-1]
+    # The bot's own copies of what it read back are blanked once sent.
+    assert await mediation.scrub_notes_copies(bw.app) == 2
+    async with bw.app.db.transaction() as session:
+        bodies = await session.scalars(select(OutboxMessage.body))
+        assert not any("MARKER-7731" in body for body in bodies)
+    database = Path(bw.app.db.url.removeprefix("sqlite+aiosqlite:///"))
+    raw = b"".join(p.read_bytes() for p in database.parent.glob(database.name + "*"))
+    assert b"MARKER-7731" not in raw and b"Ann worried" not in raw
     ann_dm = dm_room(bw, t.ann)
     await bw.say(t.ann, ann_dm, "!mediation notes M1")
     assert bw.dms(t.ann)[-1] == "Only M1's mediator and coordinators can read its notes."
@@ -296,7 +304,8 @@ async def test_action_reminders_go_once_before_and_once_after_the_due_date(town:
     await bw.deliver()
     assert "was due on 23 Nov 2026 and isn't marked done" in bw.world.messages(room)[-1]
     ids = {job.id for job in mediation.jobs(bw.app)}
-    assert {"mediation-reminders", "mediation-notes-retention", "mediation-rooms"} <= ids
+    assert ids == {"mediation-reminders", "mediation-notes-retention", "mediation-rooms",
+                   "mediation-notes-scrub"}
 
 
 @pytest.mark.parametrize(("who", "command", "expected"), [
