@@ -93,11 +93,11 @@ def _out_arcs(indptr: np.ndarray, node: np.ndarray) -> tuple[np.ndarray, np.ndar
 
 def _seed(run: np.ndarray, node: np.ndarray, n: int, scratch: Scratch) -> tuple[np.ndarray,
                                                                                np.ndarray]:
-    """Distinct seed pairs, marked visited."""
+    """Distinct seed pairs as (flat id run * n + node, node), marked visited."""
     flat = run.astype(np.int64) * n + node
     keep = first_occurrence(scratch.mark, flat)
     scratch.visited[flat[keep]] = True
-    return run[keep].astype(np.int64), node[keep].astype(np.int64)
+    return flat[keep], node[keep].astype(np.int64)
 
 
 Advance = Callable[[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]
@@ -107,22 +107,23 @@ def _spread(run: np.ndarray, node: np.ndarray, n: int, scratch: Scratch,
             advance: Advance) -> Pairs:
     """Step ``advance`` from the seed pairs until no new pair is reached.
 
-    ``advance`` maps this step's new (run, node) pairs to the next step's,
-    which it must have marked in ``scratch.visited``. The flags are cleared
-    at the end so the scratch can serve the next batch.
+    Pairs travel as (flat id, node) so a step never divides; ``advance`` maps
+    this step's new pairs to the next step's, which it must have marked in
+    ``scratch.visited``. The flags are cleared at the end so the scratch can
+    serve the next batch.
     """
-    run, node = _seed(run, node, n, scratch)
-    runs, nodes, steps = [run], [node], [np.zeros(run.size, np.int32)]
+    flat, node = _seed(run, node, n, scratch)
+    flats, nodes, steps = [flat], [node], [np.zeros(flat.size, np.int32)]
     step = 0
-    while run.size:
+    while flat.size:
         step += 1
-        run, node = advance(run, node)
-        runs.append(run)
+        flat, node = advance(flat, node)
+        flats.append(flat)
         nodes.append(node)
-        steps.append(np.full(run.size, step, np.int32))
-    run_all, node_all = np.concatenate(runs), np.concatenate(nodes)
-    scratch.visited[run_all * n + node_all] = False
-    return run_all, node_all, np.concatenate(steps)
+        steps.append(np.full(flat.size, step, np.int32))
+    flat_all, node_all = np.concatenate(flats), np.concatenate(nodes)
+    scratch.visited[flat_all] = False
+    return (flat_all - node_all) // n, node_all, np.concatenate(steps)
 
 
 def cascade(
@@ -144,26 +145,27 @@ def cascade(
     activated nodes + p_max * arcs out of them) expected.
     """
     visited = scratch.visited
+    targets = indices.astype(np.int64)  # once, not per step
     none = np.zeros(0, np.int64)
 
-    def advance(run: np.ndarray, node: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def advance(flat: np.ndarray, node: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         start, deg, ends, total = _out_arcs(indptr, node)
         pos = success_positions(rng, total, p_max)
         if pos.size == 0:
             return none, none
         j = np.searchsorted(ends, pos, side="right")
-        arc = start[j] + (pos - (ends[j] - deg[j]))
+        arc = (start - ends + deg)[j] + pos  # arc = start of node j + offset within it
         if arc_p is not None:
             ok = rng.random(arc.size) * p_max < arc_p[arc]
             arc, j = arc[ok], j[ok]
-        target = indices[arc].astype(np.int64)
-        r = run[j]
-        flat = r * n + target
-        fresh = ~visited[flat]
-        flat, r, target = flat[fresh], r[fresh], target[fresh]
-        once = first_occurrence(scratch.mark, flat)
-        visited[flat[once]] = True
-        return r[once], target[once]
+        target = targets[arc]
+        new = (flat - node)[j] + target  # same run, new node
+        fresh = ~visited[new]
+        new, target = new[fresh], target[fresh]
+        once = first_occurrence(scratch.mark, new)
+        new, target = new[once], target[once]
+        visited[new] = True
+        return new, target
 
     return _spread(run, node, n, scratch, advance)
 
@@ -190,17 +192,19 @@ def threshold(
     acc = np.zeros(cells, dtype=np.float32)
     visited = scratch.visited
 
-    def advance(run: np.ndarray, node: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def advance(flat: np.ndarray, node: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         start, deg, _, _ = _out_arcs(indptr, node)
-        j = np.repeat(np.arange(node.size), deg)
         arc = ranges(start, start + deg)
-        flat = run[j] * n + indices[arc]
-        fresh = ~visited[flat]
-        flat, arc = flat[fresh], arc[fresh]
-        np.add.at(acc, flat, arc_w[arc].astype(np.float32))
-        flat = flat[first_occurrence(scratch.mark, flat)]
-        flat = flat[acc[flat] >= theta[flat]]
-        visited[flat] = True
-        return np.divmod(flat, n)
+        target = indices[arc].astype(np.int64)
+        new = np.repeat(flat - node, deg) + target
+        fresh = ~visited[new]
+        new, arc, target = new[fresh], arc[fresh], target[fresh]
+        np.add.at(acc, new, arc_w[arc].astype(np.float32))
+        once = first_occurrence(scratch.mark, new)
+        new, target = new[once], target[once]
+        crossed = acc[new] >= theta[new]
+        new, target = new[crossed], target[crossed]
+        visited[new] = True
+        return new, target
 
     return _spread(run, node, n, scratch, advance)
