@@ -15,7 +15,7 @@ import json
 import logging
 import time
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any, TypeVar
 from urllib.parse import quote, urlencode
 
@@ -97,6 +97,8 @@ class MatrixTransport:
     ``db`` remembers direct-message rooms (bot_state ``dm:<user>``).
     ``encrypt_direct_rooms``: new DM rooms get encryption (off by default:
     bridges without end-to-bridge encryption could not read them).
+    Rate limits up to ``rate_limit_budget`` seconds per call are waited out
+    here; longer ones raise :class:`RateLimited` for the caller to schedule.
     """
 
     def __init__(
@@ -106,11 +108,13 @@ class MatrixTransport:
         *,
         encrypt_direct_rooms: bool = False,
         room_sync_wait: float = 10.0,
+        rate_limit_budget: float = 30.0,
     ) -> None:
         self.client = client
         self.db = db
         self.encrypt_direct_rooms = encrypt_direct_rooms
         self.room_sync_wait = room_sync_wait
+        self.rate_limit_budget = rate_limit_budget
         self._default_version: str | None = None
 
     @property
@@ -123,10 +127,42 @@ class MatrixTransport:
 
     # -- low level ----------------------------------------------------------------
 
+    async def _call(self, make: Callable[[], Awaitable[Any]], what: str) -> Any:
+        """A nio call, made again after short rate limits (up to ``rate_limit_budget`` s)."""
+        waited = 0.0
+        while True:
+            response = await guarded(make(), what)
+            first = response[0] if isinstance(response, tuple) else response
+            if not isinstance(first, nio.ErrorResponse):
+                return response
+            error = error_from(first, what)
+            if not isinstance(error, RateLimited):
+                return response
+            waited = await self._wait_out(error, waited)
+
+    async def _wait_out(self, error: RateLimited, waited: float) -> float:
+        """Sleep as the homeserver asks, or raise ``error`` once the budget is spent."""
+        wait = (error.retry_after_ms or 1000) / 1000
+        if waited + wait > self.rate_limit_budget:
+            raise error
+        log.info("rate-limited: waiting %.1f s", wait)
+        await asyncio.sleep(wait)
+        return waited + wait
+
     async def request(
         self, method: str, path: str, body: Mapping[str, Any] | None = None
     ) -> dict[str, Any]:
         """A raw client-API call for what nio lacks (join with via, capabilities, account data)."""
+        waited = 0.0
+        while True:
+            try:
+                return await self._request_once(method, path, body)
+            except RateLimited as error:
+                waited = await self._wait_out(error, waited)
+
+    async def _request_once(
+        self, method: str, path: str, body: Mapping[str, Any] | None
+    ) -> dict[str, Any]:
         headers = {"Authorization": f"Bearer {self.client.access_token}"}
         if body is not None:
             headers["Content-Type"] = "application/json"
@@ -171,8 +207,8 @@ class MatrixTransport:
                 await self._wait_for_room(room_id)
             else:
                 return await self._send_plain(room_id, event_type, body, txn_id)
-        response = await guarded(
-            client.room_send(
+        response = await self._call(
+            lambda: client.room_send(
                 room_id, event_type, body, tx_id=txn_id, ignore_unverified_devices=True
             ),
             f"send {event_type} to {room_id}",
@@ -186,8 +222,8 @@ class MatrixTransport:
         method, path, data = Api.room_send(
             self.client.access_token, room_id, event_type, content, txn_id or uuid.uuid4().hex
         )
-        response = await guarded(
-            self.client._send(nio.RoomSendResponse, method, path, data, (room_id,)),
+        response = await self._call(
+            lambda: self.client._send(nio.RoomSendResponse, method, path, data, (room_id,)),
             f"send {event_type} to {room_id}",
         )
         event_id: str = checked(response, nio.RoomSendResponse, f"send to {room_id}").event_id
@@ -204,8 +240,8 @@ class MatrixTransport:
             await asyncio.sleep(0.1)
 
     async def upload(self, data: bytes, mime: str, filename: str) -> str:
-        response, _keys = await guarded(
-            self.client.upload(
+        response, _keys = await self._call(
+            lambda: self.client.upload(
                 io.BytesIO(data), content_type=mime, filename=filename, filesize=len(data)
             ),
             f"upload {filename}",
@@ -230,8 +266,9 @@ class MatrixTransport:
             initial_state.append(dict(ENCRYPTION_STATE))
         # Not trusted_private_chat for DMs: in v12 it makes every invitee a creator.
         preset = RoomPreset.public_chat if spec.public else RoomPreset.private_chat
-        response = await guarded(
-            self.client.room_create(
+        power = await self._power_override(spec)
+        response = await self._call(
+            lambda: self.client.room_create(
                 visibility=RoomVisibility.private,
                 alias=spec.alias_localpart,
                 name=spec.name,
@@ -241,7 +278,7 @@ class MatrixTransport:
                 preset=preset,
                 invite=list(spec.invite),
                 initial_state=initial_state,
-                power_level_override=await self._power_override(spec),
+                power_level_override=power,
                 space=spec.space,
             ),
             f"create room {spec.name!r}",
@@ -272,8 +309,8 @@ class MatrixTransport:
     async def put_state(
         self, room_id: str, event_type: str, content: Mapping[str, Any], state_key: str = ""
     ) -> str:
-        response = await guarded(
-            self.client.room_put_state(room_id, event_type, dict(content), state_key),
+        response = await self._call(
+            lambda: self.client.room_put_state(room_id, event_type, dict(content), state_key),
             f"put {event_type} in {room_id}",
         )
         event_id: str = checked(response, nio.RoomPutStateResponse, f"put {event_type}").event_id
@@ -282,8 +319,8 @@ class MatrixTransport:
     async def get_state(
         self, room_id: str, event_type: str, state_key: str = ""
     ) -> dict[str, Any] | None:
-        response = await guarded(
-            self.client.room_get_state_event(room_id, event_type, state_key),
+        response = await self._call(
+            lambda: self.client.room_get_state_event(room_id, event_type, state_key),
             f"get {event_type} in {room_id}",
         )
         if isinstance(response, nio.ErrorResponse) and response.status_code == "M_NOT_FOUND":
@@ -294,7 +331,9 @@ class MatrixTransport:
         return content
 
     async def room_state(self, room_id: str) -> list[dict[str, Any]]:
-        response = await guarded(self.client.room_get_state(room_id), f"state of {room_id}")
+        response = await self._call(
+            lambda: self.client.room_get_state(room_id), f"state of {room_id}"
+        )
         events = checked(response, nio.RoomGetStateResponse, f"state of {room_id}").events
         return [
             {
@@ -337,25 +376,28 @@ class MatrixTransport:
             return await session.scalar(query.limit(1)) is not None
 
     async def members(self, room_id: str) -> dict[str, str | None]:
-        response = await guarded(self.client.joined_members(room_id), f"members of {room_id}")
+        response = await self._call(
+            lambda: self.client.joined_members(room_id), f"members of {room_id}"
+        )
         members = checked(response, nio.JoinedMembersResponse, f"members of {room_id}").members
         return {m.user_id: m.display_name for m in members}
 
     async def invite(self, room_id: str, user_id: str) -> None:
-        response = await guarded(
-            self.client.room_invite(room_id, user_id), f"invite {user_id} to {room_id}"
+        response = await self._call(
+            lambda: self.client.room_invite(room_id, user_id), f"invite {user_id} to {room_id}"
         )
         checked(response, nio.RoomInviteResponse, f"invite to {room_id}")
 
     async def kick(self, room_id: str, user_id: str, reason: str = "") -> None:
-        response = await guarded(
-            self.client.room_kick(room_id, user_id, reason or None), f"kick from {room_id}"
+        response = await self._call(
+            lambda: self.client.room_kick(room_id, user_id, reason or None), f"kick from {room_id}"
         )
         checked(response, nio.RoomKickResponse, f"kick from {room_id}")
 
     async def redact(self, room_id: str, event_id: str, reason: str = "") -> None:
-        response = await guarded(
-            self.client.room_redact(room_id, event_id, reason or None), f"redact in {room_id}"
+        response = await self._call(
+            lambda: self.client.room_redact(room_id, event_id, reason or None),
+            f"redact in {room_id}",
         )
         checked(response, nio.RoomRedactResponse, f"redact in {room_id}")
 
@@ -370,19 +412,21 @@ class MatrixTransport:
         return room_id
 
     async def leave(self, room_id: str) -> None:
-        response = await guarded(self.client.room_leave(room_id), f"leave {room_id}")
+        response = await self._call(lambda: self.client.room_leave(room_id), f"leave {room_id}")
         checked(response, nio.RoomLeaveResponse, f"leave {room_id}")
 
     async def resolve_alias(self, alias: str) -> str | None:
-        response = await guarded(self.client.room_resolve_alias(alias), f"resolve {alias}")
+        response = await self._call(
+            lambda: self.client.room_resolve_alias(alias), f"resolve {alias}"
+        )
         if isinstance(response, nio.ErrorResponse) and response.status_code == "M_NOT_FOUND":
             return None
         room_id: str = checked(response, nio.RoomResolveAliasResponse, f"resolve {alias}").room_id
         return room_id
 
     async def recent_events(self, room_id: str, limit: int = 50) -> list[dict[str, Any]]:
-        response = await guarded(
-            self.client.room_messages(room_id, limit=limit), f"history of {room_id}"
+        response = await self._call(
+            lambda: self.client.room_messages(room_id, limit=limit), f"history of {room_id}"
         )
         chunk = checked(response, nio.RoomMessagesResponse, f"history of {room_id}").chunk
         return [{**event.source, "room_id": room_id} for event in chunk]

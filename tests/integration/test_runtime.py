@@ -11,8 +11,9 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
+import nio
 import pytest
 from people import Person
 
@@ -23,7 +24,7 @@ from bot.runtime import login
 from bot.runtime.backoff import Backoff
 from bot.runtime.outbox_worker import MARKER, OutboxWorker, txn_id
 from bot.runtime.sync import SyncLoop
-from bot.transport.base import RoomSpec, text_content
+from bot.transport.base import RateLimited, RoomSpec, text_content
 from bot.transport.matrix import MatrixTransport
 from config.settings import Settings, load_settings
 from storage import outbox, state
@@ -504,3 +505,40 @@ async def test_a_crash_mid_batch_replays_the_batch_and_loses_nothing(
     # At least once: what came before the crash in that batch may come again (the real
     # sink skips handled event ids); nothing after it is lost.
     assert restarted.sink.bodies(room)[-2:] == ["die", "last"]
+
+
+class SlowDownClient:
+    """Just enough of nio's client to answer a send with 429s, then accept it."""
+
+    olm = None
+    user_id = "@grapevine:localhost"
+
+    def __init__(self, refusals: int, retry_after_ms: int) -> None:
+        self.rooms: dict[str, Any] = {}
+        self.refusals = refusals
+        self.retry_after_ms = retry_after_ms
+        self.txn_ids: list[str | None] = []
+
+    async def room_send(self, room_id: str, kind: str, content: Any, **kw: Any) -> Any:
+        self.txn_ids.append(kw.get("tx_id"))
+        if len(self.txn_ids) <= self.refusals:
+            error = {"errcode": "M_LIMIT_EXCEEDED", "error": "slow down"}
+            return nio.RoomSendError.from_dict(
+                {**error, "retry_after_ms": self.retry_after_ms}, room_id
+            )
+        return nio.RoomSendResponse("$sent", room_id)
+
+
+async def test_the_transport_waits_out_short_rate_limits_and_raises_long_ones(
+    sqlite_database: Database,
+) -> None:
+    patient = SlowDownClient(refusals=2, retry_after_ms=50)
+    transport = MatrixTransport(cast(Any, patient), sqlite_database, rate_limit_budget=1.0)
+    assert await transport.send("!r:localhost", {"body": "hi"}, txn_id="grapevine-7") == "$sent"
+    assert patient.txn_ids == ["grapevine-7"] * 3
+
+    stubborn = SlowDownClient(refusals=1, retry_after_ms=5_000)
+    transport = MatrixTransport(cast(Any, stubborn), sqlite_database, rate_limit_budget=1.0)
+    with pytest.raises(RateLimited) as refused:
+        await transport.send("!r:localhost", {"body": "hi"}, txn_id="grapevine-8")
+    assert refused.value.retry_after_ms == 5_000
