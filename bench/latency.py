@@ -1,0 +1,181 @@
+"""Command reply latency, Grapevine against a bare matrix-nio echo bot (the floor),
+through the same Synapse in one run; then the event intake rate from a busy room.
+
+    .venv/bin/python -m bench.latency [--rounds 100] [--flood 2000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import statistics
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+import nio
+from sqlalchemy import func, select
+
+from bot.homeserver import EmbeddedSynapse, RegisteredUser
+from bot.service import Service
+from config.settings import load_settings
+from storage.models import HandledEvent
+
+
+class EchoBot:
+    """The floor: sync, and answer every `!echo` with one m.text, nothing else."""
+
+    def __init__(self, user: RegisteredUser, homeserver: str) -> None:
+        self.client = nio.AsyncClient(homeserver, user.user_id, device_id=user.device_id)
+        self.client.restore_login(user.user_id, user.device_id, user.access_token)
+        self.task: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        first = await self.client.sync(timeout=0)
+        assert isinstance(first, nio.SyncResponse)
+
+        async def on_message(room: nio.MatrixRoom, event: nio.RoomMessageText) -> None:
+            if event.body.startswith("!echo") and event.sender != self.client.user_id:
+                await self.client.room_send(room.room_id, "m.room.message",
+                                            {"msgtype": "m.text", "body": event.body[1:]})
+
+        async def on_invite(room: nio.MatrixRoom, event: nio.InviteMemberEvent) -> None:
+            await self.client.join(room.room_id)
+
+        self.client.add_event_callback(on_message, nio.RoomMessageText)  # type: ignore[arg-type]
+        self.client.add_event_callback(on_invite, nio.InviteMemberEvent)  # type: ignore[arg-type]
+        self.task = asyncio.create_task(
+            self.client.sync_forever(timeout=30000, since=first.next_batch)
+        )
+
+    async def stop(self) -> None:
+        if self.task:
+            self.task.cancel()
+        await self.client.close()
+
+
+class Person:
+    def __init__(self, user: RegisteredUser, homeserver: str) -> None:
+        self.client = nio.AsyncClient(homeserver, user.user_id, device_id=user.device_id)
+        self.client.restore_login(user.user_id, user.device_id, user.access_token)
+        self.token: str | None = None
+
+    async def sync(self, timeout: int = 0) -> list[tuple[str, dict]]:
+        response = await self.client.sync(timeout=timeout, since=self.token)
+        assert isinstance(response, nio.SyncResponse), response
+        self.token = response.next_batch
+        return [(rid, e.source) for rid, info in response.rooms.join.items()
+                for e in info.timeline.events]
+
+    async def room_with(self, bot: str, name: str) -> str:
+        created = await self.client.room_create(name=name, invite=[bot])
+        assert isinstance(created, nio.RoomCreateResponse), created
+        room: str = created.room_id
+        for _ in range(200):
+            events = await self.sync(timeout=500)
+            if any(r == room and e.get("sender") == bot and e.get("type") == "m.room.member"
+                   for r, e in events):
+                break
+        await self.drain(room, bot, 1.0)
+        return room
+
+    async def drain(self, room: str, sender: str, quiet: float) -> None:
+        deadline = time.monotonic() + quiet
+        while time.monotonic() < deadline:
+            await self.sync(timeout=200)
+
+    async def ask(self, room: str, bot: str, text: str) -> float:
+        """Seconds from sending to seeing the bot's reply."""
+        started = time.perf_counter()
+        sent = await self.client.room_send(room, "m.room.message",
+                                           {"msgtype": "m.text", "body": text})
+        assert isinstance(sent, nio.RoomSendResponse), sent
+        while True:
+            for rid, event in await self.sync(timeout=10000):
+                if rid == room and event.get("sender") == bot and event["type"] == "m.room.message":
+                    return time.perf_counter() - started
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
+
+
+async def main(rounds: int, flood: int) -> None:
+    with tempfile.TemporaryDirectory() as scratch:
+        root = Path(scratch)
+        synapse = EmbeddedSynapse(root / "synapse")
+        await synapse.start()
+        try:
+            admin = await synapse.register("admin", admin=True)
+            bot_password = uuid.uuid4().hex
+            bot_user = await synapse.register("grapevine", bot_password, admin=True)
+            echo_user = await synapse.register("echo")
+            person_user = await synapse.register("person")
+            for user in (bot_user, echo_user, person_user):
+                await synapse.override_ratelimit(user.user_id, admin.access_token)
+            settings = load_settings(
+                None, bot={"data_dir": str(root / "bot"), "commands_per_minute": 100000},
+                matrix={"homeserver": synapse.base_url, "user_id": bot_user.user_id,
+                        "password": bot_password, "encryption": False},
+                privacy={"pseudonym_secret": "bench"}, web={"listen": "127.0.0.1:0"},
+            )
+            service = Service(settings)
+            await service.start()
+            await service.wait_ready()
+            echo = EchoBot(echo_user, synapse.base_url)
+            await echo.start()
+            person = Person(person_user, synapse.base_url)
+            await person.sync()
+            echo_room = await person.room_with(echo_user.user_id, "echo")
+            bot_room = await person.room_with(bot_user.user_id, "grapevine")
+            floor: list[float] = []
+            ours: list[float] = []
+            for i in range(rounds):  # interleaved, so drift on the machine hits both alike
+                floor.append(await person.ask(echo_room, echo_user.user_id, f"!echo {i}"))
+                ours.append(await person.ask(bot_room, bot_user.user_id, "!about"))
+            await echo.stop()
+            rows = [
+                ("bare matrix-nio echo bot", floor),
+                ("Grapevine (!about)", ours),
+            ]
+            print(f"Reply latency through one Synapse, {rounds} interleaved rounds:")
+            for name, values in rows:
+                print(f"  {name:28} p50 {1000 * statistics.median(values):6.1f} ms"
+                      f"   p95 {1000 * percentile(values, 0.95):6.1f} ms")
+            print(f"  ratio p50 {statistics.median(ours) / statistics.median(floor):.2f}"
+                  f"   p95 {percentile(ours, 0.95) / percentile(floor, 0.95):.2f}")
+
+            # Intake: the bot is away while a busy room fills up, then catches up.
+            await service.stop()
+            busy = bot_room
+            for i in range(flood):
+                await person.client.room_send(busy, "m.room.message",
+                                              {"msgtype": "m.text", "body": f"chatter {i}"})
+            service = Service(settings)
+            started = time.perf_counter()
+            await service.start()
+            assert service.app is not None
+            async def handled() -> int:
+                async with service.app.db.transaction() as session:  # type: ignore[union-attr]
+                    return int(await session.scalar(select(func.count()).select_from(HandledEvent))
+                               or 0)
+            base = rounds  # the !about commands were recorded before
+            while await handled() < base + flood:
+                await asyncio.sleep(0.05)
+            elapsed = time.perf_counter() - started
+            print(f"Intake: {flood} messages from a busy room caught up after a restart in "
+                  f"{elapsed:.2f} s ({flood / elapsed:.0f} events/s, start-up included)")
+            await service.stop()
+            await person.client.close()
+        finally:
+            await synapse.stop()
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--rounds", type=int, default=100)
+    parser.add_argument("--flood", type=int, default=2000)
+    args = parser.parse_args()
+    asyncio.run(main(args.rounds, args.flood))
