@@ -100,38 +100,35 @@ class _Sampler:
                 self.rev[0], self.rev[1], self.arc_p, self.p_max,
                 np.arange(size, dtype=np.int64), roots, n, self.rng, self.scratch,
             )
-            order = np.argsort(s, kind="stable")  # group pairs by set for greedy
-            self.sets.append((s[order] + self.count).astype(np.int32))
-            self.nodes.append(v[order].astype(np.int32))
+            self.sets.append((s + self.count).astype(np.int32))
+            self.nodes.append(v.astype(np.int32))
             self.count += size
 
     def greedy(self, k: int, candidates: np.ndarray) -> tuple[list[int], list[float]]:
         """Greedy max coverage over the candidate nodes.
 
-        Pairs are stored grouped by set, so a set's nodes are a slice; the sets
-        holding a pick are found by one scan. Cost: O(k * pairs).
+        After each pick the pairs of covered sets are dropped and gains
+        recounted from what is left. The first pick usually covers the few
+        giant sets that hold most pairs, so later picks scan a small remainder.
+        Cost: O(pairs) for the first pick, O(remaining pairs) for each later one.
         """
         n = self.graph.n
         s = np.concatenate(self.sets)
         v = np.concatenate(self.nodes)
-        set_ptr = np.zeros(self.count + 1, dtype=np.int64)
-        np.cumsum(np.bincount(s, minlength=self.count), out=set_ptr[1:])
-        gain = np.bincount(v, minlength=n).astype(np.int64)
         allowed = np.zeros(n, bool)
         allowed[candidates] = True
         covered = np.zeros(self.count, bool)
         picks: list[int] = []
         gains: list[float] = []
         for _ in range(min(k, int(allowed.sum()))):
+            gain = np.bincount(v, minlength=n)
             best = int(np.argmax(np.where(allowed, gain, -1)))
             picks.append(best)
             gains.append(float(gain[best]) / self.count)
             allowed[best] = False
-            hit = s[v == best]
-            hit = hit[~covered[hit]]
-            covered[hit] = True
-            lost = v[kernel.ranges(set_ptr[hit], set_ptr[hit + 1])]
-            gain -= np.bincount(lost, minlength=n)
+            covered[s[v == best]] = True
+            keep = ~covered[s]
+            s, v = s[keep], v[keep]
         return picks, gains
 
     def reset(self) -> None:
@@ -175,7 +172,8 @@ def choose_seeds(
     lam2 = (2 + 2 * eps2 / 3) * (log_ck + ell2 * log_n + math.log(max(math.log2(n), 1.0)))
     lam2 *= total_w / eps2**2
     lower = 1.0 * float(np.sort(w)[-k:].sum())  # the seeds themselves are always reached
-    for i in range(1, max(2, int(math.log2(n)))):
+    i, last = 1, max(2, int(math.log2(n)))
+    while i < last:
         x = total_w / 2**i
         sampler.grow(min(max_sets, math.ceil(lam2 / x)))
         picks, gains = sampler.greedy(k, cand)
@@ -183,6 +181,10 @@ def choose_seeds(
         if est >= (1 + eps2) * x or sampler.count >= max_sets:
             lower = max(lower, est / (1 + eps2))
             break
+        # A round can only pass once x <= est / (1 + eps'), so go straight there:
+        # the sets are kept across rounds, so skipping only saves greedy passes, and
+        # the failure probability is a union over rounds tried, which skipping shrinks.
+        i = max(i + 1, math.ceil(math.log2(total_w * (1 + eps2) / max(est, 1e-12))))
     alpha = math.sqrt(ell2 * log_n + math.log(2))
     beta = math.sqrt((1 - 1 / math.e) * (log_ck + ell2 * log_n + math.log(2)))
     lam_star = 2 * total_w * ((1 - 1 / math.e) * alpha + beta) ** 2 / eps**2
