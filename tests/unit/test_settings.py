@@ -78,3 +78,16 @@ def test_unreadable_file_is_one_line(tmp_path: Path) -> None:
         load_settings(write(tmp_path, "[bot\nprefix='!'"))
     assert len(caught.value.problems) == 1
     assert "not valid TOML" in caught.value.problems[0]
+
+
+def test_the_shipped_example_config_is_valid(monkeypatch: pytest.MonkeyPatch) -> None:
+    from config.areas import AreaIndex
+
+    monkeypatch.setenv("GRAPEVINE_MATRIX__PASSWORD", "x")
+    monkeypatch.setenv("GRAPEVINE_PRIVACY__PSEUDONYM_SECRET", "y")
+    example = Path(__file__).resolve().parents[2] / "config" / "grapevine.toml"
+    settings = load_settings(example)
+    settings.require_runtime_secrets()
+    areas = AreaIndex.load(settings.areas.file)
+    for area in settings.roles.moderators:
+        assert len(areas.resolve(area)) == 1, area
