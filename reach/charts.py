@@ -70,14 +70,23 @@ def network_map(
     max_nodes: int = 300,
     seed: int = 0,
     names: Mapping[str, str] | None = None,
+    area: str | None = None,
 ) -> bytes:
     """Rooms and groups coloured by district, bridging ties in red.
 
+    ``area`` (a district or locality code) limits the map to the groups in it.
     Large graphs are cut to the ``max_nodes`` best-connected rooms and groups so
     the picture stays readable; the layout is seeded, so the map is stable.
     Cost: O(max_nodes^2) for the spring layout.
     """
-    rooms = np.flatnonzero(graph.kind != NODE_KINDS.index("person"))
+    shown = graph.kind != NODE_KINDS.index("person")
+    if area is not None:
+        in_district = graph.district == (graph.districts.index(area)
+                                         if area in graph.districts else -2)
+        in_locality = graph.locality == (graph.localities.index(area)
+                                         if area in graph.localities else -2)
+        shown &= in_district | in_locality
+    rooms = np.flatnonzero(shown)
     if rooms.size > max_nodes:
         rooms = rooms[np.argsort(-structure.degree[rooms], kind="stable")[:max_nodes]]
     keep = np.zeros(graph.n, bool)

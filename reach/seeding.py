@@ -201,3 +201,22 @@ def choose_seeds(
         eps=eps,
         ell=ell,
     )
+
+
+def seed_rooms(
+    graph: ReachGraph,
+    p: float | np.ndarray,
+    k: int = 5,
+    equity: float = 0.0,
+    *,
+    seed: Seed = 0,
+    eps: float = 0.2,
+) -> SeedChoice:
+    """`!reach seed`: the k rooms or groups whose posts reach the most members,
+    leaning toward deprived areas by ``equity`` (0..1). Rooms with no member
+    count known weigh as one member.
+    """
+    base = np.maximum(graph.members.astype(float), 1.0)
+    base[graph.kind == NODE_KINDS.index("person")] = 1.0
+    return choose_seeds(graph, p, k, weights=equity_weights(graph, equity, base), eps=eps,
+                        seed=seed)

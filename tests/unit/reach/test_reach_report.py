@@ -53,5 +53,6 @@ def test_charts_are_png_images(village_graph) -> None:
     pred = predict(g, 0.2, ["!r0"], runs=100, seed=1)
     chart = prediction_chart(evaluate(pred.districts, {"D1": Observed(30, 0)}))
     picture = network_map(g, analyse(g), max_nodes=80)
-    assert chart.startswith(PNG) and picture.startswith(PNG)
+    village = network_map(g, analyse(g), area="V1")
+    assert chart.startswith(PNG) and picture.startswith(PNG) and village.startswith(PNG)
     assert len(picture) > 10_000

@@ -3,7 +3,7 @@
 import numpy as np
 
 from reach.graph import ReachGraph
-from reach.seeding import GUARANTEE, choose_seeds, equity_weights, need
+from reach.seeding import GUARANTEE, choose_seeds, equity_weights, need, seed_rooms
 from reach.simulate import independent_cascade
 
 P = 0.3
@@ -52,3 +52,12 @@ def test_only_candidate_rooms_are_picked_and_k_zero_picks_nothing(village_graph)
     choice = choose_seeds(g, P, 3, candidates=allowed, seed=0)
     assert set(choice.seeds) <= set(allowed.tolist()) and len(choice.seeds) == 3
     assert choose_seeds(g, P, 0).seeds == []
+
+
+def test_seed_command_weighs_rooms_by_members_and_equity(village_graph) -> None:
+    g = village_graph
+    plain = seed_rooms(g, P, 3, 0.0, seed=1)
+    fair = seed_rooms(g, P, 3, 1.0, seed=1)
+    assert plain.weighted_reach > 20 * 3  # 20 members a room: at least the seeds' own
+    deprived = (g.decile > 0) & (g.decile <= 2)
+    assert spread(g, fair.seeds, deprived) > spread(g, plain.seeds, deprived)
