@@ -16,11 +16,13 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.transport.base import RoomSpec, TransportError
 from storage import mediation as cases
-from storage import outbox
+from storage import outbox, rooms
+from storage.models import OutboxMessage
 
 if TYPE_CHECKING:
     from bot.app import Grapevine
@@ -28,6 +30,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("grapevine.mediation")
 
 RETRY_AFTER = timedelta(minutes=10)
+OUTBOX_MARKER = "org.grapevine.outbox"  # what the outbox worker stamps on each send
 LOCKED = 100  # only the bot (the creator) may invite, kick or change the room's state
 ROOM_EVENTS = ("m.room.name", "m.room.power_levels", "m.room.history_visibility",
                "m.room.canonical_alias", "m.room.avatar", "m.room.tombstone",
@@ -125,7 +128,9 @@ async def provision_rooms(app: Grapevine, *, now: datetime | None = None,
             log.warning("could not make the room of %s: %s", want.ref, exc.errcode)
             room_id, error = None, exc.errcode
         async with app.db.transaction() as session:
-            await _record(app, session, want, room_id, error, now)
+            greeting = await _record(app, session, want, room_id, error, now)
+        if room_id is not None and greeting is not None:
+            await _take_back(app, room_id, greeting)
         made += room_id is not None
     if wanted:
         app.queued()
@@ -133,10 +138,11 @@ async def provision_rooms(app: Grapevine, *, now: datetime | None = None,
 
 
 async def _record(app: Grapevine, session: AsyncSession, want: _Wanted,
-                  room_id: str | None, error: str | None, now: datetime) -> None:
+                  room_id: str | None, error: str | None, now: datetime) -> int | None:
+    """Record the outcome; returns the outbox id of a greeting queued meanwhile, if any."""
     case = await cases.get(session, want.case_id)
     if case is None or case.room_id is not None:
-        return
+        return None
     case.room_tried_at = now
     prefix = app.settings.bot.prefix
     if room_id is None:
@@ -148,9 +154,14 @@ async def _record(app: Grapevine, session: AsyncSession, want: _Wanted,
                   "when it's ready."),
             dedupe_key=f"mediation:{want.case_id}:room-failed",
         )
-        return
+        return None
     case.room_id = room_id
     case.room_error = None
+    # Known and "greeted" now, so the join seen later over sync does not post the
+    # message-flow notice: nothing is recorded here, and the intro below says so.
+    known = await rooms.joined(session, room_id, now)
+    known.greeted_at = known.greeted_at or now
+    greeting = await _cancel_greeting(session, room_id, now)
     case.federated = federates(want.invite, app.transport.server_name)
     await outbox.enqueue(session, now=now, room_id=room_id, kind="notice",
                          body=intro(want.ref, want.title, want.parties, want.mediator, prefix),
@@ -162,6 +173,34 @@ async def _record(app: Grapevine, session: AsyncSession, want: _Wanted,
         body=f"{want.ref}'s private room is ready; invited: {', '.join(want.invite)}. {where}",
         dedupe_key=f"mediation:{want.case_id}:room-ready",
     )
+    return greeting
+
+
+async def _cancel_greeting(session: AsyncSession, room_id: str, now: datetime) -> int | None:
+    """The join can reach the app over sync before the room is recorded, and then the
+    app queues its message-flow greeting ("greeting:<room>", see bot/app.py). That
+    notice is wrong here: stop it if unsent; the caller takes it back if it went."""
+    row = await session.scalar(
+        select(OutboxMessage).where(OutboxMessage.dedupe_key == f"greeting:{room_id}"))
+    if row is None:
+        return None
+    if row.sent_at is None and row.failed_at is None:
+        row.failed_at = now
+        row.last_error = "not posted: a mediation case room records nothing"
+    return row.id
+
+
+async def _take_back(app: Grapevine, room_id: str, outbox_id: int) -> None:
+    """Redact the greeting if it was sent before it could be stopped (best effort)."""
+    try:
+        for event in await app.transport.recent_events(room_id, limit=30):
+            content = event.get("content") or {}
+            if (event.get("sender") == app.transport.user_id
+                    and content.get(OUTBOX_MARKER) == outbox_id):
+                await app.transport.redact(room_id, str(event["event_id"]),
+                                           "a mediation case room records nothing")
+    except TransportError as exc:
+        log.warning("could not take back the greeting in %s: %s", room_id, exc.errcode)
 
 
 class CaseRooms:

@@ -14,7 +14,7 @@ from sqlalchemy import func, select
 
 from bot.features import mediation
 from bot.features.case_rooms import case_rooms, provision_rooms
-from bot.transport.base import TransportError
+from bot.transport.base import RoomSpec, TransportError
 from config.settings import load_settings
 from storage import mediation as cases
 from storage.groups import Group
@@ -406,6 +406,28 @@ async def test_a_room_made_before_a_crash_is_found_again_not_made_twice(town: To
     async with bw.app.db.transaction() as session:
         case = await cases.get(session, 1)
         assert case is not None and case.room_id == made
+
+
+@pytest.mark.parametrize("greeting_sent_first", [False, True])
+async def test_the_message_flow_greeting_never_stays_in_a_case_room(
+    town: Town, monkeypatch: pytest.MonkeyPatch, greeting_sent_first: bool,
+) -> None:
+    t, bw = town, town.bw
+    real = bw.transport.create_room
+
+    async def create_and_hear_the_join_first(spec: RoomSpec) -> str:
+        room_id = await real(spec)
+        await bw.app.on_joined(room_id, is_direct=False)  # sync won the race
+        if greeting_sent_first:
+            await bw.deliver()
+        return room_id
+
+    monkeypatch.setattr(bw.transport, "create_room", create_and_hear_the_join_first)
+    _, room = await open_case(t)
+    await bw.deliver()
+    said = bw.world.messages(room, sender=bw.bot)
+    assert not any("never what anyone writes" in m for m in said)
+    assert said[0].startswith("M1: Shared hall.")
 
 
 async def test_a_case_room_is_known_as_one_and_a_group_room_is_not(town: Town) -> None:
