@@ -9,12 +9,15 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from apscheduler.triggers.interval import IntervalTrigger
+
 from bot.commands.context import Context
 from bot.commands.registry import REGISTRY as commands
 from bot.commands.registry import Args, CommandError, Param, Role
 from bot.commands.values import AreaValue, ThemeValue
 from bot.features import tree_plan as plan
 from bot.features.tree_build import builder_for
+from bot.scheduler import Job
 from storage import tree
 
 if TYPE_CHECKING:
@@ -98,14 +101,9 @@ def install(app: Grapevine) -> None:
     builder = builder_for(app)
     app.role_listeners.append(_on_role_change)
     app.on_queued(builder.wake)
-    add_job = getattr(app, "add_job", None)
-    if add_job is not None:
-        from apscheduler.triggers.interval import IntervalTrigger
 
-        from bot.scheduler import Job
+    async def sweep() -> None:
+        builder.resume()
 
-        async def sweep() -> None:
-            builder.resume()
-
-        # Picks up a setup that a restart interrupted.
-        add_job(Job("rooms-resume", IntervalTrigger(minutes=5), sweep))
+    # Picks up a setup that a restart interrupted (the first wake after start does too).
+    app.add_job(Job("rooms-resume", IntervalTrigger(minutes=5), sweep))
