@@ -15,15 +15,16 @@ from reach.simulate import (
 
 
 def ndlib_spread(g: nx.DiGraph, probs: dict, seeds: list[int], runs: int) -> np.ndarray:
-    np.random.seed(7)  # NDlib draws from numpy's global state
+    # NDlib draws from numpy's global state, which its constructor (re)seeds.
+    model = IndependentCascadesModel(g, seed=7)
+    cfg = mc.Configuration()
+    for e, p in probs.items():
+        cfg.add_edge_configuration("threshold", e, p)
+    cfg.add_model_initial_configuration("Infected", seeds)
+    model.set_initial_status(cfg)
     sizes = []
     for _ in range(runs):
-        model = IndependentCascadesModel(g)
-        cfg = mc.Configuration()
-        for e, p in probs.items():
-            cfg.add_edge_configuration("threshold", e, p)
-        cfg.add_model_initial_configuration("Infected", seeds)
-        model.set_initial_status(cfg)
+        model.reset(infected_nodes=seeds)
         while True:
             it = model.iteration()
             if it["node_count"][1] == 0 and it["iteration"] > 0:
