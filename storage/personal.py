@@ -1,0 +1,96 @@
+"""Subject access and erasure for the backbone's and directory's tables.
+
+Feature modules answer for their own tables with ``export_person`` and
+``forget_person``; this module does the same for tables whose modules have
+none: role grants, pending prompts, the outbox, group registrations and the
+funding records people posted, decided or subscribed to.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import delete, or_, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from storage.funding import FundingNotice, FundingSource, FundingSubscription
+from storage.groups import Group
+from storage.models import OutboxMessage, PendingPrompt, RoleGrant
+from storage.tree import TreeRoom
+
+FORGOTTEN = "(a person who asked to be forgotten)"
+
+
+def _when(value: datetime | None) -> str | None:
+    return value.isoformat() if value is not None else None
+
+
+async def export_person(session: AsyncSession, user_id: str) -> dict[str, Any]:
+    grants = await session.scalars(select(RoleGrant).where(RoleGrant.user_id == user_id))
+    prompts = await session.scalars(select(PendingPrompt).where(PendingPrompt.user_id == user_id))
+    sent_to = await session.scalars(
+        select(OutboxMessage).where(OutboxMessage.to_user == user_id).order_by(OutboxMessage.id))
+    groups = await session.scalars(select(Group).where(
+        or_(Group.registered_by == user_id, Group.verified_by == user_id)).order_by(Group.id))
+    notices = await session.scalars(select(FundingNotice).where(
+        or_(FundingNotice.posted_by == user_id, FundingNotice.decided_by == user_id))
+        .order_by(FundingNotice.id))
+    subs = await session.scalars(
+        select(FundingSubscription).where(FundingSubscription.created_by == user_id))
+    sources = await session.scalars(select(FundingSource).where(FundingSource.added_by == user_id))
+    moderated = [r for r in await session.scalars(select(TreeRoom)) if user_id in r.moderators]
+    return {
+        "role_grants": [{"role": g.role, "area": g.area_code or None, "granted_by": g.granted_by,
+                         "granted_at": _when(g.granted_at)} for g in grants],
+        "pending_questions": [{"room_id": p.room_id, "command": p.command_line,
+                               "expires_at": _when(p.expires_at)} for p in prompts],
+        "messages_to_you": [{"kind": m.kind, "body": m.body, "file": m.file_name,
+                             "queued_at": _when(m.created_at), "sent_at": _when(m.sent_at)}
+                            for m in sent_to],
+        "groups": [{"group": g.ref, "name": g.name, "registered": g.registered_by == user_id,
+                    "verified": g.verified_by == user_id, "at": _when(g.registered_at)}
+                   for g in groups],
+        "funding_notices": [{"notice": n.ref, "title": n.title, "posted": n.posted_by == user_id,
+                             "decided": n.decided_by == user_id} for n in notices],
+        "funding_subscriptions": [{"room_id": s.room_id, "created_at": _when(s.created_at)}
+                                  for s in subs],
+        "funding_sources": [{"source": s.ref, "url": s.url} for s in sources],
+        "rooms_you_moderate": [r.alias for r in moderated],
+    }
+
+
+async def forget_person(session: AsyncSession, user_id: str) -> int:
+    """Delete the person's grants, questions and unsent messages; elsewhere replace their id.
+
+    Groups, notices, subscriptions and sources belong to the groups and stay,
+    without who made them. Sent messages to them are emptied (the row stays so
+    a resend after a crash is still recognised). Moderator power in tree rooms
+    is a role's effect and is taken away by revoking the role, not here.
+    """
+    changed = 0
+    # Dedupe keys may name the person ("offer:O31:@ann:..."): keep them unique, without the id.
+    keyed = await session.scalars(select(OutboxMessage).where(
+        OutboxMessage.dedupe_key.contains(user_id, autoescape=True)))
+    for row in keyed:
+        row.dedupe_key = f"forgotten:{row.id}"
+        changed += 1
+    for stmt in (
+        delete(RoleGrant).where(RoleGrant.user_id == user_id),
+        delete(PendingPrompt).where(PendingPrompt.user_id == user_id),
+        delete(OutboxMessage).where(OutboxMessage.to_user == user_id,
+                                    OutboxMessage.sent_at.is_(None)),
+        update(OutboxMessage).where(OutboxMessage.to_user == user_id).values(
+            to_user=FORGOTTEN, body="", html=None, extra=None, file_name=None, file_mime=None,
+            file_data=None),
+    ):
+        changed += int((await session.execute(stmt)).rowcount or 0)  # type: ignore[attr-defined]
+    replacements: list[Any] = [
+        RoleGrant.granted_by, Group.registered_by, Group.verified_by, FundingNotice.posted_by,
+        FundingNotice.decided_by, FundingSubscription.created_by, FundingSource.added_by,
+    ]
+    for column in replacements:
+        result = await session.execute(
+            update(column.class_).where(column == user_id).values({column.key: FORGOTTEN}))
+        changed += int(result.rowcount or 0)  # type: ignore[attr-defined]
+    return changed
