@@ -159,6 +159,8 @@ async def open_case(ctx: Context, args: Args) -> None:
 
 def install(app: Grapevine) -> None:
     app.on_queued(case_rooms(app).wake)
+    for job in jobs(app):
+        app.add_job(job)  # ignored where nothing is scheduled (shell, fast tests)
 
 
 # -- listing -----------------------------------------------------------------------------

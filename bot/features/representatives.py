@@ -39,8 +39,9 @@ class Reps:
             levels = await self.app.power_levels(group.room_id)
         except TransportError:
             return frozenset()
-        bot = self.app.transport.user_id
-        return frozenset(u for u in members if u != bot and levels.level(u) >= 50)
+        # Not the bot, nor a bridge's bot (it holds power in every portal room it runs).
+        return frozenset(u for u in members
+                         if not self.app.is_ignored_sender(u) and levels.level(u) >= 50)
 
     async def groups_of(self, case_id: int, user_id: str) -> list[cases.Party]:
         """The parties of a case that ``user_id`` represents."""

@@ -430,6 +430,20 @@ async def test_the_message_flow_greeting_never_stays_in_a_case_room(
     assert said[0].startswith("M1: Shared hall.")
 
 
+async def test_a_bridge_bot_holding_power_in_a_group_room_is_no_representative(
+    town: Town,
+) -> None:
+    t, bw = town, town.bw
+    bridge = bw.world.user("whatsappbot", "WhatsApp bridge")
+    await bw.world.join(bridge, t.food_room)
+    levels = bw.world.room(t.food_room).state[("m.room.power_levels", "")]["content"]
+    levels["users"][bridge] = 100  # a portal room: the bridge bot runs it
+    bw.app.ignore_checks.append(lambda user: user == bridge)
+    _, room = await open_case(t)
+    assert set(bw.world.room(room).members("invite")) | set(bw.world.room(room).members()) == {
+        bw.bot, t.ann, t.mia, t.yan}
+
+
 async def test_a_case_room_is_known_as_one_and_a_group_room_is_not(town: Town) -> None:
     _, room = await open_case(town)
     async with town.bw.app.db.transaction() as session:
