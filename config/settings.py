@@ -130,6 +130,17 @@ class WebSettings(_Section):
         return value
 
 
+class EmailSettings(_Section):
+    """SMTP for the email digest to groups not on chat; no host means no digest is sent."""
+
+    host: str | None = None
+    port: int = Field(587, ge=1, le=65535)
+    username: str | None = None
+    password: SecretStr | None = None
+    from_address: str = "grapevine@localhost"
+    starttls: bool = True
+
+
 class BotSettings(_Section):
     prefix: str = Field("!", min_length=1, max_length=3)
     timezone: str = "Europe/London"
@@ -168,6 +179,7 @@ class Settings(BaseSettings):
     areas: AreasSettings = Field(default_factory=AreasSettings)
     privacy: PrivacySettings = Field(default_factory=PrivacySettings)  # type: ignore[arg-type]
     web: WebSettings = Field(default_factory=WebSettings)
+    email: EmailSettings = Field(default_factory=EmailSettings)  # type: ignore[arg-type]
 
     @classmethod
     def settings_customise_sources(

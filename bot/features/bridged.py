@@ -1,0 +1,169 @@
+"""Bridged groups and groups offline: bridge detection, bots ignored, digests, sheets.
+
+The bot works unchanged in WhatsApp, Telegram and Signal portals: ghosts are
+people, bridge bots are ignored, and a room's network (from a believed
+``m.bridge`` event) shapes what is sent there. Groups not on chat get an
+email digest; anyone can print a locality's open funding as a PDF sheet.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
+
+from apscheduler.triggers.cron import CronTrigger
+from apscheduler.triggers.interval import IntervalTrigger
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bot.commands.context import Context
+from bot.commands.registry import REGISTRY as commands
+from bot.commands.registry import Args, Param
+from bot.commands.values import AreaValue
+from bot.events import StateChange
+from bot.scheduler import Job
+from bridges import email_digest, namespaces
+from bridges.capabilities import ROOM_FEATURES
+from bridges.detect import BRIDGE_EVENT_TYPES, read_bridge_event, record_network
+from bridges.namespaces import Namespaces, RegistrationError
+from bridges.notices import open_in_area, summarise
+from bridges.sheet import build_sheet
+from config.settings import ConfigError
+from storage import bridges as bridge_rows
+from storage import funding, groups, outbox
+from storage.outbox import Attachment
+
+if TYPE_CHECKING:
+    from bot.app import Grapevine, StateHook
+
+log = logging.getLogger(__name__)
+
+REFUSALS_EVERY = timedelta(minutes=10)
+REFUSALS_LOOKBACK = timedelta(days=1)
+DIGEST_HOUR = 8
+
+
+def load_namespaces(app: Grapevine) -> Namespaces:
+    """The bridges whose registrations are in ``<data_dir>/bridges``; a bad file stops start-up."""
+    files = namespaces.registration_files(app.settings.bot.data_dir)
+    try:
+        return namespaces.load(files, app.settings.matrix.server_name)
+    except RegistrationError as exc:
+        raise ConfigError([f"bridge registration {exc}"]) from None
+
+
+def state_hook(app: Grapevine, known: Namespaces) -> StateHook:
+    async def on_state(session: AsyncSession, change: StateChange) -> None:
+        if change.event_type in BRIDGE_EVENT_TYPES:
+            info = read_bridge_event(change.event_type, change.sender, change.content, known)
+            if info is None:
+                return
+            if await record_network(session, change.room_id, info.network):
+                app.forget_room_context(change.room_id)
+                log.info("%s is bridged to %s", change.room_id, info.network)
+            await bridge_rows.upsert(
+                session, change.room_id, app.clock.now(), network=info.network,
+                bridge_id=info.bridge_id, channel_name=info.channel_name,
+            )
+        elif change.event_type == ROOM_FEATURES and known.bridge_of(change.sender) is not None:
+            await bridge_rows.upsert(session, change.room_id, app.clock.now(),
+                                     features=dict(change.content))
+
+    return on_state
+
+
+# -- announcement-only groups -----------------------------------------------------------
+
+
+def cannot_post_text(group_ref: str, group_name: str) -> str:
+    return (
+        f"I can't post in the chat of {group_ref} {group_name}: it lets only admins send "
+        "messages (a WhatsApp announcement-only group does this).\n"
+        "Make me an admin there, or let everyone send messages, and notices reach it again."
+    )
+
+
+async def report_refusals(app: Grapevine) -> int:
+    """DM each registrant whose group's room refused the bot's messages; once a day a room."""
+    now = app.clock.now()
+    told = 0
+    async with app.db.transaction() as session:
+        refused = await bridge_rows.refused_rooms(session, now - REFUSALS_LOOKBACK)
+        for room_id, at in refused.items():
+            group = await groups.by_room(session, room_id)
+            if group is None:
+                continue
+            day = _local_day(app, at)
+            row = await outbox.enqueue(
+                session, now=now, to_user=group.registered_by, kind="dm",
+                body=cannot_post_text(group.ref, group.name),
+                dedupe_key=f"cannot-post:{room_id}:{day}",
+            )
+            told += row is not None
+    if told:
+        app.queued()
+    return told
+
+
+def _local_day(app: Grapevine, at: datetime) -> str:
+    return at.astimezone(app.settings.bot.tz).date().isoformat()
+
+
+# -- the notice sheet -------------------------------------------------------------------
+
+
+@commands.command(
+    "funding sheet",
+    summary="a printable PDF of the funding open in an area, for noticeboards",
+    params=[Param("area", AreaValue(), ask="Which area is the sheet for? (a place name)")],
+)
+async def sheet(ctx: Context, args: Args) -> None:
+    areas = ctx.app.areas
+    code = args.area
+
+    def contains(outer: str, inner: str) -> bool:
+        return outer in areas and inner in areas and areas.contains(outer, inner)
+
+    notices = open_in_area(
+        await funding.notices(ctx.session, funding.PUBLISHED), code, ctx.now, contains
+    )
+    tz = ctx.tz
+    name = areas.label(code)
+    data = build_sheet(name, [summarise(n, tz) for n in notices], ctx.today)
+    slug = "-".join(name.lower().replace("(", "").replace(")", "").split())
+    count = len(notices)
+    await ctx.reply(
+        f"Funding sheet for {name}: {count} open notice{'s' if count != 1 else ''}, "
+        "ready to print.",
+        attachment=Attachment(f"funding-{slug}-{ctx.today.isoformat()}.pdf",
+                              "application/pdf", data),
+    )
+
+
+# -- wiring -----------------------------------------------------------------------------
+
+
+def jobs(app: Grapevine) -> list[Job]:
+    async def digests() -> None:
+        await email_digest.send_pending(app)
+
+    async def refusals() -> None:
+        await report_refusals(app)
+
+    tz = app.settings.bot.tz
+    return [
+        Job("email-digest", CronTrigger(hour=DIGEST_HOUR, minute=5, timezone=tz), digests),
+        Job("bridges-refusals",
+            IntervalTrigger(seconds=REFUSALS_EVERY.total_seconds()), refusals),
+    ]
+
+
+def install(app: Grapevine) -> None:
+    known = load_namespaces(app)
+    app.hooks.state.append(state_hook(app, known))
+    # Bridge bots relay nothing a person typed (remote people are ghosts); answering
+    # them or counting their receipts would only make bots talk to bots.
+    app.ignore_checks.append(known.is_bridge_bot)
+    app.web_routes.extend(email_digest.routes(app))
+    for job in jobs(app):
+        app.add_job(job)

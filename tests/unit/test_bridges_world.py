@@ -1,0 +1,192 @@
+"""A bot in a bridged group, in the in-process world: which bridge events it believes, whom
+it answers, what it tells a group it cannot post to, and the printable funding sheet."""
+
+from __future__ import annotations
+
+import io
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pypdf
+import pytest
+import yaml
+from sqlalchemy import select
+
+from bot.events import StateChange
+from bot.features import bridged
+from storage import bridges as bridge_rows
+from storage import groups, outbox, rooms
+from storage.models import OutboxMessage
+from tests.botworld import BotWorld, bot_world
+
+HS = "grapevine.local"
+WA_BOT = f"@whatsappbot:{HS}"
+CORA = f"@cora:{HS}"
+REGISTRATION = {
+    "id": "whatsapp", "url": None, "as_token": "-", "hs_token": "-",
+    "sender_localpart": "whatsappbot",
+    "namespaces": {"users": [
+        {"regex": r"@whatsappbot:grapevine\.local", "exclusive": True},
+        {"regex": r"@whatsapp_.*:grapevine\.local", "exclusive": True},
+    ]},
+}
+INFO = {"bridgebot": WA_BOT, "creator": WA_BOT,
+        "protocol": {"id": "whatsapp", "displayname": "WhatsApp"},
+        "channel": {"id": "120363@g.us", "displayname": "Chatteris Food Bank"}}
+
+
+@pytest.fixture
+async def bw(tmp_path: Path) -> AsyncIterator[BotWorld]:
+    folder = tmp_path / "bridges"
+    folder.mkdir()
+    (folder / "whatsapp.yaml").write_text(yaml.safe_dump(REGISTRATION))
+    async with bot_world(tmp_path, roles={"coordinators": [CORA]}) as world:
+        yield world
+
+
+async def portal(bw: BotWorld) -> tuple[str, str]:
+    """A WhatsApp group's portal: the bridge bot made it, a ghost admin is in it, the bot joins."""
+    bw.world.user("whatsappbot", "WhatsApp bridge bot")
+    ghost = bw.world.user("whatsapp_447700900123", "Gail (WA)")
+    room = bw.world.create_room(WA_BOT, name="Chatteris Food Bank", members=[ghost],
+                                power={WA_BOT: 100, ghost: 50})
+    await bw.world.join(bw.bot, room)
+    await bw.deliver()
+    return room, ghost
+
+
+def bridge_event(room: str, sender: str, kind: str = "m.bridge",
+                 content: dict[str, object] | None = None) -> StateChange:
+    return StateChange(f"$state-{sender}-{kind}", room, sender, kind,
+                       "whatsapp://whatsapp/120363", content or INFO, datetime.now(UTC))
+
+
+async def network_of(bw: BotWorld, room: str) -> str | None:
+    async with bw.app.db.transaction() as session:
+        known = await rooms.get(session, room)
+    assert known is not None
+    return known.network
+
+
+async def test_the_bridges_own_m_bridge_event_marks_the_room_as_whatsapp(bw: BotWorld) -> None:
+    room, _ = await portal(bw)
+    assert await network_of(bw, room) is None
+    await bw.app.on_state(bridge_event(room, WA_BOT))
+    assert await network_of(bw, room) == "whatsapp"
+    assert (await bw.app.room_context(room)).network == "whatsapp"
+    async with bw.app.db.transaction() as session:
+        row = await bridge_rows.get(session, room)
+    assert row is not None and row.channel_name == "Chatteris Food Bank"
+
+
+async def test_a_forged_m_bridge_event_from_a_room_admin_is_ignored(bw: BotWorld) -> None:
+    mallory = bw.world.user("mallory", "Mallory")
+    room = bw.world.create_room(mallory, name="Not a portal", power={mallory: 100})
+    await bw.world.join(bw.bot, room)
+    await bw.app.on_state(bridge_event(room, mallory))
+    await bw.app.on_state(bridge_event(room, mallory, "uk.half-shot.bridge"))
+    assert await network_of(bw, room) is None
+
+
+async def test_room_features_are_kept_only_from_the_bridge(bw: BotWorld) -> None:
+    room, _ = await portal(bw)
+    mallory = bw.world.user("mallory", "Mallory")
+    features = {"formatting": {"bold": 2}, "thread": 0, "max_text_length": 60000}
+    await bw.app.on_state(bridge_event(room, mallory, "com.beeper.room_features",
+                                       {"thread": 2}))
+    async with bw.app.db.transaction() as session:
+        assert await bridge_rows.features(session, room) is None
+    await bw.app.on_state(bridge_event(room, WA_BOT, "com.beeper.room_features", features))
+    async with bw.app.db.transaction() as session:
+        assert await bridge_rows.features(session, room) == features
+
+
+async def test_ghosts_are_answered_and_the_bridge_bot_is_not(bw: BotWorld) -> None:
+    room, ghost = await portal(bw)
+    [answer] = await bw.say(ghost, room, "!fundng")
+    assert answer.startswith("Did you mean !funding?")
+    assert await bw.say(WA_BOT, room, "!fundng") == []
+
+
+async def test_a_ghost_admin_registers_the_group_and_a_relayed_command_counts_as_a_members(
+    bw: BotWorld,
+) -> None:
+    room, ghost = await portal(bw)
+    register = ('!group register name="Chatteris Food Bank" type=charity area=Chatteris '
+                "themes=food size=small")
+    [refused] = await bw.say(ghost, room, "Gail: " + register)
+    assert "role" in refused and "relayed" in refused
+    [registered] = await bw.say(ghost, room, register)
+    assert registered.startswith("Registered G1 Chatteris Food Bank")
+
+
+async def test_a_group_whose_chat_refuses_the_bot_hears_so_by_dm_once_a_day(
+    bw: BotWorld,
+) -> None:
+    room, ghost = await portal(bw)
+    await bw.say(ghost, room, '!group register name="Chatteris Food Bank" type=charity '
+                              "area=Chatteris themes=food size=small")
+    now = bw.clock.now()
+    async with bw.app.db.transaction() as session:
+        for n in range(2):
+            row = await outbox.enqueue(session, now=now, room_id=room, body=f"notice {n}",
+                                       kind="notice", own_post=True)
+            assert row is not None
+            await outbox.retry_later(session, row.id, "M_FORBIDDEN: not allowed to post", now,
+                                     give_up=True)
+    assert await bridged.report_refusals(bw.app) == 1
+    assert await bridged.report_refusals(bw.app) == 0
+    await bw.deliver()
+    [told] = bw.dms(ghost)
+    assert told.startswith("I can't post in the chat of G1 Chatteris Food Bank")
+    assert "admin" in told
+    bw.clock.advance(days=2)
+    assert await bridged.report_refusals(bw.app) == 0  # old refusals are not repeated
+
+
+async def test_a_room_without_a_group_is_not_reported(bw: BotWorld) -> None:
+    room, _ = await portal(bw)
+    now = bw.clock.now()
+    async with bw.app.db.transaction() as session:
+        row = await outbox.enqueue(session, now=now, room_id=room, body="x")
+        assert row is not None
+        await outbox.retry_later(session, row.id, "M_FORBIDDEN: no", now, give_up=True)
+    assert await bridged.report_refusals(bw.app) == 0
+
+
+POST = ('!funding post https://example.org/{slug} title="{title}" funder="Trust" '
+        "deadline={deadline} areas={areas}")
+
+
+async def test_the_funding_sheet_lists_the_open_notices_for_the_area_and_what_covers_it(
+    bw: BotWorld,
+) -> None:
+    office = bw.world.create_room(CORA, name="Office")
+    await bw.world.join(bw.bot, office)
+    today = bw.clock.now().date()
+    soon, later = today + timedelta(days=10), today + timedelta(days=40)
+    for slug, title, deadline, areas in (
+        ("a", "Chatteris Warm Spaces", later, "chatteris"),
+        ("b", "Fenland Food Fund", soon, "fenland"),
+        ("c", "Cambridge City Youth", soon, "cambridge"),
+        ("d", "County Digital Fund", later, "all"),
+    ):
+        await bw.say(CORA, office, POST.format(slug=slug, title=title, deadline=deadline,
+                                               areas=areas))
+    bw.clock.advance(days=1)
+    [reply] = await bw.say(CORA, office, "!funding sheet area=chatteris")
+    assert reply == "Funding sheet for Chatteris: 3 open notices, ready to print."
+    async with bw.app.db.transaction() as session:
+        row = await session.scalar(
+            select(OutboxMessage).where(OutboxMessage.file_name.is_not(None)))
+    assert row is not None and row.file_data is not None and row.file_name is not None
+    assert row.file_mime == "application/pdf" and row.file_name.startswith("funding-chatteris-")
+    text = "\n".join(p.extract_text() for p in pypdf.PdfReader(io.BytesIO(row.file_data)).pages)
+    assert "Funding open to groups in Chatteris" in text
+    assert "Fenland Food Fund" in text and "Chatteris Warm Spaces" in text
+    assert "County Digital Fund" in text and "Cambridge City Youth" not in text
+    # soonest deadline first
+    assert text.index("Fenland Food Fund") < text.index("Chatteris Warm Spaces")
+    async with bw.app.db.transaction() as session:
+        assert await groups.active(session) == []
