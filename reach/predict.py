@@ -32,9 +32,16 @@ class AreaReach:
 
     @property
     def share_groups(self) -> Interval:
-        d = max(self.groups, 1)
-        g = self.groups_reached
-        return Interval(g.mean / d, g.lo / d, g.hi / d, g.se / d)
+        return _share(self.groups_reached, self.groups)
+
+    @property
+    def share_members(self) -> Interval:
+        return _share(self.members_reached, self.members)
+
+
+def _share(iv: Interval, whole: int) -> Interval:
+    d = max(whole, 1)
+    return Interval(iv.mean / d, iv.lo / d, iv.hi / d, iv.se / d)
 
 
 @dataclass(frozen=True)
@@ -92,6 +99,7 @@ def predict(
     ``p`` is the per-arc IC probability (or LT weight for ``model="lt"``);
     ``exposure`` is the share of a reached room's members taken to see it.
     People nodes (if any) spread the notice but are not counted in areas.
+    Unknown seed keys raise KeyError naming the key.
     Cost: that of the simulation plus O(reached pairs) for the tallies.
     """
     nodes = graph.nodes_of(seeds)

@@ -17,6 +17,7 @@ def test_reach_per_district_adds_up_with_intervals(village_graph) -> None:
         assert g_iv.lo <= g_iv.mean <= g_iv.hi <= a.groups
         assert np.isclose(a.members_reached.mean, 20 * g_iv.mean)  # 20 members per group
         assert 0 < a.share_groups.mean <= 1
+        assert np.isclose(a.share_members.mean, a.share_groups.mean)
     total = sum(a.group_samples for a in pred.districts)
     assert np.isclose(total.mean(), pred.node_prob.sum())
     assert {a.area for a in pred.localities} == {"TOWN", "V1", "V2", "V3", "V4", "V5"}
