@@ -94,6 +94,17 @@ async def mark_attempt(session: AsyncSession, message_id: int, now: datetime) ->
     )
 
 
+async def mark_attempts(session: AsyncSession, message_ids: list[int], now: datetime) -> None:
+    if message_ids:
+        await session.execute(
+            update(OutboxMessage)
+            .where(OutboxMessage.id.in_(message_ids))
+            .values(attempts=OutboxMessage.attempts + 1, attempted_at=now)
+            # Rows already loaded keep the count from before: callers rely on it.
+            .execution_options(synchronize_session=False)
+        )
+
+
 async def mark_sent(
     session: AsyncSession, message_id: int, event_id: str, now: datetime, room_id: str
 ) -> None:

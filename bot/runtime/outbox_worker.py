@@ -119,7 +119,12 @@ class OutboxWorker:
     async def drain(self) -> int:
         """One pass over what is due now; returns how many rows were sent."""
         async with self.db.transaction() as session:
-            rows = await outbox.due(session, self.clock.now(), limit=self.batch)
+            now = self.clock.now()
+            rows = await outbox.due(session, now, limit=self.batch)
+            # Marked attempted in the same transaction that picks them: one commit per
+            # batch instead of one per message on the reply path. ``row.attempts`` keeps
+            # the count from before, which is what says "look before resending".
+            await outbox.mark_attempts(session, [row.id for row in rows], now)
         sent = 0
         stalled: set[str] = set()  # rooms that failed this pass: keep their order
         for row in rows:
@@ -167,8 +172,6 @@ class OutboxWorker:
                 log.info("outbox %d was already sent as %s", row.id, found)
                 await self._record_sent(row, found, room_id)
                 return
-        async with self.db.transaction() as session:
-            await outbox.mark_attempt(session, row.id, self.clock.now())
         row.attempts += 1
         content = await self._content(row)
         event_id = await self.transport.send(room_id, content, txn_id=txn_id(row.id))
