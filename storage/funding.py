@@ -19,6 +19,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    insert,
     select,
     update,
 )
@@ -314,10 +315,46 @@ async def delivered_rooms(session: AsyncSession, notice_id: int) -> set[str]:
     )
 
 
+async def queue_posts(
+    session: AsyncSession, now: datetime, not_before: datetime, posts: list[tuple[str, str, str]]
+) -> set[str]:
+    """Queue own posts (dedupe key, room, body) in one round trip; the keys newly queued.
+
+    What ``outbox.enqueue`` does row by row, batched: a 500-room broadcast is
+    one SELECT and one multi-row INSERT instead of a thousand round trips.
+    The unique dedupe key still guards against a concurrent duplicate.
+    """
+    keys = [key for key, _, _ in posts]
+    taken: set[str] = set()
+    for start in range(0, len(keys), 500):
+        taken |= set(await session.scalars(
+            select(OutboxMessage.dedupe_key).where(
+                OutboxMessage.dedupe_key.in_(keys[start:start + 500]))
+        ))
+    fresh = [(key, room, body) for key, room, body in posts if key not in taken]
+    if fresh:
+        await session.execute(insert(OutboxMessage), [
+            {"room_id": room, "to_user": None, "kind": "notice", "body": body, "html": None,
+             "extra": None, "dedupe_key": key, "own_post": True, "created_at": now,
+             "not_before": not_before, "attempts": 0}
+            for key, room, body in fresh
+        ])
+    return {key for key, _, _ in fresh}
+
+
 async def record_delivery(session: AsyncSession, **fields: Any) -> FundingDelivery:
     row = FundingDelivery(**fields)
     session.add(row)
     return row
+
+
+async def record_deliveries(session: AsyncSession, rows: list[dict[str, Any]]) -> None:
+    """Many deliveries in one multi-row INSERT (the ORM would insert them one by one)."""
+    if rows:
+        await session.execute(insert(FundingDelivery), [
+            {"event_id": None, "sent_at": None, "last_opened_at": None, "opens": 0, **row}
+            for row in rows
+        ])
 
 
 async def deliveries(session: AsyncSession, notice_id: int) -> list[FundingDelivery]:

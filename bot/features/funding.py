@@ -265,8 +265,9 @@ async def publish(app: Grapevine, session: AsyncSession, notice: FundingNotice, 
     plan = await plan_for(app, session, notice)
     done = await funding.delivered_rooms(session, notice.id)
     secret = link_secret(app)
-    not_before = after_quiet_hours(now, app)
-    instant = digests = 0
+    digests = 0
+    posts: list[tuple[str, str, str]] = []
+    instant: list[targeting.Target] = []
     for target in plan.rooms:
         if target.room_id in done:
             continue
@@ -277,24 +278,24 @@ async def publish(app: Grapevine, session: AsyncSession, notice: FundingNotice, 
             )
             continue
         key = f"notice:{notice.ref}:{target.room_id}"
-        await outbox.enqueue(
-            session, now=now, room_id=target.room_id, kind="notice", own_post=True,
-            body=render(app, notice, link_for(app, notice, target.room_id)),
-            dedupe_key=key, not_before=not_before,
-        )
-        await funding.record_delivery(
-            session, notice_id=notice.id, room_id=target.room_id, via=target.via,
-            dedupe_key=key, room_key=targeting.room_key(secret, target.room_id),
-            reminders=target.reminders, queued_at=now, opens=0,
-        )
-        instant += 1
+        body = render(app, notice, link_for(app, notice, target.room_id))
+        posts.append((key, target.room_id, body))
+        instant.append(target)
+    queued = await funding.queue_posts(session, now, after_quiet_hours(now, app), posts)
+    await funding.record_deliveries(session, [
+        {"notice_id": notice.id, "room_id": t.room_id, "via": t.via,
+         "dedupe_key": f"notice:{notice.ref}:{t.room_id}",
+         "room_key": targeting.room_key(secret, t.room_id), "reminders": t.reminders,
+         "queued_at": now}
+        for t in instant if f"notice:{notice.ref}:{t.room_id}" in queued
+    ])
     for group in plan.emails:
         digests += await funding.add_digest_entry(
             session, notice_id=notice.id, target=f"group:G{group.id}", group_id=group.id,
             email=group.email, cadence="email", queued_at=now,
         )
     app.queued()
-    return instant, digests
+    return len(queued), digests
 
 
 # -- commands: posting and approval --------------------------------------------------------
@@ -356,6 +357,9 @@ async def _held(ctx: Context, ref: int, verb: str) -> FundingNotice:
         raise CommandError(f"Only {needed} may {verb} {notice.ref}.")
     if notice.status != funding.HELD:
         raise CommandError(f"{notice.ref} is already {notice.status}; nothing changed.")
+    if verb == "approve" and notice.closes_at is not None and notice.closes_at <= ctx.now:
+        raise CommandError(f"{notice.ref} closed on {closes_label(ctx.app, notice)[7:]}; "
+                           f"reject it instead ({ctx.prefix}funding reject {notice.ref}).")
     return notice
 
 

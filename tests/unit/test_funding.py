@@ -117,6 +117,17 @@ async def test_a_members_post_is_held_approvers_are_told_and_the_poster_hears_th
     assert again == "F1 is already published; nothing changed."
 
 
+async def test_a_notice_whose_deadline_passed_while_held_cannot_be_approved(
+    town: BotWorld,
+) -> None:
+    wisbech = await room(town, "Wisbech Food Bank")
+    await town.say(MO, wisbech, POST)
+    town.clock.current = datetime(2026, 12, 19, 10, tzinfo=UTC)
+    [refused] = await town.say(CORA, wisbech, "!funding approve F1")
+    assert refused == ("F1 closed on Fri 18 Dec 2026; reject it instead "
+                       "(!funding reject F1).")
+
+
 async def test_a_rejected_notice_goes_nowhere_and_the_poster_is_told_why(town: BotWorld) -> None:
     wisbech = await room(town, "Wisbech Food Bank")
     await town.say(ADA, wisbech, "!funding subscribe")
