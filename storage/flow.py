@@ -17,7 +17,7 @@ from dataclasses import asdict, dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Integer, String, delete, func, select
+from sqlalchemy import Integer, String, case, delete, func, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
@@ -208,9 +208,10 @@ async def memberships(session: AsyncSession) -> list[tuple[str, str]]:
 
 
 async def room_activity(session: AsyncSession) -> dict[str, tuple[int, int]]:
-    """Per room: (messages, distinct active senders)."""
+    """Per room: (messages, replies and forwards; distinct active senders, reactors included)."""
+    said = func.sum(case((FlowEvent.kind == "reaction", 0), else_=1))
     rows = await session.execute(
-        select(FlowEvent.room_id, func.count(), func.count(FlowEvent.sender_key.distinct()))
+        select(FlowEvent.room_id, said, func.count(FlowEvent.sender_key.distinct()))
         .group_by(FlowEvent.room_id))
     return {room: (int(n), int(people)) for room, n, people in rows.tuples()}
 

@@ -1,0 +1,187 @@
+"""The reach model's inputs, read from the database: rooms and groups with their areas, who is
+active where (pseudonymously), notices' deliveries and forwards, and what each room did
+with a notice. ``build`` is pure: plain records in, graph and calibrated probabilities out.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+
+import numpy as np
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from config.areas import AreaIndex
+from reach.calibrate import Calibration, fit_ic, steps_from_times
+from reach.evaluate import RoomSignal
+from reach.graph import FlowTie, Membership, ReachGraph, RoomNode, build_graph, hub_ties
+from storage import flow, funding, groups, rooms, tree
+from storage.flow import FlowEvent
+from storage.funding import FundingDelivery
+from storage.mediation import Case
+
+HUB_TYPES = {"parish-council"}
+CASCADE_BIN_HOURS = 12.0
+
+
+@dataclass(frozen=True)
+class RoomFacts:
+    room_id: str
+    label: str
+    is_group: bool
+    area_code: str | None
+    hub: bool  # a parish council or locality room: offline ties to its locality's groups
+
+
+@dataclass(frozen=True)
+class Forward:
+    notice_id: int
+    room_id: str
+    sender_key: str
+    at: datetime
+
+
+@dataclass(frozen=True)
+class Records:
+    rooms: list[RoomFacts]
+    memberships: list[tuple[str, str]]  # (room, pseudonymous sender key)
+    activity: dict[str, tuple[int, int]]  # room -> (messages, active senders)
+    deliveries: dict[int, dict[str, datetime]]  # notice -> room -> sent at
+    forwards: list[Forward] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Network:
+    graph: ReachGraph
+    p: np.ndarray  # per-arc transmission probability, calibrated
+    calibration: Calibration
+    labels: dict[str, str]  # area codes and room ids -> what people call them
+    activity: dict[str, tuple[int, int]]
+    group_rooms: dict[str, str]  # "G5" -> room id
+    records: Records
+
+
+def node_of(facts: RoomFacts, areas: AreaIndex, members: int) -> RoomNode:
+    code = facts.area_code if facts.area_code in areas else None
+    locality = district = None
+    decile = None
+    if code is not None:
+        district_area = areas.district_of(code)
+        district = district_area.code if district_area else None
+        if not areas.children(code):
+            locality = code
+        decile = areas.get(code).imd_decile
+    return RoomNode(facts.room_id, "group" if facts.is_group else "room", locality, district,
+                    decile, members)
+
+
+def forward_ties(records: Records) -> list[FlowTie]:
+    """A notice named in a room it was not sent to came from a room that got it where the
+    same (pseudonymous) person is active; each such pair is one tie."""
+    active: dict[str, set[str]] = defaultdict(set)
+    for room, key in records.memberships:
+        active[key].add(room)
+    counts: dict[tuple[str, str], int] = defaultdict(int)
+    for f in records.forwards:
+        got = records.deliveries.get(f.notice_id, {})
+        if f.room_id in got:
+            continue
+        for src in sorted(active[f.sender_key] & set(got)):
+            counts[(src, f.room_id)] += 1
+    return [FlowTie(src, dst, "forward", n) for (src, dst), n in sorted(counts.items())]
+
+
+def cascades(records: Records, graph: ReachGraph) -> list[dict[int, int]]:
+    """Each notice as {node: time step}: its rooms at their send time, forwards when first seen."""
+    out = []
+    for notice_id, sent in records.deliveries.items():
+        times = dict(sent)
+        for f in records.forwards:
+            if f.notice_id == notice_id and (f.room_id not in times or f.at < times[f.room_id]):
+                times[f.room_id] = f.at
+        steps = steps_from_times(graph, times, CASCADE_BIN_HOURS)
+        if steps:
+            out.append(steps)
+    return out
+
+
+def build(records: Records, areas: AreaIndex) -> Network:
+    nodes = [node_of(r, areas, records.activity.get(r.room_id, (0, 0))[1]) for r in records.rooms]
+    hubs = [r.room_id for r in records.rooms if r.hub]
+    graph = build_graph(
+        nodes,
+        [Membership(room, key) for room, key in records.memberships],
+        forward_ties(records),
+        hub_ties(nodes, hubs),
+    )
+    calibration = fit_ic(graph, cascades(records, graph))
+    labels = {a.code: a.name for a in areas}
+    labels.update({r.room_id: r.label for r in records.rooms})
+    group_rooms = {r.label.split(" ", 1)[0]: r.room_id for r in records.rooms if r.is_group}
+    return Network(graph, calibration.arc_prob, calibration, labels, records.activity, group_rooms,
+                   records)
+
+
+def within(records: Records, keep: Callable[[str], bool]) -> Records:
+    """Only the rooms whose area ``keep`` accepts (rooms with no known area are left out)."""
+    rooms = [r for r in records.rooms if r.area_code is not None and keep(r.area_code)]
+    ids = {r.room_id for r in rooms}
+    return replace(records, rooms=rooms,
+                   memberships=[(r, k) for r, k in records.memberships if r in ids])
+
+
+# -- reading the database -------------------------------------------------------------------
+
+
+async def load_records(session: AsyncSession) -> Records:
+    case_rooms = set(await session.scalars(select(Case.room_id).where(Case.room_id.is_not(None))))
+    facts: dict[str, RoomFacts] = {}
+    for known in await rooms.active(session):
+        if not known.is_direct and known.room_id not in case_rooms:
+            facts[known.room_id] = RoomFacts(known.room_id, known.room_id, False, None, False)
+    for t in (await tree.all_rooms(session)).values():
+        if t.kind != "space":
+            facts[t.room_id] = RoomFacts(t.room_id, t.name, False, t.area_code,
+                                         t.kind == "locality")
+    for g in await groups.active(session):
+        if g.room_id is not None and g.room_id not in case_rooms:
+            facts[g.room_id] = RoomFacts(g.room_id, f"{g.ref} {g.name}", True, g.area_code,
+                                         g.type in HUB_TYPES)
+    deliveries: dict[int, dict[str, datetime]] = defaultdict(dict)
+    for d in await session.scalars(select(FundingDelivery)):
+        deliveries[d.notice_id][d.room_id] = d.sent_at or d.queued_at
+    forwards = [
+        Forward(e.notice_id, e.room_id, e.sender_key, e.at)
+        for e in await session.scalars(select(FlowEvent).where(FlowEvent.kind == "forward",
+                                                               FlowEvent.notice_id.is_not(None)))
+        if e.notice_id is not None
+    ]
+    return Records(
+        rooms=sorted(facts.values(), key=lambda r: r.room_id),
+        memberships=await flow.memberships(session),
+        activity=await flow.room_activity(session),
+        deliveries=dict(deliveries),
+        forwards=forwards,
+    )
+
+
+async def signals(session: AsyncSession, notice_id: int) -> list[RoomSignal]:
+    """What each room did with a notice: counts only."""
+    tally: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
+    for e in await flow.notice_events(session, notice_id):
+        tally[e.room_id][e.kind] += 1
+    reads = await flow.receipts(session, notice_id)
+    opens = {d.room_id: d.opens for d in await funding.deliveries(session, notice_id)}
+    return [
+        RoomSignal(room, replies=tally[room]["reply"] + tally[room]["message"],
+                   reactions=tally[room]["reaction"], receipts=reads.get(room, 0),
+                   forwards=tally[room]["forward"], link_opens=opens.get(room, 0))
+        for room in sorted(set(tally) | set(reads) | set(opens))
+    ]
+
+
+async def delivery_rooms(session: AsyncSession, notice_id: int) -> list[str]:
+    return sorted(await funding.delivered_rooms(session, notice_id))

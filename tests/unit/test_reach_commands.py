@@ -1,0 +1,128 @@
+"""!reach as a coordinator meets it: statistics, predictions, gaps, seeding, a report with a
+chart and a map, only for coordinators and only where no one else can read the answer."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select
+
+from bot.features.intake import intake_of
+from bot.ratelimit import RateLimiter
+from storage.groups import Group
+from storage.models import OutboxMessage
+from tests.botworld import BotWorld, bot_world
+
+CORA, CARL, ADA, MO, BEA = (f"@{n}:grapevine.local" for n in ("cora", "carl", "ada", "mo", "bea"))
+WISBECH, CHATTERIS, ABBEY = "E04001668", "E04012516", "E05013050"
+POST = ('!funding post https://example.org/food title="Food Fund" funder="Trust" '
+        "deadline=2026-12-18 areas=fenland themes=food")
+
+
+@pytest.fixture
+async def county(tmp_path: Path) -> AsyncIterator[BotWorld]:
+    """Five food groups, three in Fenland and two in Cambridge, with Mo and Bea active in
+    several; F1 goes to the Fenland ones, and people there reply, react and pass it on."""
+    async with bot_world(tmp_path, roles={"coordinators": [CORA, CARL]}) as bw:
+        for name in ("cora", "carl", "ada", "mo", "bea"):
+            bw.world.user(name, name.title())
+        bw.app.limiter = RateLimiter(10_000)
+        rooms = {}
+        for name, area in (("Wisbech Pantry", WISBECH), ("Wisbech Fridge", WISBECH),
+                           ("Chatteris Larder", CHATTERIS), ("Abbey Food Hub", ABBEY),
+                           ("Abbey Kitchen", ABBEY)):
+            room = bw.world.create_room(ADA, name=name, members=[MO, BEA])
+            await bw.world.join(bw.bot, room)
+            async with bw.app.db.transaction() as session:
+                session.add(Group(room_id=room, name=name, type="charity", area_code=area,
+                                  themes=["food"], size="small", registered_by=ADA,
+                                  registered_at=bw.clock.now()))
+            rooms[name] = room
+        await bw.deliver()
+        for room in rooms.values():
+            await bw.world.say(MO, room, "hello")
+            await bw.world.say(BEA, room, "hi")
+        dm = await bw.transport.direct_room(CORA)
+        await bw.say(CORA, dm, POST)
+        wisbech = rooms["Wisbech Pantry"]
+        [post] = [e["event_id"] for e in bw.world.room(wisbech).timeline if e["sender"] == bw.bot
+                  and e["content"].get("body", "").startswith("Funding F1")]
+        await bw.world.say(MO, wisbech, "Let's apply", reply_to=post)
+        await bw.world.react(BEA, wisbech, post, "👍")
+        await bw.world.say(MO, rooms["Abbey Kitchen"], "F1 is worth a look")
+        await intake_of(bw.app).flush()
+        yield bw
+
+
+async def attachments(bw: BotWorld) -> list[OutboxMessage]:
+    async with bw.app.db.transaction() as session:
+        return list(await session.scalars(
+            select(OutboxMessage).where(OutboxMessage.file_data.is_not(None))
+            .order_by(OutboxMessage.id)))
+
+
+async def test_only_coordinators_may_ask(county: BotWorld) -> None:
+    dm = await county.transport.direct_room(MO)
+    [answer] = await county.say(MO, dm, "!reach stats")
+    assert answer.startswith("!reach stats needs the coordinator role")
+
+
+async def test_asked_in_a_room_with_other_people_the_answer_goes_by_dm(county: BotWorld) -> None:
+    room = county.world.create_room(ADA, name="Chat", members=[CORA, MO])
+    await county.world.join(county.bot, room)
+    await county.deliver()
+    assert await county.say(CORA, room, "!reach stats") == ["I've sent you a direct message."]
+    assert county.dms(CORA)[-1].startswith("District: rooms, groups")
+
+
+async def test_a_room_of_coordinators_gets_the_answer_in_the_room(county: BotWorld) -> None:
+    room = county.world.create_room(CORA, name="Coordinators", members=[CARL])
+    await county.world.join(county.bot, room)
+    await county.deliver()
+    [answer] = await county.say(CORA, room, "!reach stats")
+    assert answer.startswith("District: rooms, groups")
+
+
+async def test_stats_per_district_show_small_counts_as_under_five(county: BotWorld) -> None:
+    dm = await county.transport.direct_room(CORA)
+    [answer] = await county.say(CORA, dm, "!reach stats")
+    lines = answer.splitlines()
+    # Fenland: no plain rooms, 3 groups, Mo and Bea active, 6 messages and a reply.
+    assert "Fenland: <5, <5, <5, 7, " in answer
+    # Cambridge: 2 groups, the same two people, 4 messages and the mention of F1.
+    assert "Cambridge: <5, <5, <5, 5, " in answer
+    assert not any(n.isdigit() and int(n) < 5
+                   for line in lines[1:] for n in line.split(": ", 1)[1].split(", "))
+
+
+async def test_predict_report_seed_gaps_and_map_answer_a_coordinator(county: BotWorld) -> None:
+    dm = await county.transport.direct_room(CORA)
+    [predicted] = await county.say(CORA, dm, "!reach predict F1")
+    assert predicted.startswith("F1: Predicted reach from 3 room(s), 90% intervals:")
+    assert "Fenland: <5 of <5 groups" in predicted
+    [reported] = await county.say(CORA, dm, "!reach report F1")
+    assert reported.startswith("F1: Predicted vs observed groups reached")
+    assert "Observed reach is a lower bound" in reported
+    [seeded] = await county.say(CORA, dm, "!reach seed F1 k=2 equity=1")
+    assert seeded.startswith("F1: Post in these 2 room(s) (equity 1):")
+    assert "1-1/e-0.2" in seeded
+    [gaps] = await county.say(CORA, dm, "!reach gaps area=fenland")
+    assert gaps.startswith("Localities the network leaves out")
+    [mapped] = await county.say(CORA, dm, "!reach map")
+    assert mapped.startswith("The network: 5 rooms and groups")
+    files = await attachments(county)
+    assert [f.file_name for f in files] == ["reach-F1.png", "reach-map.png"]
+    assert all(f.file_mime == "image/png" and (f.file_data or b"").startswith(b"\x89PNG")
+               for f in files)
+
+
+async def test_predict_with_other_seeds_and_refusals_say_what_to_do(county: BotWorld) -> None:
+    dm = await county.transport.direct_room(CORA)
+    [answer] = await county.say(CORA, dm, "!reach predict F1 seeds=G4,G5")
+    assert answer.startswith("F1: Predicted reach from 2 room(s)")
+    [answer] = await county.say(CORA, dm, "!reach predict F9")
+    assert answer.startswith("There is no notice F9")
+    [answer] = await county.say(CORA, dm, "!reach predict F1 seeds=G99")
+    assert answer.startswith("seeds: I don't know the room G99")
