@@ -23,6 +23,7 @@ from bot.commands.dispatch import Choose, CommandLine, Missing, bind, command_li
 from bot.commands.lexer import LexError, tokenize
 from bot.commands.registry import REGISTRY, AskFor, Command, CommandError, Registry, Where
 from bot.events import Incoming, Reaction, Receipt, StateChange
+from bot.features import quiet
 from bot.pager import Pager
 from bot.power import PowerLevels
 from bot.ratelimit import RateLimiter, Verdict
@@ -307,6 +308,8 @@ class Grapevine:
     ) -> None:
         prefix = self.settings.bot.prefix
         sender = await self.sender(session, message.sender, room, relayed=line.relayed)
+        if not await quiet.may_answer(self, session, room, sender):
+            return
         ctx = Context(self, session, message, room, sender, now)
         try:
             tokens = tokenize(line.text)

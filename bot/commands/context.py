@@ -14,6 +14,7 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from bot import voice
 from bot.commands.registry import Command, Role
 from bot.events import Incoming
 from storage import outbox
@@ -156,11 +157,20 @@ class Context:
         own_post: bool = True,
         not_before: datetime | None = None,
     ) -> bool:
-        """A post the bot makes on its own (notices, cross-posts); False if a duplicate."""
-        row = await outbox.enqueue(
-            self.session, now=self.now, room_id=room_id, body=body, kind=kind,
-            dedupe_key=dedupe_key, own_post=own_post, not_before=not_before,
-        )
+        """A post the bot makes on its own (notices, cross-posts); False if a duplicate.
+
+        Own posts follow the room's daily cap and night hours (bot.voice).
+        """
+        if own_post:
+            row = await voice.enqueue_own_post(
+                self.session, now=self.now, tz=self.tz, room_id=room_id, body=body, kind=kind,
+                dedupe_key=dedupe_key, not_before=not_before,
+            )
+        else:
+            row = await outbox.enqueue(
+                self.session, now=self.now, room_id=room_id, body=body, kind=kind,
+                dedupe_key=dedupe_key, not_before=not_before,
+            )
         self.app.queued()
         return row is not None
 
