@@ -465,3 +465,35 @@ async def test_notices_wait_out_the_night(town: BotWorld) -> None:
     town.clock.current = datetime(2026, 11, 21, 8, 0, tzinfo=UTC)
     await town.deliver()
     assert len(notices_in(town, wisbech)) == 1
+
+
+async def test_the_scheduled_jobs_sweep_reminders_and_poll_feeds(town: BotWorld) -> None:
+    wisbech = await room(town, "Wisbech Food Bank")
+    await town.say(ADA, wisbech, "!funding subscribe")
+    await town.say(CORA, wisbech, POST)
+    jobs = {job.id: job for job in feature.jobs(town.app)}
+    assert set(jobs) == {"funding-sweep", "funding-feeds"}
+    town.clock.current = datetime(2026, 12, 11, 9, 0, tzinfo=UTC)  # 7 days before, 09:00 GMT
+    for job in jobs.values():
+        await job.run()
+    await town.deliver()
+    assert town.world.messages(wisbech, sender=town.bot)[-1].startswith(
+        "Reminder: funding F1 Warm Spaces closes in 7 days")
+
+
+async def test_the_link_handler_finds_the_bot_through_the_web_app(town: BotWorld) -> None:
+    wisbech = await room(town, "Wisbech Food Bank")
+    await town.say(ADA, wisbech, "!funding subscribe")
+    await town.say(CORA, wisbech, POST)
+    async with town.app.db.transaction() as session:
+        [delivery] = await funding.deliveries(session, 1)
+    web_app = web.Application()
+    web_app[feature.APP_KEY] = town.app
+    web_app.router.add_get("/n/{ref}/{key}", feature.open_link)
+    async with TestClient(TestServer(web_app)) as client:
+        response = await client.get(f"/n/F1/{delivery.room_key}", allow_redirects=False)
+        assert (response.status, response.headers["Location"]) == (302, "https://example.org/warm")
+        assert (await client.get("/n/F1/unknown", allow_redirects=False)).status == 302
+        assert (await client.get("/n/X1/abc", allow_redirects=False)).status == 404
+    async with town.app.db.transaction() as session:
+        assert [d.opens for d in await funding.deliveries(session, 1)] == [1]
