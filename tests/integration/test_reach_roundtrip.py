@@ -1,0 +1,158 @@
+"""The reach model on a real Synapse: intake keeps no message text anywhere, and a notice's
+whole round trip (posted, replied to, reacted to, read, passed on) ends in `!reach report`
+showing observed against predicted, with a chart."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import uuid
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from botfixture import BotFactory, RunningBot
+from people import Person
+from sqlalchemy import func, select
+
+from bot.features import intake
+from bot.homeserver import EmbeddedSynapse, RegisteredUser
+from storage import groups
+from storage.flow import FlowEvent, FlowReceipts
+
+WISBECH, CHATTERIS, ABBEY = "E04001668", "E04012516", "E05013050"
+WAIT = 30.0
+POST = ('!funding post https://example.org/food title="Food Fund" funder="Trust" '
+        "deadline=+30d areas=fenland themes=food")
+
+
+def midday_zone() -> str:
+    """A time zone where it is midday now, so notices never wait out the bot's quiet night."""
+    offset = 12 - datetime.now(UTC).hour  # -11 .. +12
+    return "Etc/GMT" + (f"{-offset:+d}" if offset else "")
+
+
+@pytest.fixture
+async def people(person_factory: Any, synapse: EmbeddedSynapse,
+                 synapse_admin: RegisteredUser) -> dict[str, Person]:
+    made = {}
+    for name in ("Ada", "Mo", "Bea", "Cora"):
+        person: Person = await person_factory(name, e2e=False)
+        await synapse.override_ratelimit(person.user_id, synapse_admin.access_token)
+        made[name] = person
+    return made
+
+
+async def group_room(ada: Person, others: list[Person], bot: RunningBot, name: str) -> str:
+    room = await ada.create_room(name=name, invite=[bot.user_id, *(p.user_id for p in others)])
+    for person in others:
+        await person.join(room)
+    await ada.wait_for_message(room, sender=bot.user_id, contains="never what anyone writes",
+                               timeout=WAIT)
+    return room
+
+
+async def open_dm(person: Person, bot: RunningBot) -> str:
+    room = await person.create_dm(bot.user_id, encrypted=False)
+    deadline = time.monotonic() + WAIT
+    while time.monotonic() < deadline:
+        state = await person.state(room, "m.room.member", bot.user_id)
+        if state and state.get("membership") == "join":
+            return room
+        await asyncio.sleep(0.25)
+    raise AssertionError("the bot did not join the DM")
+
+
+async def until(check: Any, what: str) -> None:
+    deadline = time.monotonic() + WAIT
+    while not await check():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        await asyncio.sleep(0.25)
+
+
+async def flow_count(bot: RunningBot, model: Any) -> int:
+    async with bot.app.db.transaction() as session:
+        return int(await session.scalar(select(func.count()).select_from(model)) or 0)
+
+
+async def test_intake_keeps_no_message_text_in_the_database_or_the_logs(
+    bot: RunningBot, people: dict[str, Person], caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.INFO)  # production's level (nio's debug log is off there too)
+    for name in ("bot", "grapevine", "storage", "reach"):
+        caplog.set_level(logging.DEBUG, logger=name)
+    ada, mo = people["Ada"], people["Mo"]
+    room = await group_room(ada, [mo], bot, "Wisbech Pantry")
+    marker = f"marker-{uuid.uuid4().hex}"
+    first = await mo.send(room, f"Anyone free Saturday? {marker}")
+    await ada.send(room, f"Yes! {marker}", reply_to=first)
+    await ada.react(room, first, "👍")
+    dm = await open_dm(mo, bot)
+    await mo.send(dm, f"a private word {marker}")
+
+    async def recorded() -> bool:
+        return await flow_count(bot, FlowEvent) >= 3
+
+    await until(recorded, "three flow records")
+    async with bot.app.db.transaction() as session:
+        kinds = [(e.room_id, e.kind) for e in await session.scalars(
+            select(FlowEvent).order_by(FlowEvent.at, FlowEvent.id))]
+    assert kinds == [(room, "message"), (room, "reply"), (room, "reaction")]
+    data_dir: Path = bot.setup.data_dir
+    await intake.stop(bot.app)
+    await bot.stop()  # checkpoints SQLite's write-ahead log into the file
+    stored = [p for p in data_dir.rglob("*") if p.is_file()]
+    assert any(p.name == "grapevine.db" for p in stored)
+    assert not [p for p in stored if marker.encode() in p.read_bytes()]
+    assert caplog.records and marker not in caplog.text
+
+
+async def test_a_notice_round_trip_ends_in_a_report_of_observed_against_predicted(
+    bot_factory: BotFactory, people: dict[str, Person],
+) -> None:
+    ada, mo, bea, cora = (people[n] for n in ("Ada", "Mo", "Bea", "Cora"))
+    bot = await bot_factory(roles={"coordinators": [cora.user_id]},
+                            bot={"timezone": midday_zone()})
+    rooms = {}
+    for name, area in (("Wisbech Pantry", WISBECH), ("Chatteris Larder", CHATTERIS),
+                       ("Abbey Kitchen", ABBEY)):
+        rooms[name] = await group_room(ada, [mo, bea], bot, name)
+        async with bot.app.db.transaction() as session:
+            session.add(groups.Group(room_id=rooms[name], name=name, type="charity",
+                                     area_code=area, themes=["food"], size="small",
+                                     registered_by=ada.user_id, registered_at=bot.app.clock.now()))
+    for room in rooms.values():
+        await mo.send(room, "morning all")
+    dm = await open_dm(cora, bot)
+    await cora.send(dm, POST)
+    await cora.wait_for_message(dm, sender=bot.user_id, contains="F1 published", timeout=WAIT)
+    # The Fenland rooms get it; people there reply, react, read it and pass it on.
+    for name in ("Wisbech Pantry", "Chatteris Larder"):
+        post = await mo.wait_for_message(rooms[name], sender=bot.user_id,
+                                         contains="Funding F1", timeout=WAIT)
+        await mo.send(rooms[name], "We should apply", reply_to=post["event_id"])
+        await bea.react(rooms[name], post["event_id"], "🎉")
+        await bea.read_receipt(rooms[name], post["event_id"])
+    await bea.send(rooms["Abbey Kitchen"], "F1 is open to Fenland groups, pass it on")
+
+    async def observed() -> bool:
+        return (await flow_count(bot, FlowEvent) >= 3 + 5
+                and await flow_count(bot, FlowReceipts) >= 2)
+
+    await until(observed, "replies, reactions, receipts and the forward in the flow records")
+    await cora.send(dm, "!reach report F1")
+    chart = await cora.wait_for_message(dm, sender=bot.user_id, contains="Predicted vs observed",
+                                        timeout=WAIT)
+    assert chart["content"]["msgtype"] == "m.image"
+    assert chart["content"]["info"]["mimetype"] == "image/png"
+    assert str(chart["content"]["url"]).startswith("mxc://")
+    text = chart["content"]["body"]
+    assert text.startswith("F1: Predicted vs observed groups reached")
+    assert "Fenland: predicted <5" in text and "observed <5" in text
+    assert "Coverage" in text and "lower bound" in text
+    async with bot.app.db.transaction() as session:
+        reads = list(await session.scalars(select(FlowReceipts)))
+    assert sorted(r.count for r in reads) == [1, 1]
+    assert all(r.last_at > datetime.now(UTC) - timedelta(minutes=10) for r in reads)
