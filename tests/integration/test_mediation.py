@@ -30,16 +30,24 @@ async def register_group(bot: RunningBot, room_id: str, name: str, by: str) -> i
         return group.id
 
 
-async def bot_knows_devices(bot: RunningBot, people: list[Person], timeout: float = 30) -> None:
-    """Until the bot has fetched the keys of people who just joined its encrypted case room.
+async def everyone_says_hello(bot: RunningBot, room: str, people: list[Person],
+                              timeout: float = 30) -> None:
+    """Each party greets the room, as people do, and waits until the bot can encrypt to them.
 
-    The bot's sync loop queries new members' keys between syncs; a reply sent before
-    that is not shared with them (a transport race, reported to the lead).
+    A party's first message brings the bot an Olm session with their device. Without it
+    the bot's first reply can miss them: nio logs "Missing session for device" while the
+    sync loop's key claim races the send (a transport issue, reported to the lead).
     """
-    client: Any = bot.app.transport.client
-    deadline = asyncio.get_running_loop().time() + timeout
-    while any(not list(client.device_store.active_user_devices(p.user_id)) for p in people):
-        assert asyncio.get_running_loop().time() < deadline, "the bot never fetched their keys"
+    for person in people:
+        await person.send(room, f"Hello, {person.user_id} here.")
+    transport: Any = bot.app.transport  # the Matrix transport: its nio client
+    client = transport.client
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while (room not in client.rooms
+           or any(not list(client.device_store.active_user_devices(p.user_id)) for p in people)
+           or client.get_missing_sessions(room)):
+        assert loop.time() < deadline, "the bot never got the parties' device sessions"
         await asyncio.sleep(0.2)
 
 
@@ -87,7 +95,7 @@ async def test_a_case_on_synapse_from_open_to_close_private_to_its_parties(
     case_room = await ann.wait_for_invite(timeout=30, joined=True)
     assert await yan.wait_for_invite(timeout=30, room_id=case_room, joined=True) == case_room
     assert await mia.wait_for_invite(timeout=30, room_id=case_room, joined=True) == case_room
-    await bot_knows_devices(bot, [ann, yan, mia])
+    await everyone_says_hello(bot, case_room, [ann, yan, mia])
     create = await ann.state(case_room, "m.room.create")
     assert create is not None and create.get("m.federate") is False
     rules = await ann.state(case_room, "m.room.join_rules")
