@@ -23,14 +23,13 @@ import nio
 
 from bot.app import Grapevine
 from bot.features import tree_plan
-from bot.features.tree_build import builder_for
+from bot.features.tree_build import build_now
 from bot.homeserver import EmbeddedSynapse, RegisteredUser
 from bot.runtime.login import client_config
 from bot.transport.matrix import MatrixTransport
 from config.areas import AreaIndex
 from config.settings import load_settings
 from config.themes import load_themes
-from storage import tree
 from storage.engine import Database
 from storage.migrate import upgrade
 
@@ -54,20 +53,11 @@ async def bare_creations(client: nio.AsyncClient, count: int) -> float:
 
 async def tree_build(app: Grapevine, area_code: str) -> tuple[float, int]:
     """Seconds to build (or check) one area's part, and how many rooms it made."""
-    async with app.db.transaction() as session:
-        run = await tree.start_run(session, area_code=area_code, requested_by="bench",
-                                   at=app.clock.now())
-        run_id = run.id
-    builder = builder_for(app)
     start = time.perf_counter()
-    builder.expect(run_id)
-    builder.wake()
-    await builder.idle()
+    run = await build_now(app, area_code, "bench")
     elapsed = time.perf_counter() - start
-    async with app.db.transaction() as session:
-        done = await tree.get_run(session, run_id)
-    assert done is not None and done.error is None, done and done.error
-    return elapsed, done.created
+    assert run.error is None, run.error
+    return elapsed, run.created
 
 
 async def main(areas_file: Path | None, area: str | None) -> None:

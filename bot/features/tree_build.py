@@ -36,6 +36,8 @@ T = TypeVar("T")
 PROGRESS_EVERY = 30.0
 # Record progress in the run row every so many rooms.
 CHECKPOINT_EVERY = 20
+# Rooms made or checked at once.
+CONCURRENCY = 6
 
 
 @dataclass
@@ -90,13 +92,23 @@ class TreeBuilder:
         while self._task is not None and not self._task.done():
             await asyncio.wait({self._task})
 
+    def cancel(self) -> None:
+        """Stop mid-run, as a shutdown does: the run stays unfinished and resumes later."""
+        if self._task is not None:
+            self._task.cancel()
+
     async def _work(self) -> None:
         while self._again:
             self._again = False
             self._resume = False
-            async with self.app.db.transaction() as session:
-                runs = [r.id for r in await tree.unfinished_runs(session)]
-                newest = await session.scalar(select(func.max(tree.SetupRun.id))) or 0
+            try:
+                async with self.app.db.transaction() as session:
+                    runs = [r.id for r in await tree.unfinished_runs(session)]
+                    newest = await session.scalar(select(func.max(tree.SetupRun.id))) or 0
+            except Exception:  # e.g. the database busy: the next wake or sweep tries again
+                log.exception("could not read the room tree's setup runs")
+                self._resume = True
+                return
             # Awaited runs at or below the newest id were committed or rolled back.
             self._awaited = {i for i in self._awaited if i > newest}
             for run_id in runs:
@@ -129,6 +141,8 @@ class TreeBuilder:
             outcome = await run_state.go()
         except Exception as exc:
             log.exception("room tree run %s failed", run_id)
+            while isinstance(exc, ExceptionGroup):
+                exc = exc.exceptions[0]
             await self._fail(run_id, exc, run_state.outcome)
             return
         await self._finish(run_id, outcome)
@@ -250,7 +264,17 @@ class _Run:
     async def go(self) -> Outcome:
         if any(room.key not in self.room_ids for room in self.wanted):
             await self.builder.lift_rate_limit()
-        for room in self.wanted:
+        # Generation by generation (a parent is done before its children start); within
+        # one, a few rooms at a time: the homeserver overlaps their work.
+        limit = asyncio.Semaphore(CONCURRENCY)
+        for generation in _generations(self.wanted):
+            async with asyncio.TaskGroup() as group:
+                for room in generation:
+                    group.create_task(self._one(room, limit))
+        return self.outcome
+
+    async def _one(self, room: plan.PlannedRoom, limit: asyncio.Semaphore) -> None:
+        async with limit:
             if room.key in self.room_ids:
                 await self._refresh(room)
             else:
@@ -258,7 +282,6 @@ class _Run:
             self.outcome.done += 1
             if self.outcome.done % CHECKPOINT_EVERY == 0:
                 await self.builder.checkpoint(self.run_id, self.outcome, report=False)
-        return self.outcome
 
     async def _waiting(self) -> None:
         self._waited = True
@@ -309,18 +332,15 @@ class _Run:
             self.outcome.skipped.append(room.name)
             return
         alias = f"#{room.alias}:{self.server}"
-        existing = await transport.resolve_alias(alias)
-        if existing is not None:
-            if not await self._made_by_bot(existing):
-                self.outcome.skipped.append(f"{alias} (taken by another room)")
-                return
-            # Made before an interruption but never recorded: adopt it, then check it.
-            await self._record(room, existing, alias, [])
-            await self._refresh(room)
-            return
         moderators = self._moderators(room)
         spec = plan.room_spec(room, parent_id, self.server, moderators)
-        room_id = await self.builder.paced(lambda: transport.create_room(spec), self._waiting)
+        try:
+            room_id = await self.builder.paced(lambda: transport.create_room(spec), self._waiting)
+        except TransportError as exc:
+            if exc.errcode != "M_ROOM_IN_USE":
+                raise
+            await self._adopt(room, alias)
+            return
         await self._record(room, room_id, alias, sorted(moderators))
         self.made_now.add(room.key)
         self.outcome.created += 1
@@ -330,6 +350,20 @@ class _Run:
                                             plan.child_link(self.server, room.order), room_id),
                 self._waiting,
             )
+
+    async def _adopt(self, room: plan.PlannedRoom, alias: str) -> None:
+        """The alias exists: a room made just before an interruption, never recorded?"""
+        existing = await self.app.transport.resolve_alias(alias)
+        if existing is None or not await self._made_by_bot(existing):
+            self.outcome.skipped.append(f"{alias} (taken by another room)")
+            return
+        await self._record(room, existing, alias, [])
+        await self._refresh(room)
+        parent_id = self.room_ids.get(room.parent_key) if room.parent_key else None
+        if parent_id is not None and not (await self.app.transport.get_state(
+                parent_id, "m.space.child", existing) or {}).get("via"):
+            await self.app.transport.put_state(
+                parent_id, "m.space.child", plan.child_link(self.server, room.order), existing)
 
     async def _made_by_bot(self, room_id: str) -> bool:
         try:
@@ -355,6 +389,17 @@ class _Run:
         self.previous[room.key] = moderators
 
 
+def _generations(rooms: list[plan.PlannedRoom]) -> list[list[plan.PlannedRoom]]:
+    """Rooms grouped by depth in the plan, top first (the plan lists parents first)."""
+    depth: dict[str, int] = {}
+    groups: dict[int, list[plan.PlannedRoom]] = {}
+    for room in rooms:
+        level = depth.get(room.parent_key, -1) + 1 if room.parent_key else 0
+        depth[room.key] = level
+        groups.setdefault(level, []).append(room)
+    return [groups[level] for level in sorted(groups)]
+
+
 def summary(app: Grapevine, area_code: str, outcome: Outcome) -> str:
     label = app.areas.label(area_code)
     lines = []
@@ -370,6 +415,22 @@ def summary(app: Grapevine, area_code: str, outcome: Outcome) -> str:
         lines.append(f"Skipped: {shown}{more}.")
     lines.append(f"{app.settings.bot.prefix}rooms area={area_code} lists them.")
     return "\n".join(lines)
+
+
+async def build_now(app: Grapevine, area_code: str, requested_by: str = "grapevine"
+                    ) -> tree.SetupRun:
+    """Build or refresh one area's part of the tree and wait for it (demo, bench, scripts)."""
+    async with app.db.transaction() as session:
+        run_id = (await tree.start_run(session, area_code=area_code, requested_by=requested_by,
+                                       at=app.clock.now())).id
+    builder = builder_for(app)
+    builder.expect(run_id)
+    builder.wake()
+    await builder.idle()
+    async with app.db.transaction() as session:
+        run = await tree.get_run(session, run_id)
+    assert run is not None
+    return run
 
 
 _BUILDERS: WeakKeyDictionary[Grapevine, TreeBuilder] = WeakKeyDictionary()
