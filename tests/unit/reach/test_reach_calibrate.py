@@ -4,13 +4,13 @@ import networkx as nx
 import numpy as np
 
 from reach.calibrate import BetaPrior, beta_binomial_shrink, fit_ic, kind_probabilities
-from reach.graph import ARC_KINDS, from_arcs
+from reach.graph import ARC_KINDS, ReachGraph, from_arcs
 from reach.simulate import cascade_times
 
 TRUTH = {"member": 0.08, "reply": 0.25, "forward": 0.15}
 
 
-def known_graph():
+def known_graph() -> ReachGraph:
     g = nx.gnm_random_graph(300, 1200, seed=3, directed=True)
     pairs = np.array(list(g.edges))
     kinds = np.random.default_rng(0).integers(0, 3, size=len(pairs))
@@ -21,8 +21,8 @@ def test_recovers_the_probabilities_cascades_were_simulated_with() -> None:
     g = known_graph()
     p = kind_probabilities(g, TRUTH)
     rng = np.random.default_rng(1)
-    cascades = cascade_times(g, p, [rng.choice(g.n, 2, replace=False) for _ in range(1500)],
-                             seed=2)
+    seed_sets = [rng.choice(g.n, 2, replace=False).tolist() for _ in range(1500)]
+    cascades = cascade_times(g, p, seed_sets, seed=2)
     fit = fit_ic(g, cascades)
     for kind, value in TRUTH.items():
         assert abs(fit.kind_prob[kind] - value) < 0.02, kind

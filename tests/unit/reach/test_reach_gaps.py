@@ -3,11 +3,12 @@
 import numpy as np
 
 from reach.gaps import AreaInfo, find_gaps
+from reach.graph import ReachGraph
 from reach.predict import predict
 from reach.structure import analyse
 
 
-def test_low_reach_localities_are_ranked_by_deprivation(village_graph) -> None:
+def test_low_reach_localities_are_ranked_by_deprivation(village_graph: ReachGraph) -> None:
     g = village_graph
     pred = predict(g, 0.2, ["!r0"], runs=500, seed=1)
     gaps = find_gaps(g, analyse(g, seed=1), pred.node_prob, below=0.2,
@@ -20,7 +21,7 @@ def test_low_reach_localities_are_ranked_by_deprivation(village_graph) -> None:
     assert all(r.predicted_reach <= 0.2 for r in gaps.localities)
 
 
-def test_default_threshold_is_the_lower_quartile_of_localities(village_graph) -> None:
+def test_default_threshold_is_the_lower_quartile_of_localities(village_graph: ReachGraph) -> None:
     g = village_graph
     reach = np.where(g.decile == 8, 0.9, 0.1)
     reach[g.decile == 5] = 0.5
@@ -29,7 +30,7 @@ def test_default_threshold_is_the_lower_quartile_of_localities(village_graph) ->
     assert [r.locality for r in gaps.localities] == ["V1", "V2", "V3", "V4"]
 
 
-def test_closed_in_groups_and_weak_communities_are_reported(village_graph) -> None:
+def test_closed_in_groups_and_weak_communities_are_reported(village_graph: ReachGraph) -> None:
     g = village_graph
     s = analyse(g, seed=1)
     reach = np.where(g.decile == 8, 0.9, 0.05)

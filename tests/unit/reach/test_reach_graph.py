@@ -7,6 +7,7 @@ from reach.graph import (
     FlowTie,
     Membership,
     OfflineTie,
+    ReachGraph,
     RoomNode,
     build_graph,
     hub_ties,
@@ -20,7 +21,7 @@ ROOMS = [
 ]
 
 
-def arcs(g) -> set[tuple[str, str, str, float]]:
+def arcs(g: ReachGraph) -> set[tuple[str, str, str, float]]:
     return {
         (g.keys[u], g.keys[v], ARC_KINDS[k], w)
         for u, v, k, w in zip(g.sources, g.indices, g.arc_kind, g.arc_weight, strict=True)

@@ -3,6 +3,7 @@
 from reach.charts import network_map, prediction_chart
 from reach.evaluate import Observed, evaluate
 from reach.gaps import find_gaps
+from reach.graph import ReachGraph
 from reach.predict import predict
 from reach.report import (
     MAX_LINES,
@@ -28,7 +29,7 @@ def test_any_count_under_five_is_shown_as_under_five() -> None:
     assert share(6, 12) == "50%"
 
 
-def test_every_rendering_fits_a_chat_message(village_graph) -> None:
+def test_every_rendering_fits_a_chat_message(village_graph: ReachGraph) -> None:
     g = village_graph
     names = {"D1": "Townshire", "D2": "Villageshire"}
     s = analyse(g, seed=1)
@@ -48,7 +49,7 @@ def test_every_rendering_fits_a_chat_message(village_graph) -> None:
     assert "Townshire: 0, 60" not in texts[4] and "Townshire: <5, 60, <5, 140" in texts[4]
 
 
-def test_charts_are_png_images(village_graph) -> None:
+def test_charts_are_png_images(village_graph: ReachGraph) -> None:
     g = village_graph
     pred = predict(g, 0.2, ["!r0"], runs=100, seed=1)
     chart = prediction_chart(evaluate(pred.districts, {"D1": Observed(30, 0)}))
