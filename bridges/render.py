@@ -11,7 +11,11 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
+from sqlalchemy.ext.asyncio import AsyncSession
+
 from bridges.capabilities import Limits, limits_for
+from storage import bridges as bridge_rows
+from storage import rooms
 
 ELLIPSIS = "…"
 _BOLD = re.compile(r"\*\*(.+?)\*\*|__(.+?)__")
@@ -70,3 +74,13 @@ def for_room(
         return body, html
     return fit(body, html, limits_for(network, features))
 
+
+
+async def for_room_id(
+    session: AsyncSession, room_id: str, body: str, html: str | None
+) -> tuple[str, str | None]:
+    """``for_room`` for a room known only by id (the outbox worker, posts to other rooms)."""
+    known = await rooms.get(session, room_id)
+    bridged = await bridge_rows.get(session, room_id)
+    network = known.network if known is not None else None
+    return for_room(body, html, network, bridged.features if bridged is not None else None)

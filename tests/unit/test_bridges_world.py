@@ -15,6 +15,7 @@ from sqlalchemy import select
 
 from bot.events import StateChange
 from bot.features import bridged
+from bridges import render
 from storage import bridges as bridge_rows
 from storage import groups, outbox, rooms
 from storage.models import OutboxMessage
@@ -190,3 +191,21 @@ async def test_the_funding_sheet_lists_the_open_notices_for_the_area_and_what_co
     assert text.index("Fenland Food Fund") < text.index("Chatteris Warm Spaces")
     async with bw.app.db.transaction() as session:
         assert await groups.active(session) == []
+
+
+async def test_what_is_sent_to_a_room_follows_its_network_and_published_features(
+    bw: BotWorld,
+) -> None:
+    room, _ = await portal(bw)
+    body, html = "**F1** Warm Spaces " + "x" * 100, "<b>F1</b> Warm Spaces"
+    async with bw.app.db.transaction() as session:
+        assert await render.for_room_id(session, room, body, html) == (body, html)
+    await bw.app.on_state(bridge_event(room, WA_BOT))
+    async with bw.app.db.transaction() as session:
+        sent, no_html = await render.for_room_id(session, room, body, html)
+    assert sent.startswith("F1 Warm Spaces") and no_html is None
+    await bw.app.on_state(bridge_event(room, WA_BOT, "com.beeper.room_features",
+                                       {"formatting": {"bold": 2}, "max_text_length": 40}))
+    async with bw.app.db.transaction() as session:
+        sent, kept = await render.for_room_id(session, room, body, html)
+    assert kept == html and len(sent) <= 40 and sent.endswith("…")
