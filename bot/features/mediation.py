@@ -14,7 +14,7 @@ with the configured key, and never posted anywhere but back to that DM.
 from __future__ import annotations
 
 import hashlib
-from datetime import datetime, timedelta
+from datetime import datetime, time, timedelta
 from typing import TYPE_CHECKING
 
 from apscheduler.triggers.cron import CronTrigger
@@ -37,6 +37,7 @@ if TYPE_CHECKING:
     from bot.app import Grapevine
 
 CASE = Param("case", Ref("M"), positional=True)
+REMIND_FROM = time(9, 0)
 
 
 def not_found(ctx: Context, number: int) -> str:
@@ -450,8 +451,15 @@ async def read_notes(ctx: Context, args: Args) -> None:
 
 
 async def remind(app: Grapevine, now: datetime) -> int:
-    """Post due and overdue reminders for actions; each at most once, whenever it runs."""
-    today = now.astimezone(app.settings.bot.tz).date()
+    """Post due and overdue reminders for actions; each at most once, whenever it runs.
+
+    Only in the day (from REMIND_FROM local time): a sweep just after midnight, or
+    one catching up early in the morning, leaves them for the first sweep after it.
+    """
+    local = now.astimezone(app.settings.bot.tz)
+    if local.time() < REMIND_FROM:
+        return 0
+    today = local.date()
     prefix = app.settings.bot.prefix
     posted = 0
     async with app.db.transaction() as session:

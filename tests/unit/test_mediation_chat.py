@@ -291,7 +291,9 @@ async def test_action_reminders_go_once_before_and_once_after_the_due_date(town:
     _, room = await open_case(t)
     await bw.say(t.mia, room, '!mediation action @yan:grapevine.local "send the keys" due=+3d')
     assert await mediation.remind(bw.app, bw.clock.now()) == 0
-    bw.clock.advance(days=2)
+    bw.clock.advance(days=1, hours=20)  # 06:00 the day before: people are asleep
+    assert await mediation.remind(bw.app, bw.clock.now()) == 0
+    bw.clock.advance(hours=4)
     assert await mediation.remind(bw.app, bw.clock.now()) == 1
     assert await mediation.remind(bw.app, bw.clock.now()) == 0  # a second sweep: nothing new
     await bw.deliver()
