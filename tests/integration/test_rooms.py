@@ -13,7 +13,7 @@ from people import MatrixRequestFailed, Person
 
 from bot.features.tree_build import builder_for
 from storage import tree
-from tests.unit.test_rooms import write_test_areas
+from tests.small_county import write_test_areas
 
 WISBY = "E04900001"
 

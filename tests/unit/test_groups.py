@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
 from storage import groups
+from storage.engine import Database
+from storage.groups import Group
 from tests.botworld import BotWorld, bot_world
-from tests.unit.test_rooms import write_test_areas
+from tests.small_county import write_test_areas
 
 COORDINATOR = "@cora:grapevine.local"
 WISBY_CLERK = "@clerk:grapevine.local"
@@ -175,3 +178,23 @@ async def test_the_directory_finds_listed_groups_by_words_area_theme_and_type(
     assert by_type.startswith("G2 ")
     [none] = await county.say(gail, food, "!directory quiet")
     assert none.startswith("No listed groups match")
+
+
+async def test_listed_groups_and_a_rooms_old_profile_are_found_on_each_database(
+    database: Database,
+) -> None:
+    now = datetime(2026, 11, 20, 10, 0, tzinfo=UTC)
+
+    def group(name: str, room_id: str | None, **fields: object) -> Group:
+        return Group(name=name, room_id=room_id, type="charity", area_code="E04900001",
+                     themes=["food"], size="small", registered_by="@gail:x", registered_at=now,
+                     **fields)
+
+    async with database.transaction() as session:
+        session.add_all([group("Wisby Food Bank", "!a:x"), group("Hidden", "!b:x", listed=False),
+                         group("Gone", "!c:x", unregistered_at=now)])
+    async with database.transaction() as session:
+        assert [g.name for g in await groups.listed(session)] == ["Wisby Food Bank"]
+        assert await groups.by_room(session, "!c:x") is None
+        old = await groups.by_room_any(session, "!c:x")
+        assert old is not None and old.name == "Gone"

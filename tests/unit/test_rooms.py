@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -15,31 +16,9 @@ from bot.transport.base import RateLimited, RoomSpec
 from config.areas import AreaIndex
 from config.themes import load_themes
 from storage import tree
+from storage.engine import Database
 from tests.botworld import BotWorld, bot_world
-
-HEADER = "code,name,kind,parent_code,lat,lon,imd_decile,vintage,slug\n"
-
-
-def write_test_areas(path: Path, tag: str = "") -> Path:
-    """A small county: Fenmarsh (3 parishes) and Hillside (1), with an Upton in each district.
-
-    ``tag`` makes the top slugs (and so every alias) unique on a shared homeserver.
-    """
-    rows = [
-        ("E10900001", "Testshire", "county", "", f"testshire{tag}"),
-        ("E07900001", "Fenmarsh", "district", "E10900001", f"fenmarsh{tag}"),
-        ("E04900001", "Wisby", "parish", "E07900001", ""),
-        ("E04900002", "March End", "parish", "E07900001", ""),
-        ("E04900003", "Upton", "parish", "E07900001", ""),
-        ("E07900002", "Hillside", "district", "E10900001", f"hillside{tag}"),
-        ("E04900004", "Upton", "parish", "E07900002", ""),
-    ]
-    path.write_text(HEADER + "".join(
-        f"{code},{name},{kind},{parent},52.5,0.1,5,TEST,{slug}\n"
-        for code, name, kind, parent, slug in rows
-    ))
-    return path
-
+from tests.small_county import write_test_areas
 
 ADMIN = "@ada:grapevine.local"
 COORDINATOR = "@cora:grapevine.local"
@@ -317,3 +296,26 @@ async def test_a_setup_killed_half_way_resumes_where_it_stopped(county: BotWorld
     assert "nothing to change" not in county.world.messages(room, sender=county.bot)[-1]
     assert len(county.world.rooms) == 1 + 2 + 3 + len(county.app.themes)  # none twice
     assert await every_room_is_linked_into_its_space(county)
+
+
+async def test_tree_rooms_and_setup_runs_are_kept_on_each_database(database: Database) -> None:
+    now = datetime(2026, 11, 20, 10, 0, tzinfo=UTC)
+    async with database.transaction() as session:
+        run = await tree.start_run(session, area_code="E07900001", requested_by="@ada:x",
+                                   at=now, report_room="!office:x")
+        await tree.record_room(session, tree.TreeRoom(
+            key="space:E07900001", room_id="!space:x", alias="#fenmarsh:x", kind="space",
+            area_code="E07900001", theme=None, name="Fenmarsh", parent_key=None,
+            moderators=["@clerk:x"], created_at=now,
+        ))
+    async with database.transaction() as session:
+        assert [r.id for r in await tree.unfinished_runs(session)] == [run.id]
+        assert (await tree.all_rooms(session))["space:E07900001"].moderators == ["@clerk:x"]
+        await tree.set_moderators(session, "space:E07900001", ["@zed:x", "@bea:x"])
+        finished = await tree.get_run(session, run.id)
+        assert finished is not None
+        finished.finished_at = now
+    async with database.transaction() as session:
+        assert (await tree.all_rooms(session))["space:E07900001"].moderators == [
+            "@bea:x", "@zed:x"]
+        assert await tree.unfinished_runs(session) == []
