@@ -308,7 +308,7 @@ class Grapevine:
     ) -> None:
         prefix = self.settings.bot.prefix
         sender = await self.sender(session, message.sender, room, relayed=line.relayed)
-        if not await quiet.may_answer(self, session, room, sender):
+        if not await quiet.may_answer(self, session, message, room, sender):
             return
         ctx = Context(self, session, message, room, sender, now)
         try:

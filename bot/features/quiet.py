@@ -1,9 +1,11 @@
-"""The bot keeping its voice down in group rooms: ``quiet=yes`` and the daily digest.
+"""The bot keeping its voice down in group rooms: ``quiet=yes``, other bots, the digest.
 
-In a group whose admins ran ``!group set quiet=yes``, the bot answers only the
-room's admins there (members can still use it by direct message); the app asks
-:func:`may_answer` before handling a command. Posts over a room's daily cap
-wait for the digest sweep (see :mod:`bot.voice`), installed here.
+Every message another Grapevine sends carries its outbox marker, so the bot never
+answers one (two bots in a room must not talk each other into a loop). In a group
+whose admins ran ``!group set quiet=yes``, the bot answers only the room's admins
+there (members can still use it by direct message). The app asks :func:`may_answer`
+before handling a command. Posts over a room's daily cap wait for the digest sweep
+(see :mod:`bot.voice`), installed here.
 """
 
 from __future__ import annotations
@@ -16,6 +18,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot import voice
 from bot.commands.context import RoomContext, Sender
+from bot.events import Incoming
+from bot.runtime.outbox_worker import MARKER as OUTBOX_MARKER
 from bot.scheduler import Job
 from storage import groups
 
@@ -26,9 +30,13 @@ DIGEST_SWEEP_EVERY = timedelta(minutes=5)
 
 
 async def may_answer(
-    app: Grapevine, session: AsyncSession, room: RoomContext, sender: Sender
+    app: Grapevine, session: AsyncSession, message: Incoming, room: RoomContext, sender: Sender
 ) -> bool:
-    """False for a non-admin's command in a quiet group's room: the bot stays silent."""
+    """False where the bot should stay silent: another Grapevine's own words (its help
+    lines start with the prefix, and two bots answering each other is a loop), or a
+    non-admin's command in a quiet group's room."""
+    if OUTBOX_MARKER in message.content:
+        return False
     if room.is_direct or sender.is_group_admin:
         return True
     group = await groups.by_room(session, room.room_id)

@@ -16,9 +16,10 @@ from bot.commands.context import Context
 from bot.commands.lexer import LexError, tokenize
 from bot.commands.registry import REGISTRY, Args, Param, Registry
 from bot.commands.values import AreaValue, DateValue, Person, Text, Window, YesNo
-from bot.events import StateChange
+from bot.events import Incoming, StateChange
 from bot.features import encrypted
 from bot.logfilter import REDACTED, RedactBodies, install
+from bot.runtime.outbox_worker import MARKER as OUTBOX_MARKER
 from config.settings import load_settings
 from storage.groups import Group
 from tests.botworld import BotWorld, bot_world
@@ -145,6 +146,21 @@ async def test_a_quiet_groups_room_hears_the_bot_answer_only_its_admins(
     mo_dm = town.world.create_room(MO, direct=True)
     await town.world.join(town.bot, mo_dm)
     assert len(await town.say(MO, mo_dm, "!about")) == 1  # a DM still works
+
+
+async def test_another_grapevines_words_are_never_answered(town: BotWorld) -> None:
+    room = await group_room(town)
+    other = town.world.user("grapevine2", "Grapevine")
+    help_line = Incoming("$other", room, other, "!about: what this bot does\n!cancel: ...",
+                         town.clock.now(), content={OUTBOX_MARKER: 7})
+    await town.app.on_message(help_line)
+    await town.deliver()
+    said = [m for m in town.world.messages(room, sender=town.bot) if "never what" not in m]
+    assert said == []
+    person = Incoming("$mo", room, MO, "!about", town.clock.now(), content={"body": "!about"})
+    await town.app.on_message(person)
+    await town.deliver()
+    assert len(town.world.messages(room, sender=town.bot)) == 2
 
 
 async def test_an_encrypted_room_is_told_once_that_the_bot_cannot_read_it(
