@@ -27,7 +27,7 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy.orm import Mapped, declared_attr, mapped_column
 
 from storage.engine import Database
 from storage.models import Base, Id, OutboxMessage
@@ -72,6 +72,24 @@ class Case(Base):
         return self.closed_at is None
 
 
+class InCase:
+    """A row that belongs to one case and is deleted with it."""
+
+    case_id: Mapped[int] = mapped_column(
+        ForeignKey("mediation_cases.id", ondelete="CASCADE"), index=True
+    )
+
+
+class NumberedInCase(InCase):
+    """Numbered from 1 within its case: session 2, ``N3``, ``A1``."""
+
+    number: Mapped[int] = mapped_column(Integer)
+
+    @declared_attr.directive
+    def __table_args__(cls) -> tuple[Any, ...]:
+        return (UniqueConstraint("case_id", "number"),)  # one per table, not shared
+
+
 class Party(Base):
     """A group taking part. The name is kept so the agreement reads the same later."""
 
@@ -83,37 +101,25 @@ class Party(Base):
     group_name: Mapped[str] = mapped_column(String(200))
 
 
-class CaseSession(Base):
+class CaseSession(NumberedInCase, Base):
     """A meeting in the case room. Attendees: everyone joined at its start or its end."""
 
     __tablename__ = "mediation_sessions"
     id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
-    case_id: Mapped[int] = mapped_column(
-        ForeignKey("mediation_cases.id", ondelete="CASCADE"), index=True
-    )
-    number: Mapped[int] = mapped_column(Integer)
     started_at: Mapped[datetime]
     started_by: Mapped[str] = mapped_column(String(255))
     ended_at: Mapped[datetime | None]
     attendees: Mapped[list[str]] = mapped_column(JSON, default=list)
 
-    __table_args__ = (UniqueConstraint("case_id", "number"),)
 
-
-class Norm(Base):
+class Norm(NumberedInCase, Base):
     """A proposed shared norm or value, ``N<number>`` within its case."""
 
     __tablename__ = "mediation_norms"
     id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
-    case_id: Mapped[int] = mapped_column(
-        ForeignKey("mediation_cases.id", ondelete="CASCADE"), index=True
-    )
-    number: Mapped[int] = mapped_column(Integer)
     text: Mapped[str] = mapped_column(Text)
     proposed_by: Mapped[str] = mapped_column(String(255))
     proposed_at: Mapped[datetime]
-
-    __table_args__ = (UniqueConstraint("case_id", "number"),)
 
     @property
     def ref(self) -> str:
@@ -132,15 +138,11 @@ class Confirmation(Base):
     confirmed_at: Mapped[datetime]
 
 
-class Action(Base):
+class Action(NumberedInCase, Base):
     """A follow-up, ``A<number>`` within its case, with reminders before and after it is due."""
 
     __tablename__ = "mediation_actions"
     id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
-    case_id: Mapped[int] = mapped_column(
-        ForeignKey("mediation_cases.id", ondelete="CASCADE"), index=True
-    )
-    number: Mapped[int] = mapped_column(Integer)
     owner: Mapped[str] = mapped_column(String(255), index=True)
     text: Mapped[str] = mapped_column(Text)
     due: Mapped[date] = mapped_column(Date)
@@ -151,21 +153,16 @@ class Action(Base):
     reminded_at: Mapped[datetime | None]
     overdue_reminded_at: Mapped[datetime | None]
 
-    __table_args__ = (UniqueConstraint("case_id", "number"),)
-
     @property
     def ref(self) -> str:
         return f"A{self.number}"
 
 
-class Note(Base):
+class Note(InCase, Base):
     """A mediator's note, sealed by the feature before it reaches this table."""
 
     __tablename__ = "mediation_notes"
     id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
-    case_id: Mapped[int] = mapped_column(
-        ForeignKey("mediation_cases.id", ondelete="CASCADE"), index=True
-    )
     author: Mapped[str] = mapped_column(String(255), index=True)
     written_at: Mapped[datetime]
     sealed: Mapped[bytes] = mapped_column(LargeBinary)
