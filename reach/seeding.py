@@ -72,7 +72,7 @@ def _log_comb(n: int, k: int) -> float:
 
 
 class _Sampler:
-    """Draws weighted RR sets in chunks and keeps them as a sparse node x set matrix."""
+    """Draws weighted RR sets in batches and keeps them as (set id, node) pairs."""
 
     def __init__(self, graph: ReachGraph, p: float | np.ndarray, w: np.ndarray,
                  rng: np.random.Generator) -> None:
@@ -171,7 +171,7 @@ def choose_seeds(
     eps2 = math.sqrt(2) * eps
     lam2 = (2 + 2 * eps2 / 3) * (log_ck + ell2 * log_n + math.log(max(math.log2(n), 1.0)))
     lam2 *= total_w / eps2**2
-    lower = 1.0 * float(np.sort(w)[-k:].sum())  # the seeds themselves are always reached
+    lower = float(np.sort(w[cand])[-k:].sum())  # OPT reaches at least its own seeds
     i, last = 1, max(2, int(math.log2(n)))
     while i < last:
         x = total_w / 2**i
