@@ -181,7 +181,9 @@ async def list_cases(ctx: Context, args: Args) -> None:
     if not lines:
         await answer_privately(ctx, "There are no mediation cases you can see.")
         return
-    await answer_privately(ctx, "\n".join(lines[-12:]))
+    if len(lines) > 12:  # the newest; older ones by number with summary M<n>
+        lines = [f"{len(lines) - 11} older cases not shown.", *lines[-11:]]
+    await answer_privately(ctx, "\n".join(lines))
 
 
 # -- in the case room --------------------------------------------------------------------
