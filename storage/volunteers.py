@@ -11,11 +11,12 @@ level and pause in the same statement; exact distance and ranking follow in Pyth
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
     Boolean,
     Date,
     Float,
@@ -25,6 +26,7 @@ from sqlalchemy import (
     String,
     UniqueConstraint,
     and_,
+    case,
     delete,
     exists,
     func,
@@ -34,8 +36,17 @@ from sqlalchemy import (
 )
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy.sql.elements import ColumnElement
 
-from bot.features.matching import Candidate, Need, cells_within
+from bot.features.matching import (
+    KM_PER_DEGREE,
+    REST_DAYS,
+    Candidate,
+    Need,
+    bits_of,
+    cell_of,
+    cells_within,
+)
 from storage.groups import Group
 from storage.models import Base, Id
 
@@ -52,6 +63,8 @@ class Volunteer(Base):
     id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
     user_id: Mapped[str] = mapped_column(String(255), unique=True)
     skills: Mapped[list[str]] = mapped_column(JSON, default=list)
+    # The same skills as bits (bot.features.matching.skill_bits), for ranking in SQL.
+    skill_mask: Mapped[int] = mapped_column(BigInteger, default=0)
     area_code: Mapped[str] = mapped_column(String(16))
     lat: Mapped[float] = mapped_column(Float)
     lon: Mapped[float] = mapped_column(Float)
@@ -79,13 +92,37 @@ class Volunteer(Base):
 
 
 class VolunteerReach(Base):
-    """A grid cell a volunteer's travel circle touches: the matching index."""
+    """A grid cell a volunteer's travel circle touches: the matching index.
+
+    Each row carries a copy of what matching reads (availability, DBS, place,
+    radius, pause, skills, when last asked, and whether other groups' requests
+    may reach them), so a request is matched and ranked on its cell's rows
+    alone; only the best few are then joined to their profiles. The copies are
+    rewritten by ``save_profile``, ``mark_offered`` and ``refresh_sharing``.
+    On SQLite the rows are stored in key order (WITHOUT ROWID): a cell is one
+    contiguous read.
+    """
 
     __tablename__ = "volunteer_reach"
     cell: Mapped[int] = mapped_column(Integer, primary_key=True)
     volunteer_id: Mapped[int] = mapped_column(
-        ForeignKey("volunteers.id", ondelete="CASCADE"), primary_key=True
+        ForeignKey("volunteers.id", ondelete="CASCADE"), primary_key=True, index=True
     )
+    slots: Mapped[int] = mapped_column(Integer)
+    dbs_level: Mapped[int] = mapped_column(Integer)
+    dbs_recheck: Mapped[date | None] = mapped_column(Date)
+    lat: Mapped[float] = mapped_column(Float)
+    lon: Mapped[float] = mapped_column(Float)
+    radius_km: Mapped[float] = mapped_column(Float)
+    paused: Mapped[bool] = mapped_column(Boolean)
+    paused_until: Mapped[datetime | None]
+    skill_mask: Mapped[int] = mapped_column(BigInteger)
+    last_offered_at: Mapped[datetime | None]
+    # share=yes and (came through no group, or through one that shares): any verified
+    # group's request may reach them. Their own groups' requests always may.
+    open_to_all: Mapped[bool] = mapped_column(Boolean)
+
+    __table_args__ = ({"sqlite_with_rowid": False},)
 
 
 class VolunteerGroup(Base):
@@ -176,15 +213,42 @@ async def profile(session: AsyncSession, user_id: str) -> Volunteer | None:
 
 
 async def save_profile(session: AsyncSession, volunteer: Volunteer) -> None:
-    """Insert or update, and rebuild the volunteer's cells in the reach index."""
+    """Insert or update, and rewrite the volunteer's rows in the reach index."""
     session.add(volunteer)
     await session.flush()
     await session.execute(delete(VolunteerReach).where(VolunteerReach.volunteer_id == volunteer.id))
+    open_to_all = await _open_to_all(session, volunteer)
+    v = volunteer
     session.add_all(
-        VolunteerReach(cell=cell, volunteer_id=volunteer.id)
-        for cell in cells_within(volunteer.lat, volunteer.lon, volunteer.radius_km)
+        VolunteerReach(cell=cell, volunteer_id=v.id, slots=v.slots, dbs_level=v.dbs_level,
+                       dbs_recheck=v.dbs_recheck, lat=v.lat, lon=v.lon, radius_km=v.radius_km,
+                       paused=v.paused, paused_until=v.paused_until, skill_mask=v.skill_mask,
+                       last_offered_at=v.last_offered_at, open_to_all=open_to_all)
+        for cell in cells_within(v.lat, v.lon, v.radius_km)
     )
     await session.flush()
+
+
+async def _open_to_all(session: AsyncSession, volunteer: Volunteer) -> bool:
+    if not volunteer.share:
+        return False
+    rows = (await session.execute(
+        select(Group.share_volunteers)
+        .join(VolunteerGroup, VolunteerGroup.group_id == Group.id)
+        .where(VolunteerGroup.volunteer_id == volunteer.id, Group.unregistered_at.is_(None))
+    )).scalars().all()
+    return not rows or any(rows)
+
+
+async def refresh_sharing(session: AsyncSession, group_id: int) -> None:
+    """After a group's ``share_volunteers`` changed: recompute its volunteers' index rows."""
+    members = await session.scalars(
+        select(Volunteer).join(VolunteerGroup, VolunteerGroup.volunteer_id == Volunteer.id)
+        .where(VolunteerGroup.group_id == group_id))
+    for v in list(members):
+        await session.execute(update(VolunteerReach)
+                              .where(VolunteerReach.volunteer_id == v.id)
+                              .values(open_to_all=await _open_to_all(session, v)))
 
 
 async def group_ids(session: AsyncSession, volunteer_id: int) -> list[int]:
@@ -194,10 +258,11 @@ async def group_ids(session: AsyncSession, volunteer_id: int) -> list[int]:
     ))
 
 
-async def add_group(session: AsyncSession, volunteer_id: int, group_id: int) -> None:
-    if group_id not in await group_ids(session, volunteer_id):
-        session.add(VolunteerGroup(volunteer_id=volunteer_id, group_id=group_id))
+async def add_group(session: AsyncSession, volunteer: Volunteer, group_id: int) -> None:
+    if group_id not in await group_ids(session, volunteer.id):
+        session.add(VolunteerGroup(volunteer_id=volunteer.id, group_id=group_id))
         await session.flush()
+        await save_profile(session, volunteer)
 
 
 async def delete_profile(session: AsyncSession, volunteer: Volunteer) -> None:
@@ -221,59 +286,91 @@ def to_candidate(v: Volunteer, groups: dict[int, bool]) -> Candidate:
         volunteer_id=v.id, user_id=v.user_id, lat=v.lat, lon=v.lon, radius_km=v.radius_km,
         slots=v.slots, dbs_level=v.dbs_level, dbs_recheck=v.dbs_recheck, paused=v.paused,
         paused_until=v.paused_until, share=v.share, groups=groups,
-        skills=frozenset(v.skills or ()), last_offered_at=v.last_offered_at,
+        skill_mask=v.skill_mask, last_offered_at=v.last_offered_at,
     )
 
 
 # -- matching ---------------------------------------------------------------------------
 
 
-async def candidates(session: AsyncSession, need: Need) -> list[Candidate]:
-    """Profiles that pass every hard rule except the exact distance, from the index.
+async def candidates(session: AsyncSession, need: Need, now: datetime, *,
+                     limit: int | None = None, exclude_request: int | None = None,
+                     exclude_user: str | None = None) -> list[Candidate]:
+    """The best ``limit`` people the hard rules allow, ranked as matching.rank_key ranks them.
 
-    ``groups`` on each candidate holds only the requesting group (when it is
-    theirs): the statement has already applied the sharing rule, and that is
-    all the ranking needs of it.
+    One statement over the request's cell in the reach index: every hard rule
+    (availability mask, DBS level and re-check, pause, the same planar distance
+    as Python, sharing), ordered by skill fit, rest and distance; then the
+    chosen few are joined to their profiles. ``groups`` on each candidate holds
+    only the requesting group when it is theirs (the sharing rule is applied).
     """
-    from bot.features.matching import cell_of
-
-    v = Volunteer
-    own = exists().where(VolunteerGroup.volunteer_id == v.id,
+    r = VolunteerReach
+    own = exists().where(VolunteerGroup.volunteer_id == r.volunteer_id,
                          VolunteerGroup.group_id == need.group_id)
-    any_group = exists().where(VolunteerGroup.volunteer_id == v.id)
-    sharing_group = exists().where(
-        VolunteerGroup.volunteer_id == v.id, VolunteerGroup.group_id == Group.id,
-        Group.share_volunteers.is_(True), Group.unregistered_at.is_(None),
-    )
-    pool = own if not need.group_verified else or_(
-        own, and_(v.share.is_(True), or_(~any_group, sharing_group))
+    pool = or_(r.open_to_all.is_(True), own) if need.group_verified else own
+    # Written exactly as matching.distance2_km (the same operations, left to right), so
+    # the database computes bit-identical floats and its order never disagrees with Python's.
+    kx = need.km_per_lon
+    distance2 = ((r.lon - need.lon) * kx * (r.lon - need.lon) * kx
+                 + (r.lat - need.lat) * KM_PER_DEGREE * (r.lat - need.lat) * KM_PER_DEGREE)
+    rest = case(
+        (or_(r.last_offered_at.is_(None),
+             r.last_offered_at < now - timedelta(days=REST_DAYS[1])), 2),
+        (r.last_offered_at < now - timedelta(days=REST_DAYS[0]), 1),
+        else_=0,
     )
     query = (
-        select(v.id, v.user_id, v.lat, v.lon, v.radius_km, v.slots, v.dbs_level,
-               v.dbs_recheck, v.paused, v.paused_until, v.share, v.skills,
-               v.last_offered_at, own.label("own"))
-        .join(VolunteerReach, VolunteerReach.volunteer_id == v.id)
+        select(r.volunteer_id, r.lat, r.lon, r.radius_km, r.slots, r.dbs_level, r.dbs_recheck,
+               r.paused, r.paused_until, r.open_to_all, r.skill_mask, r.last_offered_at)
         .where(
-            VolunteerReach.cell == cell_of(need.lat, need.lon),
-            v.slots.op("&")(need.slots) == need.slots,
-            v.dbs_level >= need.dbs_level,
-            or_(v.paused.is_(False),
-                and_(v.paused_until.is_not(None), v.paused_until <= need.starts_at)),
-            pool,
+            r.cell == cell_of(need.lat, need.lon),
+            r.slots.op("&")(need.slots) == need.slots,
+            r.dbs_level >= need.dbs_level,
+            distance2 <= r.radius_km * r.radius_km,
+            or_(r.paused.is_(False),
+                and_(r.paused_until.is_not(None), r.paused_until <= need.starts_at)),
         )
     )
     if need.dbs_level:
-        query = query.where(v.dbs_recheck > need.starts_at.date())
-    out = []
-    for row in await session.execute(query):
-        out.append(Candidate(
-            volunteer_id=row.id, user_id=row.user_id, lat=row.lat, lon=row.lon,
-            radius_km=row.radius_km, slots=row.slots, dbs_level=row.dbs_level,
+        query = query.where(r.dbs_recheck > need.starts_at.date())
+    skip = await _excluded_ids(session, exclude_request, exclude_user)
+    if skip:
+        query = query.where(r.volunteer_id.not_in(skip))
+    query = query.where(pool)
+    fits = [case((r.skill_mask.op("&")(b) != 0, 1), else_=0) for b in bits_of(need.skill_mask)]
+    if fits:
+        fit: ColumnElement[int] = sum(fits[1:], start=fits[0])
+        query = query.order_by(fit.desc())
+    query = query.order_by(rest.desc(), distance2, r.volunteer_id)
+    if limit is not None:
+        query = query.limit(limit)
+    rows = (await session.execute(query)).all()
+    ids = [row.volunteer_id for row in rows]
+    people = {vid: (user, is_own) for vid, user, is_own in await session.execute(
+        select(Volunteer.id, Volunteer.user_id,
+               exists().where(VolunteerGroup.volunteer_id == Volunteer.id,
+                              VolunteerGroup.group_id == need.group_id))
+        .where(Volunteer.id.in_(ids)))} if ids else {}
+    return [
+        Candidate(
+            volunteer_id=row.volunteer_id, user_id=people[row.volunteer_id][0], lat=row.lat,
+            lon=row.lon, radius_km=row.radius_km, slots=row.slots, dbs_level=row.dbs_level,
             dbs_recheck=row.dbs_recheck, paused=row.paused, paused_until=row.paused_until,
-            share=row.share, groups={need.group_id: True} if row.own else {},
-            skills=frozenset(row.skills or ()), last_offered_at=row.last_offered_at,
-        ))
-    return out
+            share=row.open_to_all, groups={need.group_id: True} if people[row.volunteer_id][1]
+            else {}, skill_mask=row.skill_mask, last_offered_at=row.last_offered_at,
+        )
+        for row in rows
+    ]
+
+
+async def _excluded_ids(session: AsyncSession, request_id: int | None,
+                        user_id: str | None) -> list[int]:
+    """Profiles already asked for a request (and its host): a short constant list."""
+    users = select(VolunteerOffer.user_id).where(VolunteerOffer.request_id == request_id)
+    wanted = or_(Volunteer.user_id.in_(users), Volunteer.user_id == user_id)
+    if request_id is None and user_id is None:
+        return []
+    return list(await session.scalars(select(Volunteer.id).where(wanted)))
 
 
 async def all_candidates(session: AsyncSession) -> list[Candidate]:
@@ -292,9 +389,12 @@ async def all_candidates(session: AsyncSession) -> list[Candidate]:
 
 async def mark_offered(session: AsyncSession, volunteer_ids: list[int], now: datetime) -> None:
     if volunteer_ids:
-        await session.execute(
-            update(Volunteer).where(Volunteer.id.in_(volunteer_ids)).values(last_offered_at=now)
-        )
+        reach_id = VolunteerReach.volunteer_id
+        for table, key in ((Volunteer, Volunteer.id), (VolunteerReach, reach_id)):
+            await session.execute(
+                update(table).where(key.in_(volunteer_ids)).values(last_offered_at=now)
+                .execution_options(synchronize_session=False)
+            )
 
 
 # -- requests and offers ----------------------------------------------------------------

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 import re
+import zlib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
@@ -72,12 +73,50 @@ def normalise_skills(items: Iterable[str]) -> list[str]:
     return out
 
 
+_TOP_BITS = {key: i for i, key in enumerate(TOP_SKILLS)}
+_TAG_BITS = 63 - len(TOP_SKILLS)
+
+
+def skill_bits(keys: Iterable[str]) -> int:
+    """Skills as a 63-bit mask, so the database can count a fit without reading JSON.
+
+    The six top-level skills have a bit each; free tags share the other 57 by a
+    stable hash. Two tags can collide, which may rank someone a little higher; it
+    never admits or excludes anyone (skills are not a hard rule).
+    """
+    mask = 0
+    for key in keys:
+        index = _TOP_BITS.get(key)
+        if index is None:
+            index = len(TOP_SKILLS) + zlib.crc32(key.encode()) % _TAG_BITS
+        mask |= 1 << index
+    return mask
+
+
+def bits_of(mask: int) -> list[int]:
+    return [1 << i for i in range(mask.bit_length()) if mask >> i & 1]
+
+
 def skill_label(key: str) -> str:
     return TOP_SKILLS.get(key, key.replace("-", " "))
 
 
 def dbs_rank(level: str | None) -> int:
     return DBS_LEVELS.index(level) if level in DBS_LEVELS else 0
+
+
+KM_PER_DEGREE = 111.195
+
+
+def distance2_km(lat: float, lon: float, need: Need) -> float:
+    """Squared distance in km^2 on the plane tangent at the request (equirectangular).
+
+    Within 0.1% of the great-circle distance at county scale (< 50 km), and made
+    of + - * only, so the database computes exactly the same number as Python.
+    """
+    kx = need.km_per_lon
+    return ((lon - need.lon) * kx * (lon - need.lon) * kx
+            + (lat - need.lat) * KM_PER_DEGREE * (lat - need.lat) * KM_PER_DEGREE)
 
 
 def haversine_km(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
@@ -121,7 +160,7 @@ class Candidate:
     share: bool = True
     # The groups they came through, and whether each lets other groups' requests reach them.
     groups: dict[int, bool] = field(default_factory=dict)
-    skills: frozenset[str] = frozenset()
+    skill_mask: int = 0
     last_offered_at: datetime | None = None
 
 
@@ -136,7 +175,12 @@ class Need:
     lat: float
     lon: float
     dbs_level: int = 0
-    skills: frozenset[str] = frozenset()
+    skill_mask: int = 0
+
+    @property
+    def km_per_lon(self) -> float:
+        """Kilometres per degree of longitude at the request's latitude."""
+        return math.cos(math.radians(self.lat)) * KM_PER_DEGREE
 
 
 def pool_allows(c: Candidate, need: Need) -> bool:
@@ -160,7 +204,7 @@ def refusal(c: Candidate, need: Need) -> str | None:
         return "DBS level too low"
     if need.dbs_level and (c.dbs_recheck is None or c.dbs_recheck <= need.starts_at.date()):
         return "DBS re-check due"
-    if haversine_km(c.lat, c.lon, need.lat, need.lon) > c.radius_km:
+    if distance2_km(c.lat, c.lon, need) > c.radius_km * c.radius_km:
         return "too far"
     if c.paused and (c.paused_until is None or c.paused_until > need.starts_at):
         return "paused"
@@ -173,23 +217,31 @@ def eligible(c: Candidate, need: Need) -> bool:
     return refusal(c, need) is None
 
 
-def score(c: Candidate, need: Need, now: datetime) -> float:
-    """Higher is better: skill fit counts most, then nearness, then not having been asked lately."""
-    fit = len(need.skills & c.skills) / len(need.skills) if need.skills else 1.0
-    distance = haversine_km(c.lat, c.lon, need.lat, need.lon)
-    nearness = 1.0 - min(1.0, distance / max(c.radius_km, 1.0))
-    rest = 1.0
-    if c.last_offered_at is not None:
-        days = (now - c.last_offered_at) / timedelta(days=1)
-        rest = min(1.0, max(0.0, days) / 14.0)
-    own = 0.1 if need.group_id in c.groups else 0.0
-    return 3.0 * fit + 1.0 * nearness + 1.5 * rest + own
+REST_DAYS = (7, 30)
+
+
+def rest_tier(last_offered_at: datetime | None, now: datetime) -> int:
+    """2: not asked for 30 days (or ever), 1: not for 7 days, 0: asked this week."""
+    if last_offered_at is None or last_offered_at < now - timedelta(days=REST_DAYS[1]):
+        return 2
+    return 1 if last_offered_at < now - timedelta(days=REST_DAYS[0]) else 0
+
+
+def rank_key(c: Candidate, need: Need, now: datetime) -> tuple[int, int, float, int]:
+    """Smaller is better: most of the wanted skills, then the least asked lately, then nearest.
+
+    storage.volunteers.candidates orders by the same key in SQL, so it can
+    return just the best few of 10^5 profiles; ties fall to the lower id.
+    """
+    fit = (c.skill_mask & need.skill_mask).bit_count()
+    return (-fit, -rest_tier(c.last_offered_at, now), distance2_km(c.lat, c.lon, need),
+            c.volunteer_id)
 
 
 def rank(candidates: Sequence[Candidate], need: Need, now: datetime) -> list[Candidate]:
-    """The eligible candidates, best first (ties broken by id so the order is stable)."""
+    """The eligible candidates, best first."""
     ok = [c for c in candidates if eligible(c, need)]
-    return sorted(ok, key=lambda c: (-score(c, need, now), c.volunteer_id))
+    return sorted(ok, key=lambda c: rank_key(c, need, now))
 
 
 def offers_to_make(count: int) -> int:

@@ -46,6 +46,7 @@ from bot.features.matching import (
     offers_to_make,
     rank,
     refusal,
+    skill_bits,
     skill_label,
 )
 from bot.scheduler import Job
@@ -125,7 +126,7 @@ def _add_years(d: date, years: int) -> date:
 def need_of(req: VolunteerRequest, group: Group) -> Need:
     return Need(group_id=req.group_id, group_verified=group.verified, starts_at=req.starts_at,
                 slots=req.slots, lat=req.lat, lon=req.lon, dbs_level=req.dbs_level,
-                skills=frozenset(req.skills or ()))
+                skill_mask=skill_bits(req.skills or ()))
 
 
 def _when(app: Grapevine, req: VolunteerRequest) -> str:
@@ -166,6 +167,7 @@ async def _apply(ctx: Context, v: Volunteer, args: Args) -> None:
             v.skills = normalise_skills(args.skills)
         except SkillError as exc:
             raise CommandError(f"skills: {exc}.") from None
+        v.skill_mask = skill_bits(v.skills)
     if args.area is not None:
         area = areas.get(args.area)
         if area.lat is None or area.lon is None:
@@ -281,14 +283,15 @@ async def register(ctx: Context, args: Args) -> None:
     group = await _group_for(ctx, args.group)
     now = ctx.now
     v = Volunteer(
-        user_id=ctx.sender.user_id, skills=[], radius_km=DEFAULT_RADIUS_KM, dbs_level=0,
+        user_id=ctx.sender.user_id, skills=[], skill_mask=0, radius_km=DEFAULT_RADIUS_KM,
+        dbs_level=0,
         update_service=False, share=True, paused=False, adult_confirmed_at=now,
         availability_confirmed_at=now, registered_at=now, updated_at=now,
     )
     await _apply(ctx, v, args)
     await store.save_profile(ctx.session, v)
     if group is not None:
-        await store.add_group(ctx.session, v.id, group.id)
+        await store.add_group(ctx.session, v, group.id)
     await ctx.reply(
         "Welcome to the volunteer pool. Offers will come here as O<n>.\n"
         + await _describe_profile(ctx, v)
@@ -319,7 +322,7 @@ async def set_profile(ctx: Context, args: Args) -> None:
     v.updated_at = ctx.now
     await store.save_profile(ctx.session, v)
     if group is not None:
-        await store.add_group(ctx.session, v.id, group.id)
+        await store.add_group(ctx.session, v, group.id)
     await ctx.reply("Saved.\n" + await _describe_profile(ctx, v))
 
 
@@ -334,6 +337,7 @@ async def pause(ctx: Context, args: Args) -> None:
                                "out to pause until you resume.")
         until = datetime.combine(args.until, time(0), tzinfo=ctx.tz)
     v.paused, v.paused_until, v.updated_at = True, until, ctx.now
+    await store.save_profile(ctx.session, v)
     back = (f" until {describe_date(args.until)}" if until
             else f"; {ctx.prefix}volunteer resume when you're ready")
     await ctx.reply(f"Paused: no new offers{back}. Places you've accepted still stand.")
@@ -345,6 +349,7 @@ async def resume(ctx: Context, args: Args) -> None:
     if not v.paused:
         raise CommandError("You're not paused; offers already reach you.")
     v.paused, v.paused_until, v.updated_at = False, None, ctx.now
+    await store.save_profile(ctx.session, v)
     await ctx.reply("Welcome back: offers will reach you again.")
 
 
@@ -380,9 +385,9 @@ async def make_offers(app: Grapevine, session: AsyncSession, req: VolunteerReque
     if limit <= 0:
         return 0
     need = need_of(req, group)
-    asked = await store.offered_users(session, req.id) | {req.created_by}
-    ranked = [c for c in rank(await store.candidates(session, need), need, now)
-              if c.user_id not in asked][:limit]
+    found = await store.candidates(session, need, now, limit=limit, exclude_request=req.id,
+                                   exclude_user=req.created_by)
+    ranked = rank(found, need, now)
     send_at = quiet_until(now, app.settings.bot.tz)
     expires = min(send_at + OFFER_TTL, req.starts_at)
     tz = app.settings.bot.tz
@@ -554,6 +559,8 @@ async def hours(ctx: Context, args: Args) -> None:
 async def share(ctx: Context, args: Args) -> None:
     group = await _room_group(ctx)
     group.share_volunteers = args.setting == "on"
+    await ctx.session.flush()
+    await store.refresh_sharing(ctx.session, group.id)
     if group.share_volunteers:
         await ctx.reply(f"Volunteers who came through {group.ref} can now get other groups' "
                         "requests, when they have agreed to it too (share=yes).")
@@ -595,7 +602,7 @@ async def _took(ctx: Context, o: VolunteerOffer, req: VolunteerRequest) -> None:
         return
     f = await store.fill(ctx.session, req.id)
     await ctx.reply(
-        f"You're in: {req.role} for {name}, {_when(ctx.app, req)}, "
+        f"You're in for {req.ref}: {req.role} for {name}, {_when(ctx.app, req)}, "
         f"{ctx.app.areas.label(req.area_code)} ({o.ref}).\nI'll remind you a day before. "
         f"Can't make it after all? {ctx.prefix}volunteer decline {o.ref}."
     )

@@ -15,10 +15,12 @@ from bot.features.matching import (
     Need,
     cell_of,
     cells_within,
+    distance2_km,
     haversine_km,
     normalise_skills,
     rank,
     refusal,
+    skill_bits,
 )
 
 LONDON = ZoneInfo("Europe/London")
@@ -63,8 +65,18 @@ def test_skills_fold_to_the_standard_top_level_plus_free_tags() -> None:
     ]
 
 
+def test_skill_masks_give_each_top_level_skill_its_own_bit() -> None:
+    assert skill_bits(["communication"]) == 1
+    assert skill_bits(["teamwork-leadership", "communication"]) == 0b100001
+    assert skill_bits(["driving"]) >> 6 and skill_bits(["driving"]) < 1 << 63
+
+
 def test_distance_and_the_grid_cover_the_circle() -> None:
     assert haversine_km(*WISBECH, *MARCH) == pytest.approx(12.5, abs=0.5)
+    need = Need(group_id=1, group_verified=True, starts_at=NOW, slots=0, lat=WISBECH[0],
+                lon=WISBECH[1])
+    assert distance2_km(*MARCH, need) ** 0.5 == pytest.approx(haversine_km(*WISBECH, *MARCH),
+                                                               rel=1e-3)
     assert cell_of(*MARCH) in cells_within(*WISBECH, 13)
     assert cell_of(*MARCH) not in cells_within(*WISBECH, 3)
 
@@ -73,14 +85,14 @@ def person(**changes: object) -> Candidate:
     base = Candidate(
         volunteer_id=1, user_id="@ann:x", lat=WISBECH[0], lon=WISBECH[1], radius_km=10,
         slots=parse_slots("weekends"), dbs_level=3, dbs_recheck=date(2028, 1, 1),
-        groups={7: False}, skills=frozenset({"driving"}),
+        groups={7: False}, skill_mask=skill_bits(["driving"]),
     )
     return replace(base, **changes)  # type: ignore[arg-type]
 
 
 NEED = Need(group_id=7, group_verified=True, starts_at=SATURDAY_10_TO_13[0],
             slots=window_slots(*SATURDAY_10_TO_13), lat=WISBECH[0], lon=WISBECH[1],
-            dbs_level=2, skills=frozenset({"driving"}))
+            dbs_level=2, skill_mask=skill_bits(["driving"]))
 
 
 def test_someone_who_fits_every_rule_is_eligible() -> None:
@@ -116,8 +128,8 @@ def test_a_pause_that_ends_before_the_shift_does_not_count() -> None:
 
 
 def test_ranking_prefers_skills_then_spreads_offers() -> None:
-    skilled = person(volunteer_id=1, skills=frozenset({"driving"}))
-    unskilled = person(volunteer_id=2, user_id="@bo:x", skills=frozenset())
+    skilled = person(volunteer_id=1)
+    unskilled = person(volunteer_id=2, user_id="@bo:x", skill_mask=0)
     asked_yesterday = person(volunteer_id=3, user_id="@cy:x",
                              last_offered_at=NOW - timedelta(days=1))
     ineligible = person(volunteer_id=4, user_id="@di:x", dbs_level=0)

@@ -171,7 +171,7 @@ async def test_the_host_learns_a_name_only_on_accept_and_never_dbs_details(pool:
     host_sees = pool.bw.world.messages(pool.room) + pool.bw.dms(pool.admin)
     assert not any(ann in m for m in host_sees)
     [accepted] = await pool.dm(ann, "!volunteer accept O1")
-    assert accepted.startswith("You're in: Driver for Wisbech Food Bank")
+    assert accepted.startswith("You're in for V1: Driver for Wisbech Food Bank")
     [told] = pool.bw.dms(pool.admin)
     assert told == (f"{ann} accepted V1 (Driver) and meets the DBS requirement: "
                     "1/1 places filled.")
@@ -212,7 +212,7 @@ async def test_an_offer_survives_a_restart_of_the_bot(pool: Pool) -> None:
     pool.bw = BotWorld(old.world, fresh, old.transport, old.clock)
     pool.bw.clock.advance(hours=5)
     [accepted] = await pool.dm(ann, "!volunteer accept O1")
-    assert accepted.startswith("You're in: Driver")
+    assert accepted.startswith("You're in for V1: Driver")
 
 
 async def test_a_decline_offers_the_place_to_the_next_best(pool: Pool) -> None:
@@ -265,7 +265,7 @@ async def test_browse_and_take_a_request_nobody_offered_you(pool: Pool) -> None:
     [none] = await pool.dm(bo, "!volunteer browse skills=singing")
     assert none.startswith("No open requests fit you")
     [took] = await pool.dm(bo, "!volunteer take V1")
-    assert took.startswith("You're in: Driver")
+    assert took.startswith("You're in for V1: Driver")
     [late] = await pool.dm(ann, f"!volunteer accept {pool.offers_to(ann)[0]}")
     assert "full, so you're number 1 on the waitlist" in late
 

@@ -11,7 +11,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import func, select
 
 from bot.features.availability import ALL, parse_slots, window_slots
-from bot.features.matching import Need, rank
+from bot.features.matching import Need, rank, skill_bits
 from storage import volunteers as store
 from storage.engine import Database
 from storage.groups import Group
@@ -41,6 +41,7 @@ def volunteer(user: str, lat: float, lon: float, **fields: object) -> Volunteer:
         registered_at=NOW, updated_at=NOW,
     )
     values.update(fields)
+    values["skill_mask"] = skill_bits(values["skills"])  # type: ignore[arg-type]
     return Volunteer(**values)
 
 
@@ -60,22 +61,26 @@ async def test_the_indexed_match_finds_exactly_whom_the_rules_allow(database: Da
                 dbs_level=level, dbs_checked=date(2025, 1, 1) if level else None,
                 dbs_recheck=rng.choice([date(2026, 12, 1), date(2028, 1, 1)]) if level else None,
                 share=rng.random() < 0.7, paused=rng.random() < 0.1,
+                last_offered_at=rng.choice([None, NOW - timedelta(days=3),
+                                            NOW - timedelta(days=10)]),
                 skills=rng.choice([["driving"], ["communication"], []]),
             )
             await store.save_profile(session, v)
             for group in rng.sample([verified_sharing, closed, unverified], rng.randint(0, 2)):
-                await store.add_group(session, v.id, group.id)
+                await store.add_group(session, v, group.id)
     async with database.transaction() as session:
         everyone = await store.all_candidates(session)
         for group in (verified_sharing, closed, unverified):
             for (lat, lon), level in zip(TOWNS, [0, 1, 2, 3, 2], strict=True):
                 need = Need(group_id=group.id, group_verified=group.verified, starts_at=START,
                             slots=window_slots(START, END), lat=lat, lon=lon, dbs_level=level,
-                            skills=frozenset({"driving"}))
-                fast = rank(await store.candidates(session, need), need, NOW)
+                            skill_mask=skill_bits(["driving"]))
+                fast = rank(await store.candidates(session, need, NOW), need, NOW)
                 slow = rank(everyone, need, NOW)
                 assert [c.user_id for c in fast] == [c.user_id for c in slow]
                 assert fast, "every case should match someone, or the check proves little"
+                best = await store.candidates(session, need, NOW, limit=3)
+                assert [c.user_id for c in best] == [c.user_id for c in slow[:3]]
 
 
 async def make_request(session: object, group: Group, count: int) -> VolunteerRequest:
@@ -146,7 +151,7 @@ async def test_export_then_forget_covers_profile_offers_and_hours(database: Data
         v = volunteer("@p0:x", 52.655, 0.161, dbs_level=2, dbs_checked=date(2025, 3, 1),
                       dbs_recheck=date(2028, 3, 1))
         await store.save_profile(session, v)
-        await store.add_group(session, v.id, group.id)
+        await store.add_group(session, v, group.id)
         req = await make_request(session, group, count=1)
         [mine, waiting] = await offers(session, req, 2)
         for offer_id in (mine, waiting):

@@ -25,6 +25,7 @@ def upgrade() -> None:
     sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), autoincrement=True, nullable=False),
     sa.Column('user_id', sa.String(length=255), nullable=False),
     sa.Column('skills', sa.JSON(), nullable=False),
+    sa.Column('skill_mask', sa.BigInteger(), nullable=False),
     sa.Column('area_code', sa.String(length=16), nullable=False),
     sa.Column('lat', sa.Float(), nullable=False),
     sa.Column('lon', sa.Float(), nullable=False),
@@ -59,9 +60,24 @@ def upgrade() -> None:
     op.create_table('volunteer_reach',
     sa.Column('cell', sa.Integer(), nullable=False),
     sa.Column('volunteer_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
+    sa.Column('slots', sa.Integer(), nullable=False),
+    sa.Column('dbs_level', sa.Integer(), nullable=False),
+    sa.Column('dbs_recheck', sa.Date(), nullable=True),
+    sa.Column('lat', sa.Float(), nullable=False),
+    sa.Column('lon', sa.Float(), nullable=False),
+    sa.Column('radius_km', sa.Float(), nullable=False),
+    sa.Column('paused', sa.Boolean(), nullable=False),
+    sa.Column('paused_until', storage.types.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('skill_mask', sa.BigInteger(), nullable=False),
+    sa.Column('last_offered_at', storage.types.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('open_to_all', sa.Boolean(), nullable=False),
     sa.ForeignKeyConstraint(['volunteer_id'], ['volunteers.id'], name=op.f('fk_volunteer_reach_volunteer_id_volunteers'), ondelete='CASCADE'),
-    sa.PrimaryKeyConstraint('cell', 'volunteer_id', name=op.f('pk_volunteer_reach'))
+    sa.PrimaryKeyConstraint('cell', 'volunteer_id', name=op.f('pk_volunteer_reach')),
+    sqlite_with_rowid=False
     )
+    with op.batch_alter_table('volunteer_reach', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_volunteer_reach_volunteer_id'), ['volunteer_id'], unique=False)
+
     op.create_table('volunteer_requests',
     sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), autoincrement=True, nullable=False),
     sa.Column('group_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
@@ -144,6 +160,9 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f('ix_volunteer_requests_group_id'))
 
     op.drop_table('volunteer_requests')
+    with op.batch_alter_table('volunteer_reach', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_volunteer_reach_volunteer_id'))
+
     op.drop_table('volunteer_reach')
     with op.batch_alter_table('volunteer_groups', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_volunteer_groups_group_id'))
