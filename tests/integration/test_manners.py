@@ -18,6 +18,7 @@ from people import Person
 from test_mediation import ask, database_bytes, register_group
 
 from bot import voice
+from bot.features import encrypted
 from bot.homeserver import EmbeddedSynapse, RegisteredUser
 from bot.logfilter import RedactBodies
 from bot.service import Service
@@ -211,6 +212,20 @@ async def test_an_encrypted_direct_message_gets_an_answer(
     await bot_joined(eve, dm, bot)
     answer = await ask(eve, dm, "!about", bot, "Grapevine")
     assert answer
+
+
+async def test_without_encryption_the_bot_says_once_that_it_cannot_read_an_encrypted_room(
+    bot_factory: BotFactory, person_factory: PersonFactory,
+) -> None:
+    bot = await bot_factory(matrix={"encryption": False})
+    eve = await person_factory("Eve", e2e=True)
+    room = await eve.create_room(name="Secret", invite=[bot.user_id], encrypted=True)
+    await eve.wait_for_message(room, sender=bot.user_id, contains="can't read", timeout=30)
+    await eve.send(room, "!about")
+    await asyncio.sleep(3)
+    said = said_by(await eve.messages(room), bot.user_id)
+    assert [b for b in said if "can't read" in b] == [encrypted.CANNOT_READ]
+    assert not any("Grapevine links" in b for b in said)
 
 
 # -- no leaks -------------------------------------------------------------------------------
