@@ -80,3 +80,15 @@ async def record_network(session: AsyncSession, room_id: str, network: str | Non
         return False
     room.network = network
     return True
+
+
+def network_of_ghost(user_id: str, namespaces: Namespaces) -> str | None:
+    """The fallback when a room has no bridge event: a ghost's bridge names the network.
+
+    The registration id stands for the protocol (mautrix names them ``whatsapp``,
+    ``telegram``, ``signal``); it is only a guess, so a believed m.bridge wins.
+    """
+    for bridge in namespaces.bridges:
+        if bridge.is_ghost(user_id):
+            return bridge.id.lower()
+    return None

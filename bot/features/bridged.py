@@ -24,13 +24,18 @@ from bot.events import StateChange
 from bot.scheduler import Job
 from bridges import email_digest, namespaces
 from bridges.capabilities import ROOM_FEATURES
-from bridges.detect import BRIDGE_EVENT_TYPES, read_bridge_event, record_network
+from bridges.detect import (
+    BRIDGE_EVENT_TYPES,
+    network_of_ghost,
+    read_bridge_event,
+    record_network,
+)
 from bridges.namespaces import Namespaces, RegistrationError
 from bridges.notices import open_in_area, summarise
 from bridges.sheet import build_sheet
 from config.settings import ConfigError
 from storage import bridges as bridge_rows
-from storage import funding, groups, outbox
+from storage import funding, groups, outbox, rooms
 from storage.outbox import Attachment
 
 if TYPE_CHECKING:
@@ -65,9 +70,22 @@ def state_hook(app: Grapevine, known: Namespaces) -> StateHook:
                 session, change.room_id, app.clock.now(), network=info.network,
                 bridge_id=info.bridge_id, channel_name=info.channel_name,
             )
+        elif change.event_type == "m.room.member":
+            await _guess_from_member(session, change)
         elif change.event_type == ROOM_FEATURES and known.bridge_of(change.sender) is not None:
             await bridge_rows.upsert(session, change.room_id, app.clock.now(),
                                      features=dict(change.content))
+
+    async def _guess_from_member(session: AsyncSession, change: StateChange) -> None:
+        if change.content.get("membership") != "join":
+            return
+        network = network_of_ghost(change.state_key, known)
+        if network is None or await bridge_rows.get(session, change.room_id) is not None:
+            return  # not a ghost, or the room's bridge event already said
+        room = await rooms.get(session, change.room_id)
+        if room is not None and room.network is None:
+            room.network = network
+            app.forget_room_context(change.room_id)
 
     return on_state
 

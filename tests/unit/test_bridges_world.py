@@ -4,7 +4,7 @@ it answers, what it tells a group it cannot post to, and the printable funding s
 from __future__ import annotations
 
 import io
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -58,7 +58,7 @@ async def portal(bw: BotWorld) -> tuple[str, str]:
 
 
 def bridge_event(room: str, sender: str, kind: str = "m.bridge",
-                 content: dict[str, object] | None = None) -> StateChange:
+                 content: Mapping[str, object] | None = None) -> StateChange:
     return StateChange(f"$state-{sender}-{kind}", room, sender, kind,
                        "whatsapp://whatsapp/120363", content or INFO, datetime.now(UTC))
 
@@ -209,3 +209,27 @@ async def test_what_is_sent_to_a_room_follows_its_network_and_published_features
     async with bw.app.db.transaction() as session:
         sent, kept = await render.for_room_id(session, room, body, html)
     assert kept == html and len(sent) <= 40 and sent.endswith("…")
+
+
+def joined(room: str, user: str) -> StateChange:
+    return StateChange(f"$join-{user}", room, user, "m.room.member", user,
+                       {"membership": "join"}, datetime.now(UTC))
+
+
+async def test_without_a_bridge_event_a_ghost_member_tells_the_network(bw: BotWorld) -> None:
+    alice = bw.world.user("alice", "Alice")
+    room = bw.world.create_room(alice, name="Chat")
+    await bw.world.join(bw.bot, room)
+    await bw.app.on_state(joined(room, alice))
+    assert await network_of(bw, room) is None
+    await bw.app.on_state(joined(room, f"@whatsapp_447700900555:{HS}"))
+    assert await network_of(bw, room) == "whatsapp"
+    assert (await bw.app.room_context(room)).network == "whatsapp"
+
+
+async def test_a_believed_bridge_event_outranks_the_guess_from_members(bw: BotWorld) -> None:
+    room, _ = await portal(bw)
+    telegram = {**INFO, "protocol": {"id": "telegram", "displayname": "Telegram"}}
+    await bw.app.on_state(bridge_event(room, WA_BOT, content=telegram))
+    await bw.app.on_state(joined(room, f"@whatsapp_447700900556:{HS}"))
+    assert await network_of(bw, room) == "telegram"
