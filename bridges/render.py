@@ -18,7 +18,8 @@ from storage import bridges as bridge_rows
 from storage import rooms
 
 ELLIPSIS = "…"
-_BOLD = re.compile(r"\*\*(.+?)\*\*|__(.+?)__")
+# Markdown bold; never inside a word, so links like /a__b__c survive.
+_BOLD = re.compile(r"(?<!\w)(?:\*\*(\S|\S.*?\S)\*\*|__(\S|\S.*?\S)__)(?!\w)")
 _HEADING = re.compile(r"^\s{0,3}#{1,6}\s+")
 _TABLE_RULE = re.compile(r"^\s*\|?\s*:?-{2,}:?\s*(\|\s*:?-{2,}:?\s*)*\|?\s*$")
 

@@ -118,6 +118,8 @@ def test_room_features_published_by_the_bridge_override_the_defaults() -> None:
 def test_markdown_structure_is_flattened_for_chat_apps() -> None:
     text = "## Open funds\n\n\n| ref | fund |\n|---|---|\n| F1 | **Warm Spaces** |\n\n"
     assert flatten(text) == "Open funds\n\nref · fund\nF1 · Warm Spaces"
+    assert flatten("see https://example.org/a__b__c and 2**10") == (
+        "see https://example.org/a__b__c and 2**10")
 
 
 def test_a_long_reply_is_cut_at_a_word_with_an_ellipsis() -> None:
