@@ -69,12 +69,14 @@ def mentioned_notices(body: str) -> list[int]:
 
 @dataclass(frozen=True)
 class _Pending:
+    seq: int  # arrival order, to tell facts buffered before an opt-out from later ones
     row: FlowRow
     mentions: tuple[int, ...] = ()
 
 
 @dataclass(frozen=True)
 class _Read:
+    seq: int
     room_id: str
     event_id: str
     sender_key: str
@@ -89,6 +91,10 @@ class Intake:
         self.rows: list[_Pending] = []
         self.reads: list[_Read] = []
         self._seen: set[bytes] = set()
+        # Keys dropped by an opt-out or erasure, with the arrival number they were dropped
+        # at, so a flush already under way cannot bring back what came before.
+        self._dropped: dict[str, int] = {}
+        self._seq = 0
         self._lock = asyncio.Lock()
         self._timer: asyncio.TimerHandle | None = None
         self._task: asyncio.Task[None] | None = None
@@ -107,14 +113,14 @@ class Intake:
             return
         mentions = tuple(mentioned_notices(message.body))
         kind = "reply" if message.reply_to else "forward" if mentions else "message"
-        self._add(_Pending(FlowRow(
+        self._add(_Pending(self._next(), FlowRow(
             event_id=message.event_id, room_id=message.room_id,
             sender_key=self.key(message.sender), at=message.timestamp, kind=kind,
             notice_id=mentions[0] if mentions else None, target_event=message.reply_to,
         ), mentions))
 
     async def on_reaction(self, session: AsyncSession, reaction: Reaction) -> None:
-        self._add(_Pending(FlowRow(
+        self._add(_Pending(self._next(), FlowRow(
             event_id=reaction.event_id, room_id=reaction.room_id,
             sender_key=self.key(reaction.sender), at=reaction.timestamp, kind="reaction",
             target_event=reaction.target_event_id,
@@ -129,11 +135,20 @@ class Intake:
         if len(self._seen) >= SEEN_RECEIPTS:
             self._seen.clear()
         self._seen.add(seen)
-        self.reads.append(_Read(receipt.room_id, receipt.event_id, self.key(receipt.sender)))
+        self.reads.append(
+            _Read(self._next(), receipt.room_id, receipt.event_id, self.key(receipt.sender)))
         self._schedule()
+
+    def _next(self) -> int:
+        self._seq += 1
+        return self._seq
+
+    def _was_dropped(self, key: str, seq: int) -> bool:
+        return seq <= self._dropped.get(key, 0)
 
     def drop(self, sender_key: str) -> None:
         """Forget buffered facts from someone who just opted out or asked to be forgotten."""
+        self._dropped[sender_key] = self._next()
         self.rows = [p for p in self.rows if p.row.sender_key != sender_key]
         self.reads = [r for r in self.reads if r.sender_key != sender_key]
 
@@ -201,9 +216,10 @@ class Intake:
                                  if await mediation.is_case_room(session, r)}
             keys = {p.row.sender_key for p in rows} | {r.sender_key for r in reads}
             out = await flow.opted_out(session, keys)
-            rows = [p for p in rows
-                    if p.row.room_id not in excluded and p.row.sender_key not in out]
-            reads = [r for r in reads if r.room_id not in excluded and r.sender_key not in out]
+            rows = [p for p in rows if p.row.room_id not in excluded and p.row.sender_key not in out
+                    and not self._was_dropped(p.row.sender_key, p.seq)]
+            reads = [r for r in reads if r.room_id not in excluded and r.sender_key not in out
+                     and not self._was_dropped(r.sender_key, r.seq)]
             targets = {p.row.target_event for p in rows if p.row.target_event}
             posts = await flow.notice_posts(session, targets | {r.event_id for r in reads})
             known = await flow.known_notices(session, {n for p in rows for n in p.mentions})

@@ -129,6 +129,21 @@ async def test_replies_reactions_and_mentions_of_a_notice_point_to_it_and_reads_
     assert counts == [(wisbech, 1, 3)]
 
 
+async def test_facts_from_before_an_opt_out_never_come_back_even_from_a_retried_flush(
+    town: BotWorld,
+) -> None:
+    room = await group_room(town)
+    intake = intake_of(town.app)
+    await town.world.say(MO, room, "said before opting out")
+    taken = list(intake.rows)  # a flush has taken them and will put them back if it fails
+    dm = await town.transport.direct_room(MO)
+    await town.say(MO, dm, "!privacy optout")
+    await town.say(MO, dm, "!privacy optin")
+    intake.rows[:0] = taken
+    await town.world.say(MO, room, "said after opting back in")
+    assert len(await records(town)) == 1
+
+
 def test_notice_mentions_are_found_by_id_or_link() -> None:
     assert mentioned_notices("see F12 and https://x.org/n/F7/abc, F12 again") == [12, 7]
     assert mentioned_notices("MF1 F1x f3 and F") == []
