@@ -267,11 +267,14 @@ class Grapevine:
 
     async def on_joined(self, room_id: str, *, is_direct: bool) -> None:
         self.forget_room_context(room_id)
+        # Rooms the bot made itself (the room tree, case rooms, DMs) are not greeted:
+        # the greeting is for groups bringing it into their own chats.
+        own_room = is_direct or await self._created_by_me(room_id)
         async with self.db.transaction() as session:
             now = self.clock.now()
             known = await rooms.get(session, room_id)
             room = await rooms.joined(session, room_id, now, is_direct=is_direct)
-            if known is None and not is_direct and room.greeted_at is None:
+            if known is None and not own_room and room.greeted_at is None:
                 room.greeted_at = now
                 await outbox.enqueue(
                     session, now=now, room_id=room_id, kind="greeting",
@@ -279,6 +282,16 @@ class Grapevine:
                     dedupe_key=f"greeting:{room_id}",
                 )
         await self._committed()
+
+    async def _created_by_me(self, room_id: str) -> bool:
+        try:
+            state = await self.transport.room_state(room_id)
+        except TransportError:
+            return False
+        return any(
+            e.get("type") == "m.room.create" and e.get("sender") == self.transport.user_id
+            for e in state
+        )
 
     async def on_left(self, room_id: str) -> None:
         self.forget_room_context(room_id)

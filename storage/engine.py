@@ -19,6 +19,8 @@ SQLITE_PRAGMAS = (
     "PRAGMA synchronous=NORMAL",
     "PRAGMA foreign_keys=ON",
     "PRAGMA busy_timeout=10000",
+    # Deleted rows (blanked DMs, purged notes) are zeroed in the file, not left in free pages.
+    "PRAGMA secure_delete=ON",
 )
 
 

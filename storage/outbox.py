@@ -105,6 +105,10 @@ async def mark_attempts(session: AsyncSession, message_ids: list[int], now: date
         )
 
 
+# Kinds whose text is personal: once delivered, the bot keeps no copy of it.
+PRIVATE_KINDS = frozenset({"dm", "private"})
+
+
 async def mark_sent(
     session: AsyncSession, message_id: int, event_id: str, now: datetime, room_id: str
 ) -> None:
@@ -112,6 +116,16 @@ async def mark_sent(
         update(OutboxMessage)
         .where(OutboxMessage.id == message_id)
         .values(sent_at=now, event_id=event_id, room_id=room_id, last_error=None)
+    )
+    # A direct message may carry a profile, DBS dates or notes: blank it once sent.
+    await session.execute(
+        update(OutboxMessage)
+        .where(
+            OutboxMessage.id == message_id,
+            (OutboxMessage.to_user.is_not(None)) | (OutboxMessage.kind.in_(PRIVATE_KINDS)),
+        )
+        .values(body="", html=None, file_data=None)
+        .execution_options(synchronize_session=False)
     )
 
 

@@ -132,9 +132,10 @@ class Context:
                 self.told_dm = True
                 await self._queue(room_id=self.room.room_id, body="I've sent you a direct message.")
             await self._queue(to_user=self.sender.user_id, body=body, html=html,
-                              attachment=attachment)
+                              attachment=attachment, kind="private")
             return
         await self._queue(
+            kind="private" if self.room.is_direct else "reply",
             room_id=self.room.room_id,
             body=body,
             html=html,
