@@ -212,12 +212,16 @@ class Grapevine:
     # -- events ---------------------------------------------------------------------------
 
     async def on_message(self, message: Incoming) -> None:
-        if self.is_ignored_sender(message.sender) or message.replaces:
-            return
-        if message.msgtype not in {"m.text", "m.emote"}:
+        if message.replaces or message.msgtype not in {"m.text", "m.emote"}:
             # m.notice is how bots talk; answering it is how two bots loop.
             return
         line = command_line(message.body, self.settings.bot.prefix)
+        # Bots are ignored, except a relay bot passing on a person's "Name: !cmd",
+        # which is answered as a member's (the relay's own power never counts).
+        if self.is_ignored_sender(message.sender) and not (line and line.relayed):
+            return
+        if message.sender == self.transport.user_id:
+            return
         # Network reads first: a transaction holds SQLite's write lock until it ends.
         room = await self.room_context(message.room_id)
         if not room.is_direct:

@@ -17,10 +17,14 @@ from collections.abc import Awaitable, Callable, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
+from sqlalchemy.ext.asyncio import AsyncSession
+
 from bot.clock import Clock
 from bot.runtime.backoff import sleep_unless
 from bot.transport.base import RateLimited, TransportError, text_content
-from storage import outbox
+from bridges import render
+from storage import bridges as bridge_rows
+from storage import outbox, rooms
 from storage.engine import Database
 from storage.models import OutboxMessage
 
@@ -85,6 +89,7 @@ class OutboxWorker:
         self.batch = batch
         self.idle_seconds = idle_seconds
         self._sleep = sleep
+        self._networks: dict[str, tuple[str | None, dict[str, Any] | None]] = {}
         self._stop = asyncio.Event()
         self._wake = asyncio.Event()
 
@@ -125,6 +130,11 @@ class OutboxWorker:
             # batch instead of one per message on the reply path. ``row.attempts`` keeps
             # the count from before, which is what says "look before resending".
             await outbox.mark_attempts(session, [row.id for row in rows], now)
+            # How each room's network wants text (bridges flatten HTML, cap length).
+            self._networks = {
+                room_id: await _network_of(session, room_id)
+                for room_id in {row.room_id for row in rows if row.room_id}
+            }
         sent = 0
         stalled: set[str] = set()  # rooms that failed this pass: keep their order
         for row in rows:
@@ -173,7 +183,7 @@ class OutboxWorker:
                 await self._record_sent(row, found, room_id)
                 return
         row.attempts += 1
-        content = await self._content(row)
+        content = await self._content(row, room_id)
         event_id = await self.transport.send(room_id, content, txn_id=txn_id(row.id))
         await self._record_sent(row, event_id, room_id)
 
@@ -185,10 +195,12 @@ class OutboxWorker:
                 return str(event.get("event_id"))
         return None
 
-    async def _content(self, row: OutboxMessage) -> dict[str, Any]:
+    async def _content(self, row: OutboxMessage, room_id: str) -> dict[str, Any]:
         extra = {**(row.extra or {}), MARKER: row.id}
         if row.file_data is None:
-            return text_content(row.body, row.html, extra=extra)
+            network, features = self._networks.get(room_id, (None, None))
+            body, html = render.for_room(row.body, row.html, network, features)
+            return text_content(body, html, extra=extra)
         name = row.file_name or "file"
         mime = row.file_mime or "application/octet-stream"
         uri = await self.transport.upload(row.file_data, mime, name)
@@ -229,6 +241,14 @@ class OutboxWorker:
             await self._sleep(seconds)
         else:
             await sleep_unless(self._stop, seconds)
+
+
+async def _network_of(
+    session: AsyncSession, room_id: str
+) -> tuple[str | None, dict[str, Any] | None]:
+    known = await rooms.get(session, room_id)
+    bridged = await bridge_rows.get(session, room_id)
+    return (known.network if known else None, bridged.features if bridged else None)
 
 
 def _aware(moment: datetime) -> datetime:

@@ -258,3 +258,29 @@ async def test_wake_sends_at_once_and_stop_ends_the_worker(
 
     worker.stop()
     await asyncio.wait_for(task, timeout=2)
+
+
+async def test_text_for_a_whatsapp_room_is_flattened_and_a_dm_leaves_no_copy(
+    sqlite_database: Database, server: FakeRoomServer, clock: Clock
+) -> None:
+    from storage import rooms
+
+    async with sqlite_database.transaction() as session:
+        room = await rooms.joined(session, "!wa:localhost", clock.now())
+        room.network = "whatsapp"
+    await queue(sqlite_database, clock, "**F3** Warm spaces fund", room_id="!wa:localhost",
+                html="<b>F3</b> Warm spaces fund")
+    await queue(sqlite_database, clock, "**F3** Warm spaces fund", room_id="!plain:localhost",
+                html="<b>F3</b> Warm spaces fund")
+    dm = await queue(sqlite_database, clock, "Your DBS re-check is due 2027-01-10",
+                     to_user="@ann:hs")
+
+    await worker_for(sqlite_database, server, clock).drain()
+
+    whatsapp = [c for r, _, c in server.sends if r == "!wa:localhost"]
+    plain = [c for r, _, c in server.sends if r == "!plain:localhost"]
+    assert whatsapp[0]["body"] == "F3 Warm spaces fund" and "formatted_body" not in whatsapp[0]
+    assert plain[0]["formatted_body"] == "<b>F3</b> Warm spaces fund"
+    assert server.bodies(server.dm_rooms["@ann:hs"]) == ["Your DBS re-check is due 2027-01-10"]
+    sent = await row(sqlite_database, dm)
+    assert sent.sent_at is not None and sent.body == ""
