@@ -172,6 +172,33 @@ async def test_a_post_made_at_ten_at_night_waits_until_eight(
                                timeout=30)
 
 
+async def test_an_unverified_groups_request_reaches_only_its_own_volunteers(
+    clocked_bot: ClockedFactory, person_factory: PersonFactory,
+) -> None:
+    bot = await clocked_bot(datetime(2026, 11, 20, 10, 0, tzinfo=UTC))
+    hana, vic, wes = [await person_factory(n, e2e=False) for n in ("Hana", "Vic", "Wes")]
+    choir = await bring_bot_in(hana, bot, "New Choir")
+    g1 = await register_group(bot, choir, "New Choir", hana.user_id)  # not verified
+    dms = {}
+    for person, via in ((vic, f" group=G{g1}"), (wes, "")):
+        dms[person.user_id] = dm = await person.create_dm(bot.user_id, encrypted=False)
+        await bot_joined(person, dm, bot)
+        await ask(person, dm, "!volunteer register skills=driving,communication area=Wisbech "
+                  f"availability=weekends over18=yes{via}", bot, "Welcome")
+    reply = await ask(hana, choir, '!volunteer need 1 role="Singer" '
+                      'when="2026-12-05 10:00-13:00" area=Wisbech', bot, "V1")
+    assert "Offered to 1 " in reply, reply
+    assert "an unverified group reaches only its own volunteers" in reply, reply
+    # Offers come in a direct room the bot makes (it does not reuse the one Vic opened).
+    offers = await vic.wait_for_invite(timeout=30, joined=True)
+    await vic.wait_for_message(offers, sender=bot.user_id, contains="O1", timeout=30)
+    await asyncio.sleep(2)
+    await wes.sync(timeout=0.5)
+    assert not wes.invites
+    assert not any(b.startswith("O") for b in said_by(await wes.messages(dms[wes.user_id]),
+                                                      bot.user_id))
+
+
 # -- no loops, encrypted DMs ----------------------------------------------------------------
 
 
