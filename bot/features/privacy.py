@@ -18,7 +18,6 @@ from importlib import import_module
 from typing import TYPE_CHECKING, Any
 
 from apscheduler.triggers.interval import IntervalTrigger
-from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 import storage
@@ -30,7 +29,6 @@ from bot.features.intake import flow_secret, intake_of
 from bot.scheduler import Job
 from storage import flow
 from storage.engine import Database
-from storage.models import OutboxMessage
 from storage.outbox import Attachment
 
 if TYPE_CHECKING:
@@ -81,17 +79,14 @@ async def forget_everything(session: AsyncSession, user_id: str, pseudonym: str,
 
 
 async def purge(db: Database, now: datetime, retention_days: int = 180) -> int:
-    """Delete flow records past retention, and the file of every export already sent."""
+    """Delete flow records past retention; returns the rows deleted.
+
+    The export file needs no purge: the outbox blanks a direct message once it is sent.
+    """
     async with db.transaction() as session:
         removed = await flow.purge(session, now - timedelta(days=retention_days))
-        result = await session.execute(
-            update(OutboxMessage)
-            .where(OutboxMessage.kind == EXPORT_KIND, OutboxMessage.sent_at.is_not(None),
-                   OutboxMessage.file_data.is_not(None))
-            .values(file_data=None, body="(your data export, sent)"))
-        removed += int(result.rowcount or 0)  # type: ignore[attr-defined]
     if removed:
-        log.info("privacy purge removed %d rows", removed)
+        log.info("privacy purge removed %d flow rows", removed)
     return removed
 
 

@@ -50,6 +50,13 @@ async def mo_leaves_traces(bw: BotWorld, room: str) -> None:
                           registered_at=bw.clock.now()))
 
 
+async def export_row(bw: BotWorld) -> OutboxMessage:
+    async with bw.app.db.transaction() as session:
+        row = await session.scalar(select(OutboxMessage).where(OutboxMessage.kind == EXPORT_KIND))
+    assert row is not None
+    return row
+
+
 async def test_privacy_asked_in_a_group_is_answered_by_direct_message(town: BotWorld) -> None:
     room = await group_room(town)
     assert await town.say(MO, room, "!privacy") == ["I've sent you a direct message."]
@@ -64,11 +71,9 @@ async def test_export_sends_everything_held_about_the_person_as_a_json_file(
     room = await group_room(town)
     await mo_leaves_traces(town, room)
     dm = await town.transport.direct_room(MO)
-    await town.say(MO, dm, "!privacy export")
-    assert town.dms(MO)[-1].startswith("Everything I hold about you is in the attached file")
-    async with town.app.db.transaction() as session:
-        row = await session.scalar(select(OutboxMessage).where(OutboxMessage.kind == EXPORT_KIND))
-    assert row is not None and row.file_mime == "application/json" and row.file_data
+    await town.world.say(MO, dm, "!privacy export")
+    row = await export_row(town)
+    assert row.file_mime == "application/json" and row.file_data
     data = json.loads(row.file_data)
     assert data["user_id"] == MO
     assert [g["role"] for g in data["personal"]["role_grants"]] == ["coordinator"]
@@ -77,6 +82,9 @@ async def test_export_sends_everything_held_about_the_person_as_a_json_file(
     assert [(r["room_id"], r["kind"]) for r in records] == [(room, "message")]
     assert data["volunteers"]["volunteer_profile"] is None
     assert "see you at the hall" not in row.file_data.decode()
+    await town.deliver()
+    assert town.dms(MO)[-1].startswith("Everything I hold about you is in the attached file")
+    assert (await export_row(town)).file_data is None  # no copy kept once it is sent
 
 
 async def test_forget_asks_first_then_erases_and_says_what_is_out_of_reach(
@@ -106,7 +114,7 @@ async def test_forget_in_a_group_room_points_to_a_direct_message(town: BotWorld)
     assert town.dms(MO)[-1].startswith("Send !privacy forget to me in a direct message")
 
 
-async def test_the_purge_removes_flow_records_past_retention_and_sent_export_files(
+async def test_the_purge_removes_flow_records_and_read_counts_past_retention(
     town: BotWorld,
 ) -> None:
     now = datetime(2026, 11, 20, 10, 0, tzinfo=UTC)
@@ -115,15 +123,10 @@ async def test_the_purge_removes_flow_records_past_retention_and_sent_export_fil
             FlowRow(f"$old{i}", "!r:x", "k", now - timedelta(days=181), "message") for i in range(3)
         ] + [FlowRow("$new", "!r:x", "k", now - timedelta(days=179), "message")])
         await flow.add_receipts(session, {("!r:x", 1): 7}, now - timedelta(days=200))
-    dm = await town.transport.direct_room(MO)
-    await town.say(MO, dm, "!privacy export")
-    assert await purge(town.app.db, now, retention_days=180) == 3 + 1 + 1
+    assert await purge(town.app.db, now, retention_days=180) == 3 + 1
     async with town.app.db.transaction() as session:
         assert [r.event_id for r in await session.scalars(select(FlowEvent))] == ["$new"]
         assert await flow.receipts(session, 1) == {}
-        export = await session.scalar(
-            select(OutboxMessage).where(OutboxMessage.kind == EXPORT_KIND))
-        assert export is not None and export.file_data is None
 
 
 def test_every_storage_module_with_personal_data_is_covered() -> None:

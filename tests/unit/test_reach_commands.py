@@ -102,20 +102,23 @@ async def test_predict_report_seed_gaps_and_map_answer_a_coordinator(county: Bot
     [predicted] = await county.say(CORA, dm, "!reach predict F1")
     assert predicted.startswith("F1: Predicted reach from 3 room(s), 90% intervals:")
     assert "Fenland: <5 of <5 groups" in predicted
-    [reported] = await county.say(CORA, dm, "!reach report F1")
+    await county.world.say(CORA, dm, "!reach report F1")
+    await county.world.say(CORA, dm, "!reach map")
+    # Read the charts before they are sent: the outbox keeps no copy of a sent DM.
+    files = await attachments(county)
+    assert [f.file_name for f in files] == ["reach-F1.png", "reach-map.png"]
+    assert all(f.file_mime == "image/png" and (f.file_data or b"").startswith(b"\x89PNG")
+               for f in files)
+    await county.deliver()
+    reported, mapped = county.world.messages(dm, sender=county.bot)[-2:]
     assert reported.startswith("F1: Predicted vs observed groups reached")
     assert "Observed reach is a lower bound" in reported
+    assert mapped.startswith("The network: 5 rooms and groups")
     [seeded] = await county.say(CORA, dm, "!reach seed F1 k=2 equity=1")
     assert seeded.startswith("F1: Post in these 2 room(s) (equity 1):")
     assert "1-1/e-0.2" in seeded
     [gaps] = await county.say(CORA, dm, "!reach gaps area=fenland")
     assert gaps.startswith("Localities the network leaves out")
-    [mapped] = await county.say(CORA, dm, "!reach map")
-    assert mapped.startswith("The network: 5 rooms and groups")
-    files = await attachments(county)
-    assert [f.file_name for f in files] == ["reach-F1.png", "reach-map.png"]
-    assert all(f.file_mime == "image/png" and (f.file_data or b"").startswith(b"\x89PNG")
-               for f in files)
 
 
 async def test_predict_with_other_seeds_and_refusals_say_what_to_do(county: BotWorld) -> None:
