@@ -316,30 +316,29 @@ async def delivered_rooms(session: AsyncSession, notice_id: int) -> set[str]:
 
 
 async def queue_posts(
-    session: AsyncSession, now: datetime, not_before: datetime, posts: list[tuple[str, str, str]]
+    session: AsyncSession, now: datetime, posts: list[dict[str, Any]]
 ) -> set[str]:
-    """Queue own posts (dedupe key, room, body) in one round trip; the keys newly queued.
+    """Queue many outbox rows (each with a ``dedupe_key``) in one round trip; keys queued.
 
     What ``outbox.enqueue`` does row by row, batched: a 500-room broadcast is
     one SELECT and one multi-row INSERT instead of a thousand round trips.
     The unique dedupe key still guards against a concurrent duplicate.
     """
-    keys = [key for key, _, _ in posts]
+    keys = [post["dedupe_key"] for post in posts]
     taken: set[str] = set()
     for start in range(0, len(keys), 500):
         taken |= set(await session.scalars(
             select(OutboxMessage.dedupe_key).where(
                 OutboxMessage.dedupe_key.in_(keys[start:start + 500]))
         ))
-    fresh = [(key, room, body) for key, room, body in posts if key not in taken]
+    fresh = [post for post in posts if post["dedupe_key"] not in taken]
     if fresh:
         await session.execute(insert(OutboxMessage), [
-            {"room_id": room, "to_user": None, "kind": "notice", "body": body, "html": None,
-             "extra": None, "dedupe_key": key, "own_post": True, "created_at": now,
-             "not_before": not_before, "attempts": 0}
-            for key, room, body in fresh
+            {"to_user": None, "kind": "notice", "html": None, "extra": None, "own_post": True,
+             "created_at": now, "not_before": now, "attempts": 0, **post}
+            for post in fresh
         ])
-    return {key for key, _, _ in fresh}
+    return {post["dedupe_key"] for post in fresh}
 
 
 async def record_delivery(session: AsyncSession, **fields: Any) -> FundingDelivery:

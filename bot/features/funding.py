@@ -15,13 +15,14 @@ from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 from apscheduler.triggers.interval import IntervalTrigger
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from bot import voice
 from bot.commands.context import Context
 from bot.commands.registry import REGISTRY as commands
 from bot.commands.registry import Args, CommandError, Param, Role, Where
@@ -45,6 +46,8 @@ from bot.scheduler import Job
 from config.organisations import GROUP_TYPE_ALIASES, GROUP_TYPES, SIZES
 from storage import funding, groups, outbox, roles
 from storage.funding import FundingDelivery, FundingNotice
+from storage.groups import Group
+from storage.models import KnownRoom, OutboxMessage
 
 if TYPE_CHECKING:
     from bot.app import Grapevine
@@ -52,7 +55,6 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 SWEEP_EVERY = timedelta(minutes=5)
-QUIET_FROM, QUIET_UNTIL = 21, 8  # no own posts to group rooms between these local hours
 LIST_LIMIT = 10
 DIGESTS = ("instant", "daily", "weekly")
 
@@ -150,14 +152,48 @@ def facts_of(notice: FundingNotice, root: str) -> targeting.NoticeFacts:
     )
 
 
-def after_quiet_hours(now: datetime, app: Grapevine) -> datetime:
-    """Own posts wait out 21:00-08:00 local (group rooms are people's own chats)."""
+async def schedule_rooms(app: Grapevine, session: AsyncSession, room_ids: list[str],
+                         now: datetime) -> dict[str, datetime | None]:
+    """``voice.schedule_own_post`` for many rooms in three queries: when each room's own post
+    may go out (after the night, under the day's cap), or None when it must be folded."""
     tz = app.settings.bot.tz
-    local = now.astimezone(tz)
-    if QUIET_UNTIL <= local.hour < QUIET_FROM:
-        return now
-    day = local.date() + timedelta(days=1 if local.hour >= QUIET_FROM else 0)
-    return local_datetime(day, datetime.min.time().replace(hour=QUIET_UNTIL), tz)
+    when = voice.allowed_from(now, tz)
+    start, end = voice.day_bounds(when.astimezone(tz).date(), tz)
+    direct: set[str] = set()
+    caps: dict[str, int] = {}
+    counts: dict[str, int] = {}
+    for i in range(0, len(room_ids), 500):
+        chunk = room_ids[i:i + 500]
+        direct |= set(await session.scalars(select(KnownRoom.room_id).where(
+            KnownRoom.room_id.in_(chunk), KnownRoom.is_direct.is_(True))))
+        caps.update((r, c) for r, c in (await session.execute(
+            select(Group.room_id, Group.max_posts).where(
+                Group.room_id.in_(chunk), Group.unregistered_at.is_(None)))).tuples()
+            if r is not None and c is not None)
+        counts.update((r, n) for r, n in (await session.execute(
+            select(OutboxMessage.room_id, func.count()).where(
+                OutboxMessage.room_id.in_(chunk), OutboxMessage.own_post.is_(True),
+                OutboxMessage.failed_at.is_(None), OutboxMessage.not_before >= start,
+                OutboxMessage.not_before < end,
+            ).group_by(OutboxMessage.room_id))).tuples() if r is not None)
+    return {
+        room: now if room in direct
+        else when if counts.get(room, 0) < caps.get(room, voice.DEFAULT_MAX_POSTS) else None
+        for room in room_ids
+    }
+
+
+def own_post(app: Grapevine, now: datetime, when: datetime | None, room_id: str, body: str,
+             key: str) -> dict[str, Any]:
+    """The outbox row ``voice.enqueue_own_post`` would write: sent at ``when``, or, over the
+    room's cap, held for bot.voice to fold into tomorrow morning's digest."""
+    row: dict[str, Any] = {"room_id": room_id, "body": body, "dedupe_key": key}
+    if when is not None:
+        return {**row, "own_post": True, "not_before": when}
+    tz = app.settings.bot.tz
+    day = voice.allowed_from(now, tz).astimezone(tz).date()
+    return {**row, "own_post": False, "not_before": voice.HELD,
+            "extra": {voice.DIGEST_AT: voice.digest_time(day, tz).isoformat()}}
 
 
 # -- who may approve -----------------------------------------------------------------------
@@ -266,7 +302,7 @@ async def publish(app: Grapevine, session: AsyncSession, notice: FundingNotice, 
     done = await funding.delivered_rooms(session, notice.id)
     secret = link_secret(app)
     digests = 0
-    posts: list[tuple[str, str, str]] = []
+    posts: list[dict[str, Any]] = []
     instant: list[targeting.Target] = []
     for target in plan.rooms:
         if target.room_id in done:
@@ -277,11 +313,13 @@ async def publish(app: Grapevine, session: AsyncSession, notice: FundingNotice, 
                 room_id=target.room_id, cadence=target.cadence, queued_at=now,
             )
             continue
-        key = f"notice:{notice.ref}:{target.room_id}"
-        body = render(app, notice, link_for(app, notice, target.room_id))
-        posts.append((key, target.room_id, body))
         instant.append(target)
-    queued = await funding.queue_posts(session, now, after_quiet_hours(now, app), posts)
+    schedule = await schedule_rooms(app, session, [t.room_id for t in instant], now)
+    for target in instant:
+        body = render(app, notice, link_for(app, notice, target.room_id))
+        posts.append(own_post(app, now, schedule[target.room_id], target.room_id, body,
+                              f"notice:{notice.ref}:{target.room_id}"))
+    queued = await funding.queue_posts(session, now, posts)
     await funding.record_deliveries(session, [
         {"notice_id": notice.id, "room_id": t.room_id, "via": t.via,
          "dedupe_key": f"notice:{notice.ref}:{t.room_id}",
@@ -656,9 +694,9 @@ async def send_reminders(app: Grapevine, now: datetime) -> int:
                 body = (f"Reminder: funding {notice.ref} {notice.title} closes {left} "
                         f"({closes_label(app, notice).removeprefix('closes ')}).\n"
                         f"{link_for(app, notice, delivery.room_id)}")
-                await outbox.enqueue(
-                    session, now=now, room_id=delivery.room_id, body=body, kind="reminder",
-                    own_post=True, dedupe_key=f"reminder:{notice.ref}:{days}d:{delivery.room_id}",
+                await voice.enqueue_own_post(
+                    session, now=now, tz=tz, room_id=delivery.room_id, body=body,
+                    kind="reminder", dedupe_key=f"reminder:{notice.ref}:{days}d:{delivery.room_id}",
                 )
                 await funding.record_reminder(session, notice.id, delivery.room_id, days, now)
                 queued += 1
@@ -690,8 +728,9 @@ async def send_digests(app: Grapevine, now: datetime) -> int:
                 if len(live) > 10:
                     lines.append(f"... and {len(live) - 10} more: {app.settings.bot.prefix}"
                                  "funding list")
-                await outbox.enqueue(session, now=now, room_id=room_id, kind="digest",
-                                     own_post=True, body="\n".join(lines), dedupe_key=key)
+                await voice.enqueue_own_post(session, now=now, tz=tz, room_id=room_id,
+                                             kind="digest", body="\n".join(lines),
+                                             dedupe_key=key)
                 sent += 1
             done = await _rooms_done(session, [n.id for n in live], room_id)
             for n in live:

@@ -497,3 +497,20 @@ async def test_the_link_handler_finds_the_bot_through_the_web_app(town: BotWorld
         assert (await client.get("/n/X1/abc", allow_redirects=False)).status == 404
     async with town.app.db.transaction() as session:
         assert [d.opens for d in await funding.deliveries(session, 1)] == [1]
+
+
+async def test_a_fourth_notice_in_a_day_waits_for_the_rooms_morning_digest(town: BotWorld) -> None:
+    wisbech = await room(town, "Wisbech Food Bank")
+    await town.say(ADA, wisbech, "!funding subscribe")
+    for title in ("One", "Two", "Three", "Four"):
+        await town.say(CORA, wisbech, POST.replace("Warm Spaces", title))
+    assert [n.splitlines()[0] for n in notices_in(town, wisbech)] == [
+        "Funding F1: One (Community Fund)", "Funding F2: Two (Community Fund)",
+        "Funding F3: Three (Community Fund)"]
+    town.clock.current = datetime(2026, 11, 21, 8, 0, tzinfo=UTC)
+    from bot import voice
+
+    await voice.send_digests(town.app, town.clock.now())
+    await town.deliver()
+    digest = town.world.messages(wisbech, sender=town.bot)[-1]
+    assert digest.startswith("Digest: 1 post held back") and "Funding F4: Four" in digest

@@ -19,17 +19,19 @@ async def test_a_broadcast_is_queued_once_and_its_seeds_learn_their_events(
             applicant_types=[], sizes=[], source="chat", status=funding.PUBLISHED,
             created_at=NOW, closes_at=NOW + timedelta(days=10),
         )
-        posts = [(f"notice:F1:!r{i}", f"!r{i}", "body") for i in range(3)]
-        queued = await funding.queue_posts(session, NOW, NOW, posts)
-        assert queued == {key for key, _, _ in posts}
+        posts = [{"dedupe_key": f"notice:F1:!r{i}", "room_id": f"!r{i}", "body": "body"}
+                 for i in range(3)]
+        queued = await funding.queue_posts(session, NOW, posts)
+        assert queued == {post["dedupe_key"] for post in posts}
         await funding.record_deliveries(session, [
-            {"notice_id": notice.id, "room_id": room, "via": "subscription", "dedupe_key": key,
-             "room_key": f"k{room}", "reminders": True, "queued_at": NOW}
-            for key, room, _ in posts
+            {"notice_id": notice.id, "room_id": post["room_id"], "via": "subscription",
+             "dedupe_key": post["dedupe_key"], "room_key": "k", "reminders": True,
+             "queued_at": NOW}
+            for post in posts
         ])
     async with database.transaction() as session:
         # Queued again (a retried approval, a second sweep): nothing new.
-        assert await funding.queue_posts(session, NOW, NOW, posts) == set()
+        assert await funding.queue_posts(session, NOW, posts) == set()
         due = await outbox.due(session, NOW)
         assert [row.room_id for row in due] == ["!r0", "!r1", "!r2"]
         assert all(row.own_post and row.kind == "notice" for row in due)
