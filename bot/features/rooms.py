@@ -35,12 +35,13 @@ _KIND_RANK = {plan.SPACE: 0, plan.LOCALITY: 1, plan.THEME: 2}
                   ask="Which area? (a name like Fenland, a GSS code, or all)")],
 )
 async def rooms_setup(ctx: Context, args: Args) -> None:
+    label = ctx.app.areas.label(args.area)
     busy = [r for r in await tree.unfinished_runs(ctx.session)
             if r.area_code == args.area and not r.power_only]
     if busy:
         raise CommandError(
-            f"I'm already setting up rooms for {ctx.app.areas.label(args.area)}; "
-            "I'll report here when that's done."
+            f"I'm already setting up rooms for {label}; I'll say when it's done where it "
+            "was asked."
         )
     run = await tree.start_run(
         ctx.session, area_code=args.area, requested_by=ctx.sender.user_id, at=ctx.now,
@@ -48,6 +49,13 @@ async def rooms_setup(ctx: Context, args: Args) -> None:
     )
     # The builder starts once this transaction has committed (the app wakes it).
     builder_for(ctx.app).expect(run.id)
+    recorded = await tree.all_rooms(ctx.session)
+    missing = [r for r in plan.plan_for(ctx.app.areas, ctx.app.themes, args.area)
+               if r.key not in recorded]
+    if missing:
+        # Making rooms takes a while; checking existing ones is quick and reported at once.
+        await ctx.reply(f"Making {len(missing)} rooms and spaces for {label}; "
+                        "I'll say here when they're ready.")
 
 
 @commands.command(

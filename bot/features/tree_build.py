@@ -407,8 +407,11 @@ def summary(app: Grapevine, area_code: str, outcome: Outcome) -> str:
         lines.append(f"Rooms for {label}: nothing to change; all {outcome.done} rooms and "
                      "spaces are in place.")
     else:
-        lines.append(f"Rooms for {label}: made {outcome.created}, updated {outcome.changed}, "
-                     f"{outcome.done - outcome.created - outcome.changed} already right.")
+        right = outcome.done - outcome.created - outcome.changed
+        parts = [f"made {outcome.created}" if outcome.created else "",
+                 f"updated {outcome.changed}" if outcome.changed else "",
+                 f"{right} already right" if right else ""]
+        lines.append(f"Rooms for {label}: {', '.join(p for p in parts if p)}.")
     if outcome.skipped:
         shown = ", ".join(outcome.skipped[:5])
         more = f" and {len(outcome.skipped) - 5} more" if len(outcome.skipped) > 5 else ""

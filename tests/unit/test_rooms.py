@@ -46,10 +46,11 @@ async def control_room(bw: BotWorld) -> str:
 
 async def setup(bw: BotWorld, room: str, area: str, who: str = ADMIN) -> list[str]:
     """Run !rooms setup and wait for the build; returns what the bot said."""
-    said = await bw.say(who, room, f"!rooms setup area={area}")
+    before = len(bw.world.messages(room, sender=bw.bot))
+    await bw.say(who, room, f"!rooms setup area={area}")
     await builder_for(bw.app).idle()
     await bw.deliver()
-    return said + bw.world.messages(room, sender=bw.bot)[-1:]
+    return bw.world.messages(room, sender=bw.bot)[before:]
 
 
 def state_events(bw: BotWorld) -> int:
@@ -120,7 +121,11 @@ def test_power_levels_change_only_when_a_moderator_is_missing_or_revoked() -> No
 async def test_setup_builds_the_tree_and_a_second_run_changes_nothing(county: BotWorld) -> None:
     room = await control_room(county)
     said = await setup(county, room, "Fenmarsh")
-    assert "made" in said[-1]
+    assert said == [
+        "Making 20 rooms and spaces for Fenmarsh; I'll say here when they're ready.",
+        "Rooms for Fenmarsh: made 20.\n"
+        "!rooms area=E07900001 lists them.",
+    ]
     server = county.world.server_name
     fenmarsh = county.world.aliases[f"#fenmarsh:{server}"]
     wisby = county.world.aliases[f"#fenmarsh-wisby:{server}"]
@@ -141,7 +146,8 @@ async def test_setup_builds_the_tree_and_a_second_run_changes_nothing(county: Bo
 
     before, rooms_before = state_events(county), len(county.world.rooms)
     again = await setup(county, room, "E07900001")
-    assert "nothing to change" in again[-1]
+    assert again == ["Rooms for Fenmarsh: nothing to change; all 20 rooms and spaces are in "
+                     "place.\n!rooms area=E07900001 lists them."]
     assert (state_events(county), len(county.world.rooms)) == (before, rooms_before)
 
 
