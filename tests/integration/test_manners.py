@@ -213,13 +213,13 @@ async def test_two_bots_in_one_room_answer_people_and_not_each_other(
         await ann.wait_for_message(room, sender=bot.user_id, contains=GREETING, timeout=30)
     for command in ("!help", "!fundng", "!about", "!more"):
         await ann.send(room, command)
-    await asyncio.sleep(6)  # a loop would be well under way by now
+    await asyncio.sleep(4)  # a loop would be well under way by now
 
     def counts(events: list[dict[str, Any]]) -> tuple[int, int]:
         return len(said_by(events, first.user_id)), len(said_by(events, second.user_id))
 
     settled = counts(await ann.messages(room, limit=200))
-    await asyncio.sleep(4)
+    await asyncio.sleep(3)
     events = await ann.messages(room, limit=200)
     assert counts(events) == settled
     # Each bot: its greeting and one answer to each of Ann's four commands, none to the other.

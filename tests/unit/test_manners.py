@@ -214,7 +214,7 @@ def addressed_to_someone_else(first_line: str, registry: Registry) -> bool:
     return word not in registry.top_words() and registry.near_miss(word) is None
 
 
-@settings(max_examples=80, deadline=None,
+@settings(max_examples=60, deadline=None,
           suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 @given(first_line=_first_lines, sender=st.sampled_from([ADA, MO]))
 async def test_no_input_crashes_the_bot_and_every_refusal_is_one_line(
