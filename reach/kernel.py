@@ -25,8 +25,9 @@ BATCH_CELLS = 1 << 21
 MARK_SLOTS = 1 << 18
 _GOLDEN = np.uint64(0x9E3779B97F4A7C15)  # 2^64 / golden ratio, for Fibonacci hashing
 # Reverse-reachable sets are many and often tiny, so per-batch overhead
-# dominates and bigger batches pay.
-RR_BATCH_CELLS = 1 << 24
+# dominates and bigger batches pay: 2^25 cells took 20% less CPU than 2^24
+# and as little as 2^26 and 2^27 (100k nodes, p=0.05).
+RR_BATCH_CELLS = 1 << 25
 
 
 @dataclass
