@@ -22,7 +22,7 @@ from pathlib import Path
 import nio
 
 from bot.app import Grapevine
-from bot.features import funding as feature
+from bot.features.funding_delivery import publish
 from bot.homeserver import EmbeddedSynapse, RegisteredUser
 from bot.runtime import login
 from bot.runtime.outbox_worker import OutboxWorker
@@ -76,7 +76,7 @@ async def grapevine_round(app: Grapevine, worker: OutboxWorker, n: int) -> tuple
             themes=["food"], applicant_types=[], sizes=[], url="https://example.org/warm",
             source="chat", status=funding.HELD, created_at=now,
         )
-        await feature.publish(app, session, notice, now, "@bench:localhost")
+        await publish(app, session, notice, now, "@bench:localhost")
     queued = time.perf_counter() - started
     while await worker.drain():
         pass

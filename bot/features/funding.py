@@ -1,28 +1,19 @@
-"""!funding: notices posted, approved, targeted and delivered once; feeds, digests, reminders.
+"""!funding commands: post, approve, list, subscribe, feed sources, history.
 
-Handlers are thin: permission rules and rendering live here, who gets what is
-in ``funding_targeting`` (pure), feeds in ``funding_feeds``. A broadcast is
-one transaction that queues every room's copy in the outbox under the key
-``notice:F<n>:<room>`` and records it as a seed of the notice, so a crash
-mid-broadcast resumes in the outbox worker and no room hears twice.
+Handlers are thin: they check who may do what, persist through storage.funding
+and answer. Who gets a notice is ``funding_targeting`` (pure), getting it there
+once is ``funding_delivery``, the scheduled sweeps are ``funding_jobs``, feeds
+``funding_feeds``, the counted link ``funding_links``.
 """
 
 from __future__ import annotations
 
-import logging
-import re
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from datetime import datetime
+from typing import TYPE_CHECKING
 
-from aiohttp import web
-from apscheduler.triggers.interval import IntervalTrigger
-from sqlalchemy import func, select, update
-from sqlalchemy.ext.asyncio import AsyncSession
-
-from bot import voice
 from bot.commands.context import Context
 from bot.commands.registry import REGISTRY as commands
 from bot.commands.registry import Args, CommandError, Param, Role, Where
@@ -40,21 +31,26 @@ from bot.commands.values import (
     YesNo,
 )
 from bot.commands.when import describe_date, local_datetime
-from bot.features import funding_feeds
-from bot.features import funding_targeting as targeting
-from bot.scheduler import Job
+from bot.features.funding_delivery import (
+    closes_label,
+    covers,
+    link_for,
+    money,
+    notify_held,
+    publish,
+    rooms_text,
+    where_label,
+)
+from bot.features.funding_jobs import jobs
+from bot.features.funding_jobs import poll_feeds as poll_feeds  # the demo's entry point
+from bot.features.funding_links import routes
 from config.organisations import GROUP_TYPE_ALIASES, GROUP_TYPES, SIZES
-from storage import funding, groups, outbox, roles
-from storage.funding import FundingDelivery, FundingNotice
-from storage.groups import Group
-from storage.models import KnownRoom, OutboxMessage
+from storage import funding, groups
+from storage.funding import FundingNotice
 
 if TYPE_CHECKING:
     from bot.app import Grapevine
 
-log = logging.getLogger(__name__)
-
-SWEEP_EVERY = timedelta(minutes=5)
 LIST_LIMIT = 10
 DIGESTS = ("instant", "daily", "weekly")
 
@@ -85,255 +81,8 @@ THEMES = ListOf(ThemeValue())
 SIZE_LIST = ListOf(_Kind(SIZES, word="size"))
 TYPES = ListOf(_Kind(GROUP_TYPES, aliases=GROUP_TYPE_ALIASES, word="group-type"))
 
-
-# -- plain helpers -------------------------------------------------------------------------
-
-
-def money(low: int | None, high: int | None) -> str:
-    if not low:
-        return f"up to £{high:,}" if high is not None else ""
-    if high is None or low == high:
-        return f"£{low:,}"
-    return f"£{low:,}-£{high:,}"
-
-
-def rooms_text(count: int) -> str:
-    return f"{count} room" if count == 1 else f"{count} rooms"
-
-
-def link_secret(app: Grapevine) -> bytes:
-    secret = app.settings.privacy.pseudonym_secret
-    if secret is not None:
-        return b"notice-links:" + secret.get_secret_value().encode()
-    return f"notice-links:{app.settings.matrix.user_id}".encode()
-
-
-def link_for(app: Grapevine, notice: FundingNotice, room_id: str) -> str:
-    """The counted short link when the bot serves web, else the funder's own page."""
-    base = app.settings.web.base_url
-    if not base:
-        return notice.url
-    return f"{base.rstrip('/')}/n/{notice.ref}/{targeting.room_key(link_secret(app), room_id)}"
-
-
-def where_label(app: Grapevine, areas: Sequence[str]) -> str:
-    if not areas or app.areas.root.code in areas:
-        return f"all of {app.areas.root.name}"
-    return ", ".join(app.areas.label(a) for a in areas[:4]) + (" ..." if len(areas) > 4 else "")
-
-
-def closes_label(app: Grapevine, notice: FundingNotice) -> str:
-    if notice.closes_at is None:
-        return "no deadline given"
-    local = notice.closes_at.astimezone(app.settings.bot.tz)
-    day = describe_date(local.date())
-    return f"closes {day}" if local.hour == 23 else f"closes {day} {local:%H:%M}"
-
-
-def render(app: Grapevine, notice: FundingNotice, link: str) -> str:
-    """A few plain lines that read well on WhatsApp, Signal or IRC: id, what, when, link."""
-    amount = money(notice.award_min, notice.award_max)
-    facts = " · ".join(x for x in (amount, closes_label(app, notice)) if x)
-    scope = where_label(app, notice.areas)
-    if notice.themes:
-        scope += " · " + ", ".join(notice.themes)
-    return (
-        f"Funding {notice.ref}: {notice.title} ({notice.funder})\n"
-        f"{facts}\nFor: {scope}\n{link}"
-    )
-
-
-def facts_of(notice: FundingNotice, root: str) -> targeting.NoticeFacts:
-    areas = tuple(a for a in notice.areas if a != root)
-    return targeting.NoticeFacts(
-        areas=areas, themes=tuple(notice.themes), award_min=notice.award_min,
-        award_max=notice.award_max, applicant_types=tuple(notice.applicant_types),
-        sizes=tuple(notice.sizes),
-    )
-
-
-async def schedule_rooms(app: Grapevine, session: AsyncSession, room_ids: list[str],
-                         now: datetime) -> dict[str, datetime | None]:
-    """``voice.schedule_own_post`` for many rooms in three queries: when each room's own post
-    may go out (after the night, under the day's cap), or None when it must be folded."""
-    tz = app.settings.bot.tz
-    when = voice.allowed_from(now, tz)
-    start, end = voice.day_bounds(when.astimezone(tz).date(), tz)
-    direct: set[str] = set()
-    caps: dict[str, int] = {}
-    counts: dict[str, int] = {}
-    for i in range(0, len(room_ids), 500):
-        chunk = room_ids[i:i + 500]
-        direct |= set(await session.scalars(select(KnownRoom.room_id).where(
-            KnownRoom.room_id.in_(chunk), KnownRoom.is_direct.is_(True))))
-        caps.update((r, c) for r, c in (await session.execute(
-            select(Group.room_id, Group.max_posts).where(
-                Group.room_id.in_(chunk), Group.unregistered_at.is_(None)))).tuples()
-            if r is not None and c is not None)
-        counts.update((r, n) for r, n in (await session.execute(
-            select(OutboxMessage.room_id, func.count()).where(
-                OutboxMessage.room_id.in_(chunk), OutboxMessage.own_post.is_(True),
-                OutboxMessage.failed_at.is_(None), OutboxMessage.not_before >= start,
-                OutboxMessage.not_before < end,
-            ).group_by(OutboxMessage.room_id))).tuples() if r is not None)
-    return {
-        room: now if room in direct
-        else when if counts.get(room, 0) < caps.get(room, voice.DEFAULT_MAX_POSTS) else None
-        for room in room_ids
-    }
-
-
-def own_post(app: Grapevine, now: datetime, when: datetime | None, room_id: str, body: str,
-             key: str) -> dict[str, Any]:
-    """The outbox row ``voice.enqueue_own_post`` would write: sent at ``when``, or, over the
-    room's cap, held for bot.voice to fold into tomorrow morning's digest."""
-    row: dict[str, Any] = {"room_id": room_id, "body": body, "dedupe_key": key}
-    if when is not None:
-        return {**row, "own_post": True, "not_before": when}
-    tz = app.settings.bot.tz
-    day = voice.allowed_from(now, tz).astimezone(tz).date()
-    return {**row, "own_post": False, "not_before": voice.HELD,
-            "extra": {voice.DIGEST_AT: voice.digest_time(day, tz).isoformat()}}
-
-
-# -- who may approve -----------------------------------------------------------------------
-
-
-async def moderators(app: Grapevine, session: AsyncSession) -> dict[str, set[str]]:
-    found: dict[str, set[str]] = {u: set(c) for u, c in app.config_moderators.items()}
-    for grant in await roles.all_grants(session):
-        if grant.role == "moderator":
-            found.setdefault(grant.user_id, set()).add(grant.area_code)
-    return found
-
-
-async def coordinators(app: Grapevine, session: AsyncSession) -> set[str]:
-    found = set(app.settings.roles.coordinators)
-    found |= {g.user_id for g in await roles.all_grants(session) if g.role == "coordinator"}
-    return found
-
-
-def covers(app: Grapevine, moderated: Iterable[str], areas: Sequence[str]) -> bool:
-    """Moderates every named area (a county-wide notice needs a coordinator)."""
-    codes = [c for c in moderated if c in app.areas]
-    root = app.areas.root.code
-    named = [a for a in areas if a != root]
-    return bool(named) and all(any(app.areas.contains(c, a) for c in codes) for a in named)
-
-
 def may_decide(ctx: Context, areas: Sequence[str]) -> bool:
     return ctx.sender.is_coordinator or covers(ctx.app, ctx.sender.moderated, areas)
-
-
-async def approvers(app: Grapevine, session: AsyncSession, areas: Sequence[str]) -> list[str]:
-    people = await coordinators(app, session)
-    for user, codes in (await moderators(app, session)).items():
-        if covers(app, codes, areas):
-            people.add(user)
-    return sorted(people)
-
-
-async def notify_held(app: Grapevine, session: AsyncSession, notice: FundingNotice,
-                      now: datetime) -> int:
-    """Tell everyone who may approve it, once each; returns how many were told."""
-    prefix = app.settings.bot.prefix
-    origin = notice.posted_by or f"feed {notice.source}"
-    body = (
-        f"Funding {notice.ref} waits for approval: {notice.title} ({notice.funder}), "
-        f"from {origin}, for {where_label(app, notice.areas)}.\n"
-        f"{prefix}funding show {notice.ref}, then {prefix}funding approve {notice.ref} "
-        f"or {prefix}funding reject {notice.ref} reason=\"...\""
-    )
-    told = 0
-    for user in await approvers(app, session, notice.areas):
-        if user == notice.posted_by:
-            continue
-        row = await outbox.enqueue(session, now=now, to_user=user, body=body, kind="dm",
-                                   dedupe_key=f"held:{notice.ref}:{user}")
-        told += row is not None
-    app.queued()
-    return told
-
-
-# -- targeting and delivery ----------------------------------------------------------------
-
-
-async def tree_rooms(session: AsyncSession) -> list[targeting.TreeRoom]:
-    """The locality and function rooms of the room tree (storage/tree.py)."""
-    from storage import tree
-
-    found = []
-    for row in (await tree.all_rooms(session)).values():
-        if row.theme:
-            found.append(targeting.TreeRoom(row.room_id, area=row.area_code, theme=row.theme))
-        elif row.kind == "locality":
-            found.append(targeting.TreeRoom(row.room_id, area=row.area_code))
-    return found
-
-
-async def plan_for(app: Grapevine, session: AsyncSession,
-                   notice: FundingNotice) -> targeting.Plan:
-    subs = [
-        targeting.SubscriptionFacts(
-            room_id=s.room_id, areas=tuple(s.areas), themes=tuple(s.themes),
-            min_award=s.min_award, max_award=s.max_award, sizes=tuple(s.sizes),
-            digest=s.digest, reminders=s.reminders,
-        )
-        for s in await funding.subscriptions(session)
-    ]
-    profiles = [
-        targeting.GroupFacts(
-            id=g.id, room_id=g.room_id, area_code=g.area_code, themes=tuple(g.themes or ()),
-            type=g.type, size=g.size, contact=g.contact, email=g.email,
-        )
-        for g in await groups.active(session) if g.area_code in app.areas
-    ]
-    root = app.areas.root.code
-    return targeting.plan(facts_of(notice, root), subs, profiles, await tree_rooms(session),
-                          app.areas.contains)
-
-
-async def publish(app: Grapevine, session: AsyncSession, notice: FundingNotice, now: datetime,
-                  by: str | None) -> tuple[int, int]:
-    """Publish and queue every room's copy once; (rooms now, digests) queued."""
-    notice.status = funding.PUBLISHED
-    notice.decided_by, notice.decided_at = by, now
-    plan = await plan_for(app, session, notice)
-    done = await funding.delivered_rooms(session, notice.id)
-    secret = link_secret(app)
-    digests = 0
-    posts: list[dict[str, Any]] = []
-    instant: list[targeting.Target] = []
-    for target in plan.rooms:
-        if target.room_id in done:
-            continue
-        if target.cadence != "instant":
-            digests += await funding.add_digest_entry(
-                session, notice_id=notice.id, target=f"room:{target.room_id}",
-                room_id=target.room_id, cadence=target.cadence, queued_at=now,
-            )
-            continue
-        instant.append(target)
-    schedule = await schedule_rooms(app, session, [t.room_id for t in instant], now)
-    for target in instant:
-        body = render(app, notice, link_for(app, notice, target.room_id))
-        posts.append(own_post(app, now, schedule[target.room_id], target.room_id, body,
-                              f"notice:{notice.ref}:{target.room_id}"))
-    queued = await funding.queue_posts(session, now, posts)
-    await funding.record_deliveries(session, [
-        {"notice_id": notice.id, "room_id": t.room_id, "via": t.via,
-         "dedupe_key": f"notice:{notice.ref}:{t.room_id}",
-         "room_key": targeting.room_key(secret, t.room_id), "reminders": t.reminders,
-         "queued_at": now}
-        for t in instant if f"notice:{notice.ref}:{t.room_id}" in queued
-    ])
-    for group in plan.emails:
-        digests += await funding.add_digest_entry(
-            session, notice_id=notice.id, target=f"group:G{group.id}", group_id=group.id,
-            email=group.email, cadence="email", queued_at=now,
-        )
-    app.queued()
-    return len(queued), digests
 
 
 # -- commands: posting and approval --------------------------------------------------------
@@ -674,162 +423,6 @@ async def history(ctx: Context, args: Args) -> None:
     lines += [f"{g.recipient_name}: £{g.amount:,.0f} from {g.funder_name} ({g.awarded_on})"
               for g in recent]
     await ctx.reply("\n".join(lines[:12]))
-
-
-# -- scheduled sweeps (catch-up-safe: each looks at rows, not at missed fire times) --------
-
-
-async def send_reminders(app: Grapevine, now: datetime) -> int:
-    tz = app.settings.bot.tz
-    queued = 0
-    async with app.db.transaction() as session:
-        await funding.expire(session, now)
-        for notice, delivery in await funding.reminder_candidates(session, now):
-            assert notice.closes_at is not None
-            done = await funding.reminders_sent(session, notice.id, delivery.room_id)
-            due = targeting.reminders_due(notice.closes_at, now, tz, done,
-                                          since=delivery.queued_at)
-            for days in due:
-                left = "tomorrow" if days == 1 else f"in {days} days"
-                body = (f"Reminder: funding {notice.ref} {notice.title} closes {left} "
-                        f"({closes_label(app, notice).removeprefix('closes ')}).\n"
-                        f"{link_for(app, notice, delivery.room_id)}")
-                await voice.enqueue_own_post(
-                    session, now=now, tz=tz, room_id=delivery.room_id, body=body,
-                    kind="reminder", dedupe_key=f"reminder:{notice.ref}:{days}d:{delivery.room_id}",
-                )
-                await funding.record_reminder(session, notice.id, delivery.room_id, days, now)
-                queued += 1
-    if queued:
-        app.queued()
-    return queued
-
-
-async def send_digests(app: Grapevine, now: datetime) -> int:
-    """One message per room and digest slot that has come, listing the notices still open."""
-    tz = app.settings.bot.tz
-    secret = link_secret(app)
-    sent = 0
-    async with app.db.transaction() as session:
-        batches: dict[tuple[str, datetime], list[tuple[funding.FundingDigestEntry,
-                                                       FundingNotice]]] = defaultdict(list)
-        for entry, notice in await funding.pending_digest(session, ("daily", "weekly")):
-            slot = targeting.digest_slot(entry.cadence, entry.queued_at, tz)
-            if slot <= now and entry.room_id:
-                batches[(entry.room_id, slot)].append((entry, notice))
-        for (room_id, slot), rows in batches.items():
-            live = [n for _, n in rows if n.status == funding.PUBLISHED
-                    and (n.closes_at is None or n.closes_at > now)]
-            key = f"digest:{room_id}:{slot:%Y%m%d}"
-            if live:
-                lines = [f"Funding digest: {len(live)} new notices"]
-                lines += [f"{n.ref} {n.title} ({n.funder}), {closes_label(app, n)}: "
-                          f"{link_for(app, n, room_id)}" for n in live[:10]]
-                if len(live) > 10:
-                    lines.append(f"... and {len(live) - 10} more: {app.settings.bot.prefix}"
-                                 "funding list")
-                await voice.enqueue_own_post(session, now=now, tz=tz, room_id=room_id,
-                                             kind="digest", body="\n".join(lines),
-                                             dedupe_key=key)
-                sent += 1
-            done = await _rooms_done(session, [n.id for n in live], room_id)
-            for n in live:
-                if n.id not in done:
-                    await funding.record_delivery(
-                        session, notice_id=n.id, room_id=room_id, via="digest", dedupe_key=key,
-                        room_key=targeting.room_key(secret, room_id), reminders=True,
-                        queued_at=now, opens=0,
-                    )
-            for entry, _ in rows:
-                entry.sent_at = now
-    if sent:
-        app.queued()
-    return sent
-
-
-async def _rooms_done(session: AsyncSession, notice_ids: list[int], room_id: str) -> set[int]:
-    if not notice_ids:
-        return set()
-    return set(await session.scalars(
-        select(FundingDelivery.notice_id).where(
-            FundingDelivery.room_id == room_id, FundingDelivery.notice_id.in_(notice_ids))
-    ))
-
-
-async def poll_feeds(app: Grapevine, now: datetime) -> int:
-    """Poll due feeds; tell approvers about each new held item. Returns how many were held."""
-    found = await funding_feeds.poll_due(app.db, now, app.settings.bot.tz)
-    new_ids = [i for ids in found.values() for i in ids]
-    if new_ids:
-        async with app.db.transaction() as session:
-            for notice_id in new_ids:
-                notice = await funding.notice(session, notice_id)
-                if notice is not None:
-                    await notify_held(app, session, notice, now)
-    return len(new_ids)
-
-
-async def sweep(app: Grapevine) -> None:
-    now = app.clock.now()
-    await send_reminders(app, now)
-    await send_digests(app, now)
-    async with app.db.transaction() as session:
-        await funding.fill_sent(session)
-
-
-def jobs(app: Grapevine) -> list[Job]:
-    async def run_sweep() -> None:
-        await sweep(app)
-
-    async def run_feeds() -> None:
-        await poll_feeds(app, app.clock.now())
-
-    every = IntervalTrigger(seconds=SWEEP_EVERY.total_seconds())
-    return [Job("funding-sweep", every, run_sweep), Job("funding-feeds", every, run_feeds)]
-
-
-# -- the counted link ----------------------------------------------------------------------
-
-APP_KEY: web.AppKey[Grapevine] = web.AppKey("grapevine")
-_REF = re.compile(r"(?i)^F(\d{1,9})$")
-
-
-async def follow(app: Grapevine, ref: str, key: str) -> str | None:
-    """Count an open of a notice's link in the room it was posted to; the url to go to."""
-    match = _REF.match(ref)
-    if match is None:
-        return None
-    notice_id = int(match.group(1))
-    async with app.db.transaction() as session:
-        notice = await funding.notice(session, notice_id)
-        if notice is None or notice.status not in {funding.PUBLISHED, funding.EXPIRED}:
-            return None
-        await session.execute(
-            update(FundingDelivery)
-            .where(FundingDelivery.notice_id == notice_id, FundingDelivery.room_key == key)
-            .values(opens=FundingDelivery.opens + 1, last_opened_at=app.clock.now())
-        )
-        return notice.url
-
-
-async def _answer(app: Grapevine, request: web.Request) -> web.Response:
-    url = await follow(app, request.match_info["ref"], request.match_info["key"])
-    if url is None:
-        return web.Response(status=404, text="No such funding notice.\n")
-    return web.Response(status=302, headers={"Location": url, "Cache-Control": "no-store",
-                                             "Referrer-Policy": "no-referrer"})
-
-
-async def open_link(request: web.Request) -> web.Response:
-    """``/n/F12/<room key>``: counts the open for that room (never who), then redirects."""
-    return await _answer(request.config_dict[APP_KEY], request)
-
-
-def routes(app: Grapevine) -> list[web.RouteDef]:
-    async def handler(request: web.Request) -> web.Response:
-        return await _answer(app, request)
-
-    return [web.get("/n/{ref}/{key}", handler)]
 
 
 def install(app: Grapevine) -> None:

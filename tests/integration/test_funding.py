@@ -15,7 +15,7 @@ from aiohttp import web
 from botfixture import BotFactory, RunningBot, free_port
 from people import Person
 
-from bot.features import funding as feature
+from bot.features import funding_jobs
 from bot.homeserver import EmbeddedSynapse, RegisteredUser
 from storage import funding, groups
 from storage.tree import TreeRoom
@@ -73,7 +73,7 @@ async def notices(person: Person, room: str, ref: str) -> list[dict[str, Any]]:
 async def until_delivered(bot: RunningBot, notice_id: int, count: int) -> None:
     deadline = time.monotonic() + WAIT
     while True:
-        await feature.sweep(bot.app)
+        await funding_jobs.sweep(bot.app)
         async with bot.app.db.transaction() as session:
             sent = [d for d in await funding.deliveries(session, notice_id) if d.event_id]
         if len(sent) >= count:
@@ -224,7 +224,7 @@ async def test_a_feed_item_is_held_approved_and_delivered(
     await command(cora, lobby, bot, f"!funding source add {feed_server} areas=fenland "
                   "themes=food", "S1 added")
     await command(organiser, group, bot, "!funding subscribe areas=wisbech", "Subscribed")
-    assert await feature.poll_feeds(bot.app, bot.app.clock.now()) == 3
+    assert await funding_jobs.poll_feeds(bot.app, bot.app.clock.now()) == 3
     waiting = await command(cora, lobby, bot, "!funding list", "Waiting for your approval")
     assert waiting.endswith("Waiting for your approval: F1, F2, F3")
     await command(cora, lobby, bot, "!funding approve F1", "F1 approved")

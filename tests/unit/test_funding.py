@@ -12,7 +12,7 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 from sqlalchemy import func, select
 
-from bot.features import funding as feature
+from bot.features import funding_jobs, funding_links
 from bot.ratelimit import RateLimiter
 from bot.transport.world import WorldTransport
 from storage import funding, groups
@@ -291,7 +291,7 @@ async def test_forty_rooms_get_exactly_the_right_notice_once_each(town: BotWorld
     assert got == expected
     assert all(len(notices_in(town, names[n])) == 1 for n in expected)
     # Sweeps and deliveries run again: nobody hears twice.
-    await feature.sweep(town.app)
+    await funding_jobs.sweep(town.app)
     await town.deliver()
     assert all(len(notices_in(town, names[n])) <= 1 for n in names)
     async with town.app.db.transaction() as session:
@@ -303,20 +303,20 @@ async def test_forty_rooms_get_exactly_the_right_notice_once_each(town: BotWorld
 
     # The daily digest room hears at 08:00 tomorrow; the weekly one on Monday.
     town.clock.current = datetime(2026, 11, 21, 7, 59, tzinfo=UTC)
-    await feature.sweep(town.app)
+    await funding_jobs.sweep(town.app)
     await town.deliver()
     assert town.world.messages(names["r36"], sender=town.bot)[-1].startswith("Subscribed")
     town.clock.advance(minutes=1)
-    await feature.sweep(town.app)
+    await funding_jobs.sweep(town.app)
     await town.deliver()
     digest = town.world.messages(names["r36"], sender=town.bot)[-1]
     assert digest.startswith("Funding digest: 1 new notices\nF1 Food Fund (Trust)")
     assert not town.world.messages(names["r37"], sender=town.bot)[-1].startswith("Funding")
     town.clock.current = datetime(2026, 11, 23, 8, 0, tzinfo=UTC)
-    await feature.sweep(town.app)
+    await funding_jobs.sweep(town.app)
     await town.deliver()
     assert town.world.messages(names["r37"], sender=town.bot)[-1].startswith("Funding digest")
-    await feature.sweep(town.app)
+    await funding_jobs.sweep(town.app)
     await town.deliver()
     assert sum(m.startswith("Funding digest") for m in
                town.world.messages(names["r36"], sender=town.bot)) == 1
@@ -374,7 +374,7 @@ async def reminder_scenario(bw: BotWorld, start: datetime, deadline: str) -> tup
 
 async def reminders_at(bw: BotWorld, room_id: str, moment: datetime) -> list[str]:
     bw.clock.current = moment
-    await feature.sweep(bw.app)
+    await funding_jobs.sweep(bw.app)
     await bw.deliver()
     return [m for m in bw.world.messages(room_id, sender=bw.bot) if m.startswith("Reminder")]
 
@@ -444,7 +444,7 @@ async def test_a_notice_link_counts_opens_per_room_and_never_who(tmp_path: Path)
         path = link.removeprefix("https://grapevine.example.org")
 
         web_app = web.Application()
-        web_app.router.add_routes(feature.routes(bw.app))
+        web_app.router.add_routes(funding_links.routes(bw.app))
         async with TestClient(TestServer(web_app)) as client:
             for _ in range(3):
                 response = await client.get(path, allow_redirects=False)
@@ -471,7 +471,7 @@ async def test_the_scheduled_jobs_sweep_reminders_and_poll_feeds(town: BotWorld)
     wisbech = await room(town, "Wisbech Food Bank")
     await town.say(ADA, wisbech, "!funding subscribe")
     await town.say(CORA, wisbech, POST)
-    jobs = {job.id: job for job in feature.jobs(town.app)}
+    jobs = {job.id: job for job in funding_jobs.jobs(town.app)}
     assert set(jobs) == {"funding-sweep", "funding-feeds"}
     town.clock.current = datetime(2026, 12, 11, 9, 0, tzinfo=UTC)  # 7 days before, 09:00 GMT
     for job in jobs.values():
@@ -488,8 +488,8 @@ async def test_the_link_handler_finds_the_bot_through_the_web_app(town: BotWorld
     async with town.app.db.transaction() as session:
         [delivery] = await funding.deliveries(session, 1)
     web_app = web.Application()
-    web_app[feature.APP_KEY] = town.app
-    web_app.router.add_get("/n/{ref}/{key}", feature.open_link)
+    web_app[funding_links.APP_KEY] = town.app
+    web_app.router.add_get("/n/{ref}/{key}", funding_links.open_link)
     async with TestClient(TestServer(web_app)) as client:
         response = await client.get(f"/n/F1/{delivery.room_key}", allow_redirects=False)
         assert (response.status, response.headers["Location"]) == (302, "https://example.org/warm")

@@ -12,8 +12,8 @@ from aiohttp import web
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 
-from bot.features import funding as feature
 from bot.features import funding_feeds as feeds
+from bot.features import funding_jobs
 from bot.ratelimit import RateLimiter
 from storage import funding
 from storage.engine import Database
@@ -104,7 +104,7 @@ async def held(bw: BotWorld) -> list[FundingNotice]:
 
 
 async def poll(bw: BotWorld) -> int:
-    found = await feature.poll_feeds(bw.app, bw.clock.now())
+    found = await funding_jobs.poll_feeds(bw.app, bw.clock.now())
     await bw.deliver()
     return found
 
