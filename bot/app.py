@@ -7,8 +7,10 @@ and the replies it queued, so a crash or restart neither replays nor loses it.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import uuid
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -38,6 +40,7 @@ from storage.engine import Database
 log = logging.getLogger("grapevine")
 
 PROMPT_TTL = timedelta(minutes=10)
+RECENT_SENDERS = 5000
 GREETING = (
     "Hello, I'm Grapevine, the community groups' helper bot.\n"
     "I record who talks to whom and when (message-flow metadata), never what anyone writes.\n"
@@ -94,11 +97,15 @@ class Grapevine:
         # aiohttp routes features serve (notice links); the service mounts them.
         self.web_routes: list[web.RouteDef] = []
         self.sync_status: Callable[[], datetime | None] = lambda: None
+        # Run on a clean stop, before the database closes (flush buffers).
+        self.closers: list[Callable[[], Awaitable[None]]] = []
         # Called when a role changes, e.g. to update power levels in the area's rooms.
         self.role_listeners: list[RoleListener] = []
         self.ignore_checks: list[Callable[[str], bool]] = []
         self.started_at = self.clock.now()
         self.limiter = RateLimiter(settings.bot.commands_per_minute)
+        # Who sent recent messages, so a command sent as a reply can name that person.
+        self._recent_senders: OrderedDict[str, str] = OrderedDict()
         self.pager = Pager()
         self.config_moderators = self._config_moderators()
         self._power: dict[str, PowerLevels] = {}
@@ -112,6 +119,13 @@ class Grapevine:
         install_all(self)
 
     # -- wiring ---------------------------------------------------------------------------
+
+    async def close(self) -> None:
+        for closer in self.closers:
+            try:
+                await closer()
+            except Exception:
+                log.exception("a feature failed to close cleanly")
 
     def add_job(self, job: Job) -> None:
         """A periodic job (sweeps, digests, polling); ignored where there is no scheduler."""
@@ -203,6 +217,14 @@ class Grapevine:
             is_group_admin=group_admin,
         )
 
+    def sender_of(self, event_id: str) -> str | None:
+        return self._recent_senders.get(event_id)
+
+    def _remember_sender(self, message: Incoming) -> None:
+        self._recent_senders[message.event_id] = message.sender
+        while len(self._recent_senders) > RECENT_SENDERS:
+            self._recent_senders.popitem(last=False)
+
     def is_ignored_sender(self, user_id: str) -> bool:
         """The bot itself and other bots; bridge bots are added by the bridges feature."""
         return user_id == self.transport.user_id or any(
@@ -215,6 +237,7 @@ class Grapevine:
         if message.replaces or message.msgtype not in {"m.text", "m.emote"}:
             # m.notice is how bots talk; answering it is how two bots loop.
             return
+        self._remember_sender(message)
         line = command_line(message.body, self.settings.bot.prefix)
         # Bots are ignored, except a relay bot passing on a person's "Name: !cmd",
         # which is answered as a member's (the relay's own power never counts).
@@ -274,8 +297,16 @@ class Grapevine:
         # Rooms the bot made itself (the room tree, case rooms, DMs) are not greeted:
         # the greeting is for groups bringing it into their own chats.
         own_room = is_direct or await self._created_by_me(room_id)
+        # A DM someone opened with the bot is where their offers and reminders should go.
+        others = []
+        if is_direct:
+            with contextlib.suppress(TransportError):
+                others = [u for u in await self.transport.members(room_id)
+                          if u != self.transport.user_id]
         async with self.db.transaction() as session:
             now = self.clock.now()
+            if len(others) == 1:
+                await state.remember_direct_room(session, others[0], room_id)
             known = await rooms.get(session, room_id)
             room = await rooms.joined(session, room_id, now, is_direct=is_direct)
             if known is None and not own_room and room.greeted_at is None:
@@ -325,15 +356,21 @@ class Grapevine:
     ) -> None:
         prefix = self.settings.bot.prefix
         sender = await self.sender(session, message.sender, room, relayed=line.relayed)
-        if not await quiet.may_answer(self, session, message, room, sender):
-            return
         ctx = Context(self, session, message, room, sender, now)
         try:
             tokens = tokenize(line.text)
         except LexError as exc:
-            await ctx.reply(str(exc))
+            # Only our own words get told off: other bots in the room own other !words.
+            first = line.text.split(maxsplit=1)[0].lower() if line.text.split() else ""
+            if first in self.registry.top_words() or self.registry.near_miss(first):
+                await ctx.reply(str(exc))
             return
         found = self.registry.find(tokens.words)
+        if found is not None and found[0].personal:
+            # Personal data leaves the room whatever happens next (even if not answered).
+            self._redact_after_commit(message)
+        if not await quiet.may_answer(self, session, message, room, sender):
+            return
         if found is None:
             await self._unknown(ctx, tokens.words)
             return
@@ -341,8 +378,6 @@ class Grapevine:
         ctx.command = command
         if command.personal or (command.where is Where.DM and not room.is_direct):
             ctx.private_replies = True
-        if command.personal:
-            self._redact_after_commit(message)
         if overrides is None:
             verdict = self.limiter.check(sender.user_id, now.timestamp())
             if verdict is Verdict.DROP:

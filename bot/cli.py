@@ -38,6 +38,9 @@ def _logging(verbose: bool) -> None:
     # nio logs event contents at debug level: keep message text out of logs.
     logging.getLogger("nio").setLevel(logging.WARNING)
     logging.getLogger("peewee").setLevel(logging.WARNING)
+    from bot.logfilter import install
+
+    install()  # message bodies and command lines never reach the log
 
 
 def _check_config(args: argparse.Namespace) -> int:

@@ -102,6 +102,8 @@ class Service:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
         self._tasks = []
+        if self.app is not None:
+            await self.app.close()
         await self._close()
 
     async def _close(self) -> None:

@@ -9,6 +9,13 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage.models import BotState, HandledEvent
 
+# bot_state key of a person's direct-message room with the bot: "dm:@user:server".
+DIRECT_ROOM_KEY = "dm:"
+
+
+async def remember_direct_room(session: AsyncSession, user_id: str, room_id: str) -> None:
+    await set_value(session, DIRECT_ROOM_KEY + user_id, room_id)
+
 
 async def get_value(session: AsyncSession, key: str) -> str | None:
     row = await session.get(BotState, key)

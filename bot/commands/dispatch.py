@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from bot.commands.context import Context, Sender
 from bot.commands.lexer import Tokens, tokenize
 from bot.commands.registry import Args, Command, CommandError, Param, Registry, Where
-from bot.commands.values import BadValue, NeedsChoice
+from bot.commands.values import BadValue, NeedsChoice, Person
 
 # "Name: !cmd" as relay bridges write it; the name never grants anything.
 _RELAY = re.compile(r"^(?P<name>[^:\n]{1,64}?):\s*(?P<rest>\S.*)$")
@@ -64,8 +64,17 @@ async def bind(
             raise CommandError(_unknown_option(command, key, ctx.prefix))
     values: dict[str, object] = {}
     raw_values: dict[str, str] = {}
+    positional = [p for p in command.params if p.positional and p.name not in tokens.options]
+    replied_to = ctx.app.sender_of(ctx.message.reply_to) if ctx.message.reply_to else None
+    if replied_to and len(words) < len(positional):
+        # "!role grant coordinator" sent as a reply names the person replied to
+        # (WhatsApp users cannot type @user:server).
+        person = next((p for p in positional if isinstance(p.value, Person)), None)
+        if person is not None:
+            raw_values[person.name] = replied_to
+            positional.remove(person)
     for param in command.params:
-        if param.positional and param.name not in tokens.options and words:
+        if param in positional and words:
             raw_values[param.name] = words.pop(0)
         elif param.name in tokens.options:
             raw_values[param.name] = tokens.options[param.name]

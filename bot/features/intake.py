@@ -272,3 +272,4 @@ def install(app: Grapevine) -> None:
     app.hooks.message.append(intake.on_message)
     app.hooks.reaction.append(intake.on_reaction)
     app.hooks.receipt.append(intake.on_receipt)
+    app.closers.append(intake.stop)

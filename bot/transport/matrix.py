@@ -49,7 +49,7 @@ ENCRYPTION_STATE = {
 }
 # Room versions whose creators have unlimited power and must stay out of `users`.
 CREATOR_POWER_VERSIONS = frozenset({"12", "org.matrix.hydra.11"})
-DM_KEY = "dm:"
+DM_KEY = state.DIRECT_ROOM_KEY
 
 R = TypeVar("R")
 

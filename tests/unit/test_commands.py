@@ -219,3 +219,21 @@ async def test_a_long_answer_is_paged_and_more_gives_the_rest(town: BotWorld) ->
     [rest] = await town.say(ada, room, "!more")
     assert "Moderators of" in rest and "!more" not in rest
     assert await town.say(ada, room, "!more") == ["There is nothing more to show."]
+
+
+async def test_a_command_sent_as_a_reply_names_the_person_replied_to(town: BotWorld) -> None:
+    room = await group_room(town)
+    ada, _, mo = people(town)
+    hello = await town.world.say(mo, room, "Happy to help with the rota")
+    [done] = await town.say(ada, room, "!role grant moderator area=Wisbech", reply_to=hello)
+    assert done == "@mo:grapevine.local is now moderator of Wisbech."
+
+
+async def test_a_broken_quote_after_someone_elses_command_word_is_left_alone(
+    town: BotWorld,
+) -> None:
+    room = await group_room(town)
+    _, _, mo = people(town)
+    assert await town.say(mo, room, '!weather "tomorrow') == []
+    [told] = await town.say(mo, room, '!directory "food')
+    assert "quote" in told
