@@ -12,13 +12,14 @@ from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, ClassVar
 
 from bot.commands.context import Context
 from bot.commands.registry import REGISTRY as commands
 from bot.commands.registry import Args, CommandError, Param, Role, Where
 from bot.commands.values import (
     AreaValue,
+    BadValue,
     Choice,
     DateValue,
     Deadline,
@@ -28,6 +29,7 @@ from bot.commands.values import (
     Text,
     ThemeValue,
     Url,
+    Value,
     YesNo,
 )
 from bot.commands.when import describe_date, local_datetime
@@ -65,6 +67,18 @@ class _Kind(Choice):
     @property
     def shape(self) -> str:  # type: ignore[override]
         return self.word
+
+
+@dataclass(frozen=True)
+class _OpenWord(Value):
+    """``!funding open``; any other word after ``!funding`` is a mistyped subcommand."""
+
+    shape: ClassVar[str] = "open"
+
+    async def parse(self, raw: str, ctx: Context) -> str:
+        if raw.strip().lower().rstrip(".") == "open":
+            return "open"
+        raise BadValue(f"{raw!r} is not a funding command; {ctx.prefix}help funding lists them")
 
 
 @dataclass(frozen=True)
@@ -203,7 +217,7 @@ def _in_area(ctx: Context, notice: FundingNotice, area: str) -> bool:
 
 @commands.command(
     "funding list", aliases=["funding"], summary="funding notices still open to apply for",
-    params=[Param("open", Choice(("open",)), required=False, positional=True),
+    params=[Param("open", _OpenWord(), required=False, positional=True),
             Param("area", AreaValue(allow_all=True), required=False),
             Param("theme", ThemeValue(), required=False)],
 )

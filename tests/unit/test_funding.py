@@ -191,6 +191,7 @@ async def test_the_short_form_asks_for_the_rest_one_at_a_time(town: BotWorld) ->
     (CORA, "!funding source add not-a-url", "url: should be a web link"),
     (CORA, "!funding source remove S9", "There is no feed S9"),
     (CORA, "!funding list area=atlantis", "'atlantis' is not an area I know"),
+    (MO, "!funding lsit", "'lsit' is not a funding command; !help funding lists them"),
 ])
 async def test_bad_input_gets_one_clear_reply_and_changes_nothing(
     town: BotWorld, who: str, command: str, says: str
