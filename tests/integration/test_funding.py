@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -234,3 +235,41 @@ async def test_a_feed_item_is_held_approved_and_delivered(
         "Funding F1: Warm Spaces Fund 2026/27 (Fens Community Foundation)")
     sources = await command(cora, lobby, bot, "!funding sources", "S1")
     assert sources.endswith("ok, 3 items held so far")
+
+
+class SetClock:
+    """The injected clock: now is whatever the test says."""
+
+    def __init__(self, current: datetime) -> None:
+        self.current = current
+
+    def now(self) -> datetime:
+        return self.current
+
+
+async def test_reminders_reach_the_room_at_nine_london_time_across_the_clock_change(
+    bot_factory: BotFactory, people: tuple[Person, Person]
+) -> None:
+    bot = await bot_factory()
+    organiser, cora = people
+    bot.app.settings.roles.coordinators.append(cora.user_id)
+    [group] = await group_rooms(organiser, cora, bot, 1)
+    clock = SetClock(datetime(2026, 10, 1, 10, 0, tzinfo=UTC))
+    bot.app.clock = clock  # the app's idea of now; the outbox sends whatever is due by then
+    await command(organiser, group, bot, "!funding subscribe", "Subscribed")
+    await command(cora, group, bot, FENLAND_FOOD.replace("+30d", "2026-10-30"), "F1 published")
+
+    async def reminders_at(moment: datetime) -> list[str]:
+        clock.current = moment
+        await funding_jobs.sweep(bot.app)
+        bot.app.queued()
+        await asyncio.sleep(1.0)
+        return [str(e["content"]["body"]) for e in await organiser.messages(group, limit=50)
+                if str(e.get("content", {}).get("body", "")).startswith("Reminder")]
+
+    assert await reminders_at(datetime(2026, 10, 23, 7, 59, tzinfo=UTC)) == []
+    [week] = await reminders_at(datetime(2026, 10, 23, 8, 0, tzinfo=UTC))  # 09:00 BST
+    assert "closes in 7 days (Fri 30 Oct 2026)" in week
+    assert len(await reminders_at(datetime(2026, 10, 29, 8, 59, tzinfo=UTC))) == 1
+    [_, day] = await reminders_at(datetime(2026, 10, 29, 9, 0, tzinfo=UTC))  # 09:00 GMT
+    assert "closes tomorrow" in day
