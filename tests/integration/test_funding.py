@@ -228,6 +228,8 @@ async def test_a_feed_item_is_held_approved_and_delivered(
     assert await funding_jobs.poll_feeds(bot.app, bot.app.clock.now()) == 3
     waiting = await command(cora, lobby, bot, "!funding list", "Waiting for your approval")
     assert waiting.endswith("Waiting for your approval: F1, F2, F3")
+    refused = await command(organiser, lobby, bot, "!funding approve F1", "needs the")
+    assert "coordinator or moderator role" in refused
     await command(cora, lobby, bot, "!funding approve F1", "F1 approved")
     notice = await organiser.wait_for_message(group, sender=bot.user_id, contains="Funding F1",
                                               timeout=WAIT)
