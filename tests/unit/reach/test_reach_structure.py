@@ -1,7 +1,10 @@
 """Brokerage measures agree with networkx's definitions; communities and bridges are found."""
 
+from typing import Literal
+
 import networkx as nx
 import numpy as np
+import pytest
 from networkx.algorithms.structuralholes import normalized_mutual_weight as nmw
 
 from reach.graph import from_arcs, from_networkx
@@ -49,9 +52,12 @@ def test_a_triad_has_constraint_1_125_and_an_isolated_node_has_none() -> None:
     assert np.isnan(s.constraint[3]) and np.isnan(s.effective_size[3])
 
 
-def test_two_cliques_joined_by_one_tie_split_into_communities_with_one_bridge() -> None:
+@pytest.mark.parametrize("method", ["leiden", "louvain"])
+def test_two_cliques_joined_by_one_tie_split_into_communities_with_one_bridge(
+    method: Literal["leiden", "louvain"],
+) -> None:
     g = nx.barbell_graph(6, 0)  # nodes 0-5 and 6-11, tie 5-6
-    s = analyse(from_networkx(g), seed=3)
+    s = analyse(from_networkx(g), seed=3, method=method)
     assert s.n_communities == 2
     assert len(set(s.community[:6])) == 1 and s.community[0] != s.community[11]
     bridges = {tuple(e) for e in s.edges[s.bridging].tolist()}
