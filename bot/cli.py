@@ -30,13 +30,13 @@ def _settings(path: Path | None, *, runtime: bool) -> Settings | None:
     return settings
 
 
-def _logging(verbose: bool) -> None:
+def _logging(verbose: bool, quiet: bool = False) -> None:
     logging.basicConfig(
-        level=logging.DEBUG if verbose else logging.INFO,
+        level=logging.DEBUG if verbose else logging.WARNING if quiet else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
     # nio logs event contents at debug level: keep message text out of logs.
-    logging.getLogger("nio").setLevel(logging.WARNING)
+    logging.getLogger("nio").setLevel(logging.ERROR)
     logging.getLogger("peewee").setLevel(logging.WARNING)
     from bot.logfilter import install
 
@@ -109,7 +109,7 @@ def _shell(args: argparse.Namespace) -> int:
 def _demo(args: argparse.Namespace) -> int:
     from bot.demo import run_demo
 
-    _logging(args.verbose)
+    _logging(args.verbose, quiet=True)  # the story is the output; -v shows the logs
     return asyncio.run(run_demo(args.data_dir, once=args.once))
 
 

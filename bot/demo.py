@@ -163,8 +163,8 @@ async def step_funding(s: Scenario) -> None:
     await s.ask("alice", "foodbank", "!funding subscribe areas=wisbech themes=food")
     print("            (the feed poller runs on a schedule; the demo asks it now)")
     await poll_feeds(s.app, s.app.clock.now())
-    waiting = await s.ask("cora", room, "!funding list", "approval")
-    s.ids["notice"] = notice = waiting.rsplit(" ", 1)[-1].strip(",.")
+    waiting = await s.ask("cora", room, "!funding list", "Waiting for your approval")
+    s.ids["notice"] = notice = _id("F", waiting.split("Waiting for your approval")[-1])
     alice = s.people["alice"]
     await s.ask("cora", room, f"!funding approve {notice}", notice)
     delivered = await alice.wait_for_message(s.rooms["foodbank"], sender=s.bot_id,
@@ -224,7 +224,10 @@ async def step_reach(s: Scenario) -> None:
     await asyncio.sleep(2)
     room = await s.dm("cora")
     await s.ask("cora", room, f"!reach report {s.ids['notice']}", "")
-    print("            (a chart image of predicted against observed reach came with it)")
+    chart = await s.people["cora"].wait_for_message(
+        s.rooms[room], sender=s.bot_id, timeout=60,
+        predicate=lambda e: e["content"].get("msgtype") == "m.image")
+    s.show("Grapevine", f"[image: {chart['content'].get('body')}]")
 
 
 # Each feature's part of the story, in order.

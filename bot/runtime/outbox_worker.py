@@ -52,7 +52,8 @@ class OutboxTransport(Protocol):
         event_type: str = "m.room.message",
     ) -> str: ...
 
-    async def upload(self, data: bytes, mime: str, filename: str) -> str: ...
+    async def upload(self, data: bytes, mime: str, filename: str, *, room_id: str | None = None
+                     ) -> dict[str, Any]: ...
 
     async def recent_events(self, room_id: str, limit: int = 50) -> list[dict[str, Any]]: ...
 
@@ -203,12 +204,12 @@ class OutboxWorker:
             return text_content(body, html, extra=extra)
         name = row.file_name or "file"
         mime = row.file_mime or "application/octet-stream"
-        uri = await self.transport.upload(row.file_data, mime, name)
+        where = await self.transport.upload(row.file_data, mime, name, room_id=room_id)
         return {
             "msgtype": "m.image" if mime.startswith("image/") else "m.file",
             "body": row.body or name,
             "filename": name,
-            "url": uri,
+            **where,
             "info": {"mimetype": mime, "size": len(row.file_data)},
             "m.mentions": {},
             **extra,

@@ -241,6 +241,9 @@ class SyncLoop:
                 "sync",
             )
         )
+        # If this task is cancelled mid-poll, the request dies with the client: that
+        # outcome is expected, so mark it seen rather than warn at exit.
+        request.add_done_callback(lambda done: done.cancelled() or done.exception())
         stopping = asyncio.ensure_future(self._stop.wait())
         try:
             await asyncio.wait(

@@ -78,8 +78,13 @@ class Transport(Protocol):
         """Send an event; the same ``txn_id`` twice sends once. Returns the event id."""
         ...
 
-    async def upload(self, data: bytes, mime: str, filename: str) -> str:
-        """Upload a file; returns its mxc:// URI."""
+    async def upload(self, data: bytes, mime: str, filename: str, *, room_id: str | None = None
+                     ) -> dict[str, Any]:
+        """Upload a file for ``room_id``; returns the content keys that point to it.
+
+        ``{"url": "mxc://..."}`` in plain rooms; in encrypted rooms the file is
+        encrypted first and ``{"file": {"url", "key", "iv", "hashes", "v"}}`` comes back.
+        """
         ...
 
     async def create_room(self, spec: RoomSpec) -> str: ...

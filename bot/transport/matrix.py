@@ -239,15 +239,21 @@ class MatrixTransport:
                 raise TransportError(NOT_SYNCED, f"{room_id} has not come down a sync yet")
             await asyncio.sleep(0.1)
 
-    async def upload(self, data: bytes, mime: str, filename: str) -> str:
-        response, _keys = await self._call(
+    async def upload(self, data: bytes, mime: str, filename: str, *, room_id: str | None = None
+                     ) -> dict[str, Any]:
+        encrypt = room_id is not None and await self._is_encrypted(room_id)
+        response, keys = await self._call(
             lambda: self.client.upload(
-                io.BytesIO(data), content_type=mime, filename=filename, filesize=len(data)
+                io.BytesIO(data), content_type=mime, filename=filename, filesize=len(data),
+                encrypt=encrypt,
             ),
             f"upload {filename}",
         )
         uri: str = checked(response, nio.UploadResponse, f"upload {filename}").content_uri
-        return uri
+        if encrypt and keys:
+            # Clients drop an encrypted room's media event that has a plain url.
+            return {"file": {**keys, "url": uri, "mimetype": mime}}
+        return {"url": uri}
 
     # -- rooms --------------------------------------------------------------------
 

@@ -191,10 +191,11 @@ class WorldTransport:
         await self.world._deliver(room, event)
         return str(event["event_id"])
 
-    async def upload(self, data: bytes, mime: str, filename: str) -> str:
+    async def upload(self, data: bytes, mime: str, filename: str, *, room_id: str | None = None
+                     ) -> dict[str, Any]:
         uri = f"mxc://{self.world.server_name}/{next(self.world._ids)}"
         self.world.uploads[uri] = data
-        return uri
+        return {"url": uri}
 
     async def create_room(self, spec: RoomSpec) -> str:
         if spec.alias_localpart:

@@ -59,9 +59,10 @@ class FakeRoomServer:
             raise Crash()
         return event_id
 
-    async def upload(self, data: bytes, mime: str, filename: str) -> str:
+    async def upload(self, data: bytes, mime: str, filename: str, *, room_id: str | None = None
+                     ) -> dict[str, Any]:
         self.uploads.append((mime, filename))
-        return f"mxc://localhost/{len(self.uploads)}"
+        return {"url": f"mxc://localhost/{len(self.uploads)}"}
 
     async def recent_events(self, room_id: str, limit: int = 50) -> list[dict[str, Any]]:
         return self.timelines.get(room_id, [])[:limit]
