@@ -21,6 +21,7 @@ import pytest
 from people import Person
 
 from bot.app import Grapevine
+from bot.demo import demo_zone
 from bot.homeserver import EmbeddedSynapse, RegisteredUser
 from bot.service import Service
 from config.settings import Settings, load_settings
@@ -93,7 +94,8 @@ async def make_bot_setup(
     user = await synapse.register(localpart, password, admin=True, displayname="Grapevine")
     await synapse.override_ratelimit(user.user_id, admin.access_token)
     values: dict[str, dict[str, Any]] = {
-        "bot": {"data_dir": str(data_dir)},
+        # London time unless it is night there, when posts would rightly wait for 08:00.
+        "bot": {"data_dir": str(data_dir), "timezone": demo_zone()},
         "matrix": {"homeserver": synapse.base_url, "user_id": user.user_id,
                    "password": password, "encryption": True},
         "privacy": {"pseudonym_secret": uuid.uuid4().hex},
