@@ -131,16 +131,27 @@ def cell_of(lat: float, lon: float) -> int:
 
 
 def cells_within(lat: float, lon: float, radius_km: float) -> list[int]:
-    """Every grid cell that a circle of ``radius_km`` around (lat, lon) may touch.
+    """Every grid cell holding a point within ``radius_km`` of (lat, lon): where requests
+    this volunteer could take may be.
 
-    A bounding box, so it over-covers at the corners; the exact distance is
-    checked afterwards.
+    Cells are kept only when their nearest edge is within reach, measured with
+    the narrowest degree of longitude nearby, so no cell a request could lie in
+    is ever left out (the exact distance is checked per request).
     """
-    dlat = radius_km / 111.2
-    dlon = radius_km / (111.2 * max(0.05, math.cos(math.radians(lat))))
-    rows = range(math.floor((lat - dlat) / CELL_LAT), math.floor((lat + dlat) / CELL_LAT) + 1)
-    cols = range(math.floor((lon - dlon) / CELL_LON), math.floor((lon + dlon) / CELL_LON) + 1)
-    return [r * 10_000 + c for r in rows for c in cols]
+    dlat = radius_km / KM_PER_DEGREE
+    top = min(89.0, abs(lat) + dlat + CELL_LAT)
+    kx = max(0.05, math.cos(math.radians(top))) * KM_PER_DEGREE
+    dlon = radius_km / kx
+    reach = radius_km * radius_km * 1.0001
+    out = []
+    for row in range(math.floor((lat - dlat) / CELL_LAT), math.floor((lat + dlat) / CELL_LAT) + 1):
+        dy = max(row * CELL_LAT - lat, 0.0, lat - (row + 1) * CELL_LAT) * KM_PER_DEGREE
+        for col in range(math.floor((lon - dlon) / CELL_LON),
+                         math.floor((lon + dlon) / CELL_LON) + 1):
+            dx = max(col * CELL_LON - lon, 0.0, lon - (col + 1) * CELL_LON) * kx
+            if dx * dx + dy * dy <= reach:
+                out.append(row * 10_000 + col)
+    return out
 
 
 @dataclass(frozen=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
@@ -79,6 +80,19 @@ def test_distance_and_the_grid_cover_the_circle() -> None:
                                                                rel=1e-3)
     assert cell_of(*MARCH) in cells_within(*WISBECH, 13)
     assert cell_of(*MARCH) not in cells_within(*WISBECH, 3)
+
+
+def test_the_grid_never_leaves_out_a_cell_where_a_reachable_request_could_be() -> None:
+    rng = random.Random(3)
+    for _ in range(3000):
+        lat, lon = rng.uniform(52.0, 52.8), rng.uniform(-0.5, 0.4)
+        radius = rng.choice([0.5, 3.0, 10.0, 25.0, 50.0])
+        need_lat = lat + rng.uniform(-0.5, 0.5)
+        need_lon = lon + rng.uniform(-0.8, 0.8)
+        need = Need(group_id=1, group_verified=True, starts_at=NOW, slots=0, lat=need_lat,
+                    lon=need_lon)
+        if distance2_km(lat, lon, need) <= radius * radius:
+            assert cell_of(need_lat, need_lon) in cells_within(lat, lon, radius)
 
 
 def person(**changes: object) -> Candidate:

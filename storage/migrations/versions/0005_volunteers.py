@@ -72,7 +72,7 @@ def upgrade() -> None:
     sa.Column('last_offered_at', storage.types.UTCDateTime(timezone=True), nullable=True),
     sa.Column('open_to_all', sa.Boolean(), nullable=False),
     sa.ForeignKeyConstraint(['volunteer_id'], ['volunteers.id'], name=op.f('fk_volunteer_reach_volunteer_id_volunteers'), ondelete='CASCADE'),
-    sa.PrimaryKeyConstraint('cell', 'volunteer_id', name=op.f('pk_volunteer_reach')),
+    sa.PrimaryKeyConstraint('cell', 'volunteer_id', name=op.f('pk_volunteer_reach'), postgresql_include=['slots', 'dbs_level', 'dbs_recheck', 'lat', 'lon', 'radius_km', 'paused', 'paused_until', 'skill_mask', 'last_offered_at', 'open_to_all']),
     sqlite_with_rowid=False
     )
     with op.batch_alter_table('volunteer_reach', schema=None) as batch_op:
