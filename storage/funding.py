@@ -366,16 +366,6 @@ async def deliveries(session: AsyncSession, notice_id: int) -> list[FundingDeliv
     )
 
 
-async def delivery_by_key(
-    session: AsyncSession, notice_id: int, room_key: str
-) -> FundingDelivery | None:
-    return await session.scalar(
-        select(FundingDelivery).where(
-            FundingDelivery.notice_id == notice_id, FundingDelivery.room_key == room_key
-        )
-    )
-
-
 async def fill_sent(session: AsyncSession) -> int:
     """Copy event ids and send times from the outbox into deliveries not yet marked sent."""
     rows = (
