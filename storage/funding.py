@@ -447,13 +447,22 @@ async def email_digest(session: AsyncSession) -> list[tuple[FundingDigestEntry, 
 # -- past grants ------------------------------------------------------------------------
 
 
-async def upsert_grant(session: AsyncSession, **fields: Any) -> None:
-    row = await session.scalar(select(PastGrant).where(PastGrant.grant_id == fields["grant_id"]))
-    if row is None:
-        session.add(PastGrant(**fields))
-    else:
-        for key, value in fields.items():
-            setattr(row, key, value)
+async def upsert_grants(session: AsyncSession, rows: list[dict[str, Any]]) -> None:
+    """Insert new grants and update known ones (by 360Giving id), 500 at a time."""
+    for start in range(0, len(rows), 500):
+        chunk = rows[start:start + 500]
+        known = {g.grant_id: g for g in await session.scalars(
+            select(PastGrant).where(PastGrant.grant_id.in_([r["grant_id"] for r in chunk])))}
+        fresh = []
+        for row in chunk:
+            existing = known.get(row["grant_id"])
+            if existing is None:
+                fresh.append(row)
+                continue
+            for key, value in row.items():
+                setattr(existing, key, value)
+        if fresh:
+            await session.execute(insert(PastGrant), fresh)
 
 
 async def grants_with_area(session: AsyncSession) -> list[PastGrant]:

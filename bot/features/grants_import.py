@@ -145,16 +145,16 @@ def read_grants(path: Path) -> Iterator[Mapping[str, Any]]:
         try:
             data = json.loads(text)
         except json.JSONDecodeError as exc:
-            raise GrantFileError(f"{path.name}: not valid JSON (line {exc.lineno})") from None
+            raise GrantFileError(f"not valid JSON (line {exc.lineno})") from None
         grants = data.get("grants") if isinstance(data, Mapping) else data
         if not isinstance(grants, list):
-            raise GrantFileError(f"{path.name}: no \"grants\" list; is it a 360Giving file?")
+            raise GrantFileError("no \"grants\" list; is it a 360Giving file?")
         yield from (g for g in grants if isinstance(g, Mapping))
         return
     reader = csv.DictReader(text.splitlines())
     headers = {_INDEX.sub("", h.strip().lower()) for h in reader.fieldnames or []}
     if "identifier" not in headers or "amount awarded" not in headers:
-        raise GrantFileError(f"{path.name}: no Identifier and Amount Awarded columns; "
+        raise GrantFileError("no Identifier and Amount Awarded columns; "
                              "is it a 360Giving CSV export?")
     for row in reader:
         yield _from_csv_row(row)
@@ -162,8 +162,7 @@ def read_grants(path: Path) -> Iterator[Mapping[str, Any]]:
 
 async def import_grants(db: Database, path: Path | str) -> int:
     """Load a 360Giving JSON or CSV file; returns how many grants were stored or updated."""
-    rows = [r for r in (grant_row(g) for g in read_grants(Path(path))) if r is not None]
+    rows = {r["grant_id"]: r for r in (grant_row(g) for g in read_grants(Path(path))) if r}
     async with db.transaction() as session:
-        for row in rows:
-            await funding.upsert_grant(session, **row)
+        await funding.upsert_grants(session, list(rows.values()))
     return len(rows)
