@@ -465,7 +465,10 @@ async def upsert_grants(session: AsyncSession, rows: list[dict[str, Any]]) -> No
             await session.execute(insert(PastGrant), fresh)
 
 
-async def grants_with_area(session: AsyncSession) -> list[PastGrant]:
-    return list(
-        await session.scalars(select(PastGrant).where(PastGrant.area_code.is_not(None)))
-    )
+async def grants_in(session: AsyncSession, area_codes: list[str]) -> list[PastGrant]:
+    """Grants whose beneficiary lies in any of these areas (pass an area and all inside it)."""
+    found: list[PastGrant] = []
+    for start in range(0, len(area_codes), 500):
+        found += await session.scalars(
+            select(PastGrant).where(PastGrant.area_code.in_(area_codes[start:start + 500])))
+    return found

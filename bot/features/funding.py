@@ -415,9 +415,9 @@ async def history(ctx: Context, args: Args) -> None:
         area = group.area_code if group is not None and group.area_code in app.areas else None
     area = area or app.areas.root.code
     found = [
-        g for g in await funding.grants_with_area(ctx.session)
-        if g.area_code in app.areas and app.areas.contains(area, g.area_code or "")
-        and (args.theme is None or args.theme in g.themes)
+        g for g in await funding.grants_in(
+            ctx.session, [a.code for a in app.areas.descendants(area)])
+        if args.theme is None or args.theme in g.themes
     ]
     place = app.areas.label(area) + (f", {args.theme}" if args.theme else "")
     if not found:
