@@ -31,7 +31,8 @@ class PlannedRoom:
     area_code: str
     theme: str | None
     name: str
-    topic: str
+    # Spaces only: a topic is one more event per room, and the space's says what its rooms are.
+    topic: str | None
     alias: str  # the localpart: "fenland-wisbech"
     parent_key: str | None
     # Sort key among the parent space's children (m.space.child "order").
@@ -72,7 +73,7 @@ def full_plan(areas: AreaIndex, themes: Sequence[Theme]) -> list[PlannedRoom]:
         if areas.children(area.code):
             rooms.append(PlannedRoom(
                 key=space_key(area.code), kind=SPACE, area_code=area.code, theme=None,
-                name=area.name, topic=f"Community groups in {area.name}, place by place.",
+                name=area.name, topic=_space_topic(area),
                 alias=alias(area.slug, area.code), parent_key=parent,
                 order=_order(SPACE, area.slug),
             ))
@@ -83,8 +84,7 @@ def full_plan(areas: AreaIndex, themes: Sequence[Theme]) -> list[PlannedRoom]:
             rooms.append(PlannedRoom(
                 key=locality_key(area.code), kind=LOCALITY, area_code=area.code, theme=None,
                 name=label,
-                topic=f"Coordination room for {label}: the council and local groups' "
-                      "representatives.",
+                topic=None,
                 alias=alias(_locality_alias(areas, area), area.code), parent_key=parent,
                 order=_order(LOCALITY, area.slug),
             ))
@@ -96,12 +96,19 @@ def _theme_rooms(district: Area, themes: Sequence[Theme], alias: Any) -> list[Pl
         PlannedRoom(
             key=theme_room_key(district.code, theme.key), kind=THEME, area_code=district.code,
             theme=theme.key, name=f"{district.name} {theme.name.lower()}",
-            topic=f"{theme.name} in {district.name}: {theme.description}",
+            topic=None,
             alias=alias(f"{district.slug}-{theme.key}", district.code),
             parent_key=space_key(district.code), order=_order(THEME, theme.key),
         )
         for theme in themes
     ]
+
+
+def _space_topic(area: Area) -> str:
+    if area.is_district:
+        return (f"Community groups in {area.name}: a coordination room for each parish or "
+                "ward (its council and the groups' representatives) and a room per theme.")
+    return f"Community groups in {area.name}, place by place."
 
 
 def _locality_alias(areas: AreaIndex, area: Area) -> str:
@@ -182,12 +189,14 @@ def room_spec(
         initial.append({"type": "m.room.join_rules", "state_key": "",
                         "content": join_rule(None)})
     return RoomSpec(
+        # The public_chat preset, but joining is restricted (initial state): it brings no
+        # guest access and lets only moderators invite.
+        public=True,
         name=room.name,
         alias_localpart=room.alias,
         topic=room.topic,
         space=room.kind == SPACE,
         restricted_to=(parent_room_id,) if parent_room_id else (),
-        public=parent_room_id is None,
         power_users={user: MODERATOR_LEVEL for user in sorted(moderators)},
         # Spaces are for finding rooms, not for talking in.
         power_overrides={"events_default": 100} if room.kind == SPACE else {},
