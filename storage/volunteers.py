@@ -53,6 +53,8 @@ from storage.groups import Group
 from storage.models import Base, Id
 
 OPEN, CANCELLED = "open", "cancelled"
+# Stands in for the Matrix id of a host who asked to be forgotten (nobody is told anything).
+FORGOTTEN = ""
 OFFERED, ACCEPTED, WAITLISTED = "offered", "accepted", "waitlisted"
 DECLINED, EXPIRED, WITHDRAWN, CLOSED = "declined", "expired", "withdrawn", "closed"
 LIVE = (OFFERED, ACCEPTED, WAITLISTED)
@@ -698,6 +700,11 @@ async def forget_person(session: AsyncSession, user_id: str, *,
         await give_up_place(session, o, WITHDRAWN, now)
     for table in (VolunteerOffer, VolunteerHours):
         result = await session.execute(delete(table).where(table.user_id == user_id))
+        removed += int(result.rowcount or 0)  # type: ignore[attr-defined]
+    # As a host: the requests and confirmations stay with the group, without the name.
+    for column in (VolunteerRequest.created_by, VolunteerHours.confirmed_by):
+        result = await session.execute(
+            update(column.class_).where(column == user_id).values({column.key: FORGOTTEN}))
         removed += int(result.rowcount or 0)  # type: ignore[attr-defined]
     v = await profile(session, user_id)
     if v is not None:

@@ -147,6 +147,8 @@ async def queue_dm(app: Grapevine, session: AsyncSession, now: datetime, user_id
                    body: str, *, dedupe_key: str | None = None,
                    attachment: Attachment | None = None) -> bool:
     """A DM the bot sends on its own: held until 08:00 when it is night where people live."""
+    if user_id == store.FORGOTTEN:
+        return False
     row = await outbox.enqueue(
         session, now=now, to_user=user_id, body=body, kind="volunteer",
         dedupe_key=dedupe_key, attachment=attachment,

@@ -276,13 +276,16 @@ async def test_hours_are_confirmed_by_the_host_and_make_a_certificate(pool: Pool
     await pool.dm(ann, "!volunteer accept O1")
     pool.bw.clock.current = datetime(2026, 12, 5, 14, tzinfo=UTC)
     assert await pool.ask("!volunteer hours V1 3") == ["Recorded 3 hours for 1 volunteer on V1."]
-    [text] = await pool.dm(ann, "!volunteer certificate 2026")
-    assert text.startswith(f"{ann}: 3 hours volunteering in 2026\nWisbech Food Bank: 3 hours")
+    await pool.bw.world.say(ann, pool.dm_room(ann), "!volunteer certificate 2026")
     async with pool.bw.app.db.transaction() as session:
         pdf = await session.scalar(
             select(OutboxMessage).where(OutboxMessage.file_name.is_not(None)))
-    assert pdf is not None and pdf.file_name == "volunteering-2026.pdf"
-    assert pdf.file_data is not None and pdf.file_data.startswith(b"%PDF")
+        # Read before it is sent: the outbox blanks a direct message once delivered.
+        assert pdf is not None and pdf.file_name == "volunteering-2026.pdf"
+        assert pdf.file_data is not None and pdf.file_data.startswith(b"%PDF")
+    await pool.bw.deliver()
+    text = pool.bw.dms(ann)[-1]
+    assert text.startswith(f"{ann}: 3 hours volunteering in 2026\nWisbech Food Bank: 3 hours")
 
 
 async def test_pause_resume_and_delete(pool: Pool) -> None:
@@ -368,6 +371,20 @@ async def test_every_bad_request_in_a_room_gets_one_clear_reply_and_changes_noth
     [reply] = await pool.ask(command, user)
     assert why in reply
     assert await counts(pool.bw) == before
+
+
+async def test_a_host_may_make_three_requests_a_day_and_a_coordinator_more(pool: Pool) -> None:
+    for role in ("Driver", "Cook", "Packer"):
+        [made] = await pool.ask(f'!volunteer need 1 role="{role}" {SHIFT} area=Wisbech')
+        assert made.startswith("V")
+    [refused] = await pool.ask(f'!volunteer need 1 role="Porter" {SHIFT} area=Wisbech')
+    assert refused.startswith("You've made 3 volunteer requests today, the daily limit")
+    cora = pool.bw.world.user("cora", "Cora")
+    room, _ = await pool.open_group("Cora's Pantry", admin=cora)
+    for role in ("Driver", "Cook", "Packer", "Porter"):
+        [made] = await pool.ask(f'!volunteer need 1 role="{role}" {SHIFT} area=Wisbech', cora,
+                                room)
+        assert made.startswith("V")
 
 
 async def test_refusals_about_real_offers_and_requests_change_nothing(pool: Pool) -> None:

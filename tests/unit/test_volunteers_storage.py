@@ -167,6 +167,8 @@ async def test_export_then_forget_covers_profile_offers_and_hours(database: Data
     assert exported["volunteer_hours"][0]["hours"] == 3
     async with database.transaction() as session:
         assert await store.forget_person(session, "@p0:x", now=NOW) == 3
+        assert await store.forget_person(session, "@admin:x", now=NOW) == 1  # as a host
+        assert (await store.export_person(session, "@admin:x"))["volunteer_requests_made"] == []
     async with database.transaction() as session:
         assert await store.profile(session, "@p0:x") is None
         assert await session.scalar(select(func.count()).select_from(store.VolunteerReach)) == 0
