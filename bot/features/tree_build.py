@@ -24,7 +24,7 @@ from sqlalchemy import func, select
 
 from bot.features import tree_plan as plan
 from bot.transport.base import RateLimited, TransportError
-from storage import outbox, roles, rooms, tree
+from storage import outbox, roles, tree
 
 if TYPE_CHECKING:
     from bot.app import Grapevine
@@ -383,9 +383,6 @@ class _Run:
                 area_code=room.area_code, theme=room.theme, name=room.name,
                 parent_key=room.parent_key, moderators=moderators, created_at=now,
             ))
-            # The bot's own rooms need no privacy greeting: nobody has joined them yet.
-            known = await rooms.joined(session, room_id, now)
-            known.greeted_at = known.greeted_at or now
         self.room_ids[room.key] = room_id
         self.previous[room.key] = moderators
 
