@@ -47,9 +47,11 @@ GREETING = (
     "Type {prefix}privacy for what that means and how to opt out, {prefix}help for commands."
 )
 
-MessageHook = Callable[[AsyncSession, Incoming, RoomContext], Awaitable[None]]
-ReactionHook = Callable[[AsyncSession, Reaction], Awaitable[None]]
-ReceiptHook = Callable[[AsyncSession, Receipt], Awaitable[None]]
+# Listeners for ordinary chat traffic get no database session: they must be cheap
+# (intake buffers in memory and writes in batches), so a busy room costs no transactions.
+MessageHook = Callable[[Incoming, RoomContext], Awaitable[None]]
+ReactionHook = Callable[[Reaction], Awaitable[None]]
+ReceiptHook = Callable[[Receipt], Awaitable[None]]
 StateHook = Callable[[AsyncSession, StateChange], Awaitable[None]]
 RoleListener = Callable[["Context", str, str, str, bool], Awaitable[None]]
 
@@ -114,6 +116,8 @@ class Grapevine:
         self._after_commit: list[Callable[[], Awaitable[None]]] = []
         # Prompts of commands carrying personal data stay in memory, never in the database.
         self._private_prompts: dict[tuple[str, str], _Prompt] = {}
+        # (room, sender) pairs with a question open in the database; loaded on first use.
+        self._prompted: set[tuple[str, str]] | None = None
         from bot.features import install_all
 
         install_all(self)
@@ -247,6 +251,10 @@ class Grapevine:
             return
         # Network reads first: a transaction holds SQLite's write lock until it ends.
         room = await self.room_context(message.room_id)
+        for hook in self.hooks.message:
+            await hook(message, room)
+        if line is None and not await self._may_be_answering(message):
+            return  # ordinary chat: no transaction at all
         if not room.is_direct:
             await self.power_levels(message.room_id)
         async with self.db.transaction() as session:
@@ -254,31 +262,33 @@ class Grapevine:
                 return
             now = self.clock.now()
             await state.mark_handled(session, message.event_id, message.room_id, now)
-            for hook in self.hooks.message:
-                await hook(session, message, room)
             if line is not None:
                 await self._command(session, message, room, line, now)
             else:
                 await self._maybe_answer_prompt(session, message, room, now)
         await self._committed()
 
+    async def _may_be_answering(self, message: Incoming) -> bool:
+        """Whether a plain message could be the answer to a question the bot asked."""
+        key = (message.room_id, message.sender)
+        if key in self._private_prompts:
+            return True
+        if self._prompted is None:
+            async with self.db.transaction() as session:
+                self._prompted = await prompts.waiting(session)
+        return key in self._prompted
+
     async def on_reaction(self, reaction: Reaction) -> None:
-        if not self.hooks.reaction or self.is_ignored_sender(reaction.sender):
+        if self.is_ignored_sender(reaction.sender):
             return
-        async with self.db.transaction() as session:
-            if await state.is_handled(session, reaction.event_id):
-                return
-            await state.mark_handled(session, reaction.event_id, reaction.room_id,
-                                     self.clock.now())
-            for hook in self.hooks.reaction:
-                await hook(session, reaction)
+        for hook in self.hooks.reaction:
+            await hook(reaction)
 
     async def on_receipt(self, receipt: Receipt) -> None:
-        if not self.hooks.receipt or self.is_ignored_sender(receipt.sender):
+        if self.is_ignored_sender(receipt.sender):
             return
-        async with self.db.transaction() as session:
-            for hook in self.hooks.receipt:
-                await hook(session, receipt)
+        for hook in self.hooks.receipt:
+            await hook(receipt)
 
     async def on_state(self, change: StateChange) -> None:
         if change.event_type in {"m.room.power_levels", "m.room.create"}:
@@ -388,11 +398,12 @@ class Grapevine:
                     "please wait a minute and try again."
                 )
                 return
+        if command.where is Where.ROOM and room.is_direct:
+            # Said first: in a DM nobody is a group admin, so the role check would mislead.
+            await ctx.reply(f"Run {prefix}{command.name} in your group's own room, not here.")
+            return
         if not sender.may(command):
             await ctx.reply(self._not_allowed(command, sender))
-            return
-        if command.where is Where.ROOM and room.is_direct:
-            await ctx.reply(f"Run {prefix}{command.name} in your group's own room, not here.")
             return
         if command.words != ("cancel",):
             # A new command abandons any question still open for this sender here.
@@ -491,6 +502,8 @@ class Grapevine:
             self._private_prompts[key] = _Prompt(line.text, waiting, expires)
         else:
             await prompts.put(ctx.session, *key, line.text, waiting, expires)
+            if self._prompted is not None:
+                self._prompted.add(key)
 
     async def _maybe_answer_prompt(
         self, session: AsyncSession, message: Incoming, room: RoomContext, now: datetime
@@ -524,11 +537,12 @@ class Grapevine:
             overrides[waiting["param"]] = options[int(number) - 1]
         else:
             overrides[waiting["param"]] = answer
-        await prompts.clear(session, *key)
-        self._private_prompts.pop(key, None)
+        await self.cancel_prompt(session, *key)
         line = CommandLine(pending.command_line, relayed=bool(waiting.get("relayed")))
         await self._command(session, message, room, line, now, overrides)
 
     async def cancel_prompt(self, session: AsyncSession, room_id: str, user_id: str) -> bool:
         private = self._private_prompts.pop((room_id, user_id), None) is not None
+        if self._prompted is not None:
+            self._prompted.discard((room_id, user_id))
         return await prompts.clear(session, room_id, user_id) or private

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete
+from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage.models import PendingPrompt
@@ -19,6 +19,12 @@ async def get(
         await session.delete(prompt)
         return None
     return prompt
+
+
+async def waiting(session: AsyncSession) -> set[tuple[str, str]]:
+    """Every (room, person) with a question open, expired or not (expiry is checked on use)."""
+    rows = await session.execute(select(PendingPrompt.room_id, PendingPrompt.user_id))
+    return {(room, user) for room, user in rows}
 
 
 async def put(

@@ -141,8 +141,15 @@ class ListOf(Value):
         if len(items) > self.max_items:
             raise BadValue(f"has {len(items)} items; at most {self.max_items}")
         values = []
-        for item in items:
-            value = await self.item.parse(item, ctx)
+        for index, item in enumerate(items):
+            try:
+                value = await self.item.parse(item, ctx)
+            except NeedsChoice as choice:
+                # The choice settles one item; the answer keeps the rest of the list.
+                raise NeedsChoice(choice.question, [
+                    (label, ",".join([*items[:index], canonical, *items[index + 1:]]))
+                    for label, canonical in choice.options
+                ]) from None
             if value not in values:
                 values.append(value)
         return values

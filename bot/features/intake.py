@@ -25,8 +25,6 @@ import re
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
-from sqlalchemy.ext.asyncio import AsyncSession
-
 from bot.commands.context import RoomContext
 from bot.commands.dispatch import command_line
 from bot.events import Incoming, Reaction, Receipt
@@ -108,7 +106,7 @@ class Intake:
 
     # -- hooks: memory only, never the session ------------------------------------------
 
-    async def on_message(self, session: AsyncSession, message: Incoming, room: RoomContext) -> None:
+    async def on_message(self, message: Incoming, room: RoomContext) -> None:
         if room.is_direct or command_line(message.body, self.app.settings.bot.prefix):
             return
         mentions = tuple(mentioned_notices(message.body))
@@ -119,14 +117,14 @@ class Intake:
             notice_id=mentions[0] if mentions else None, target_event=message.reply_to,
         ), mentions))
 
-    async def on_reaction(self, session: AsyncSession, reaction: Reaction) -> None:
+    async def on_reaction(self, reaction: Reaction) -> None:
         self._add(_Pending(self._next(), FlowRow(
             event_id=reaction.event_id, room_id=reaction.room_id,
             sender_key=self.key(reaction.sender), at=reaction.timestamp, kind="reaction",
             target_event=reaction.target_event_id,
         )))
 
-    async def on_receipt(self, session: AsyncSession, receipt: Receipt) -> None:
+    async def on_receipt(self, receipt: Receipt) -> None:
         # Only to count each person once per event; the set never leaves memory.
         seen = hashlib.blake2b(f"{receipt.sender}\n{receipt.event_id}".encode(),
                                key=self.secret[:64], digest_size=16).digest()

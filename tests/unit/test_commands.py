@@ -237,3 +237,23 @@ async def test_a_broken_quote_after_someone_elses_command_word_is_left_alone(
     assert await town.say(mo, room, '!weather "tomorrow') == []
     [told] = await town.say(mo, room, '!directory "food')
     assert "quote" in told
+
+
+async def test_an_ambiguous_place_in_a_list_is_chosen_and_the_rest_kept(town: BotWorld) -> None:
+    from bot.commands.registry import Args, Param, Registry
+    from bot.commands.values import AreaValue, ListOf
+
+    seen: list[object] = []
+    registry = Registry()
+
+    @registry.command("places", summary="test", params=[Param("areas", ListOf(AreaValue()))])
+    async def places(ctx: object, args: Args) -> None:
+        seen.append(args.areas)
+
+    town.app.registry = registry
+    room = await group_room(town)
+    _, _, mo = people(town)
+    [choice] = await town.say(mo, room, "!places areas=wisbech,sutton")
+    assert "could be several places" in choice
+    await town.say(mo, room, "1")
+    assert seen and seen[0][0] == "E04001668" and len(seen[0]) == 2

@@ -162,7 +162,7 @@ async def test_a_busy_room_is_written_in_batches_and_the_rest_within_a_second(
         if intake.flushed >= 50:
             break
         await asyncio.sleep(0.01)
-    assert intake.flushed >= 50 and intake.flushes <= 3 and intake.rows
+    assert intake.flushed >= 50 and intake.flushes <= 3  # batches, not one write each
     await intake.flush()
     intake.flush_after = 0.2
     await town.world.say(MO, room, "a quiet moment later")
