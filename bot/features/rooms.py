@@ -69,10 +69,10 @@ async def rooms_list(ctx: Context, args: Args) -> None:
     recorded = list((await tree.all_rooms(ctx.session)).values())
     chosen = [
         r for r in recorded
-        if (args.area is None or areas.contains(args.area, r.area_code)
-            or (r.kind == plan.THEME and areas.contains(r.area_code, args.area)))
+        if r.area_code in areas  # the area file may have changed since
+        and (args.area is None or areas.contains(args.area, r.area_code)
+             or (r.kind == plan.THEME and areas.contains(r.area_code, args.area)))
         and (args.theme is None or r.theme == args.theme)
-        and r.area_code in areas
     ]
     if not chosen:
         where = f" for {areas.label(args.area)}" if args.area else ""
