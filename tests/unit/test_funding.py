@@ -212,7 +212,7 @@ async def test_a_subscription_is_made_in_a_group_room_not_a_direct_message(
     dm = town.world.create_room(ADA, name="", members=[], direct=True)
     await town.world.join(town.bot, dm)
     [reply] = await town.say(ADA, dm, "!funding subscribe")
-    assert "needs the group admin role" in reply  # nobody admins a direct message
+    assert reply == "Run !funding subscribe in your group's own room, not here."
     assert await count(town, FundingSubscription) == 0
 
 
