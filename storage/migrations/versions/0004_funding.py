@@ -1,7 +1,7 @@
 """funding notices, subscriptions, feeds, deliveries, digests, past grants
 
 Revision ID: 0004_funding
-Revises: 0002_groups
+Revises: 0003_rooms
 Create Date: 2026-11-22 11:51:39.544454
 """
 
@@ -14,7 +14,7 @@ import storage.types
 
 
 revision: str = '0004_funding'
-down_revision: str | None = '0002_groups'
+down_revision: str | None = '0003_rooms'
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -1,7 +1,7 @@
 """volunteers: profiles, reach index, requests, offers, hours
 
 Revision ID: 0005_volunteers
-Revises: 0002_groups
+Revises: 0004_funding
 Create Date: 2026-11-22 12:20:00
 """
 
@@ -14,7 +14,7 @@ import storage.types
 
 
 revision: str = '0005_volunteers'
-down_revision: str | None = '0002_groups'
+down_revision: str | None = '0004_funding'
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -1,7 +1,7 @@
 """mediation cases and collaboration evidence
 
 Revision ID: 0006_mediation
-Revises: 0002_groups
+Revises: 0005_volunteers
 Create Date: 2026-11-22 11:51:58.344486
 """
 
@@ -14,7 +14,7 @@ import storage.types
 
 
 revision: str = '0006_mediation'
-down_revision: str | None = '0002_groups'
+down_revision: str | None = '0005_volunteers'
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -1,7 +1,7 @@
 """message flow: flow records, receipt counts, opt-outs
 
 Revision ID: 0007_flow
-Revises: 0002_groups
+Revises: 0006_mediation
 Create Date: 2026-11-22 12:45:00
 """
 
@@ -14,7 +14,7 @@ import storage.types
 
 
 revision: str = '0007_flow'
-down_revision: str | None = '0002_groups'
+down_revision: str | None = '0006_mediation'
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -1,7 +1,7 @@
 """bridged rooms: bridge, remote chat and room features
 
 Revision ID: 0008_bridges
-Revises: 0002_groups
+Revises: 0007_flow
 Create Date: 2026-11-22 12:40:00
 """
 
@@ -14,7 +14,7 @@ import storage.types
 
 
 revision: str = '0008_bridges'
-down_revision: str | None = '0002_groups'
+down_revision: str | None = '0007_flow'
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
