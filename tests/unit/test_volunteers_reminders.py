@@ -6,6 +6,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from bot.features.volunteers import jobs, sweep
+from storage import volunteers as store
 from tests.unit.test_volunteers import SHIFT, Pool, pool  # noqa: F401
 
 
@@ -115,3 +116,17 @@ async def test_the_sweep_is_one_scheduled_job(pool: Pool) -> None:  # noqa: F811
     await job.run()
     await pool.bw.deliver()
     assert pool.bw.dms("@ann:grapevine.local")[-1].startswith("Are you still free weekends?")
+
+
+async def test_someone_moved_up_when_another_is_forgotten_is_told_by_the_sweep(
+    pool: Pool,  # noqa: F811
+) -> None:
+    ann, bo = await pool.register("ann"), await pool.register("bo")
+    await pool.ask(f'!volunteer need 1 role="Driver" {SHIFT} area=Wisbech')
+    await pool.dm(ann, f"!volunteer accept {pool.offers_to(ann)[0]}")
+    await pool.dm(bo, f"!volunteer accept {pool.offers_to(bo)[0]}")
+    async with pool.bw.app.db.transaction() as session:
+        await store.forget_person(session, ann, now=pool.bw.clock.now())
+    assert await run_sweep(pool) == 1
+    assert pool.bw.dms(bo)[-1].startswith("A place freed up: you're in for V1")
+    assert await run_sweep(pool) == 0
