@@ -479,7 +479,22 @@ class Grapevine:
 
     def _redact_after_commit(self, message: Incoming) -> None:
         async def redact() -> None:
-            await self.transport.redact(message.room_id, message.event_id, "personal data stored")
+            try:
+                await self.transport.redact(message.room_id, message.event_id,
+                                            "personal data stored")
+            except TransportError as exc:
+                # Usually no power to redact here (it needs 50): the person must know
+                # their details are still on show, and how to take them down.
+                log.warning("could not redact %s: %s", message.event_id, exc.errcode)
+                async with self.db.transaction() as session:
+                    await outbox.enqueue(
+                        session, now=self.clock.now(), to_user=message.sender, kind="dm",
+                        dedupe_key=f"unredacted:{message.event_id}",
+                        body="I stored what you sent, but I couldn't remove your message from "
+                             "the room (I need moderator power there). Please delete it "
+                             "yourself, and send personal details to me here instead.",
+                    )
+                self.queued()
 
         self._after_commit.append(redact)
 

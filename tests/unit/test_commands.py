@@ -257,3 +257,20 @@ async def test_an_ambiguous_place_in_a_list_is_chosen_and_the_rest_kept(town: Bo
     assert "could be several places" in choice
     await town.say(mo, room, "1")
     assert seen and seen[0][0] == "E04001668" and len(seen[0]) == 2
+
+
+async def test_personal_details_the_bot_cannot_redact_are_pointed_out_by_dm(
+    town: BotWorld, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from bot.transport.base import TransportError
+
+    room = await group_room(town)
+    _, _, mo = people(town)
+
+    async def refuse(*args: object, **kwargs: object) -> None:
+        raise TransportError("M_FORBIDDEN", "not enough power")
+
+    monkeypatch.setattr(town.transport, "redact", refuse)
+    await town.say(mo, room, "!volunteer register skills=driving area=Wisbech "
+                             "availability=weekends over18=yes")
+    assert any("couldn't remove your message" in m for m in town.dms(mo))
