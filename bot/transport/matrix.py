@@ -207,6 +207,7 @@ class MatrixTransport:
                 await self._wait_for_room(room_id)
             else:
                 return await self._send_plain(room_id, event_type, body, txn_id)
+        await self._share_key_with_newcomers(room_id)
         response = await self._call(
             lambda: client.room_send(
                 room_id, event_type, body, tx_id=txn_id, ignore_unverified_devices=True
@@ -215,6 +216,34 @@ class MatrixTransport:
         )
         event_id: str = checked(response, nio.RoomSendResponse, f"send to {room_id}").event_id
         return event_id
+
+    async def _share_key_with_newcomers(self, room_id: str) -> None:
+        """Give the room's current key to devices that joined after it was shared.
+
+        nio shares a room key only when it has none to reuse, so someone who joins an
+        encrypted room later (a party entering a case room) could not read the bot's
+        next messages. Devices already holding it are skipped by nio itself.
+        """
+        client = self.client
+        room = client.rooms.get(room_id)
+        if client.olm is None or room is None or not room.encrypted:
+            return
+        session = client.olm.outbound_group_sessions.get(room_id)
+        if session is None or session.expired or not session.shared:
+            return  # room_send will share a fresh key with everyone
+        if client.should_query_keys:
+            await self._call(lambda: client.keys_query(), "query keys")
+        have = set(session.users_shared_with) | set(session.users_ignored)
+        devices = client.device_store
+        missing = [
+            device for user in room.users for device in devices.active_user_devices(user)
+            if (user, device.id) not in have and device.id != client.device_id
+        ]
+        if missing:
+            await self._call(
+                lambda: client.share_group_session(room_id, ignore_unverified_devices=True),
+                f"share the room key in {room_id}",
+            )
 
     async def _send_plain(
         self, room_id: str, event_type: str, content: dict[str, Any], txn_id: str | None
