@@ -95,7 +95,9 @@ async def bind(
         try:
             values[param.name] = await param.value.parse(raw, ctx)
         except BadValue as exc:
-            raise CommandError(f"{param.name}: {exc}. Usage: {command.usage(ctx.prefix)}") from None
+            reason = str(exc).rstrip(".")
+            raise CommandError(f"{param.name}: {reason}. Usage: {command.usage(ctx.prefix)}"
+                               ) from None
         except NeedsChoice as choice:
             raise Choose(param, choice) from None
     return Args(values)
