@@ -9,7 +9,6 @@ between creating and recording, finds the same room instead of making a second.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import weakref
 from dataclasses import dataclass
@@ -19,6 +18,7 @@ from typing import TYPE_CHECKING
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from bot.background import Woken
 from bot.transport.base import RoomSpec, TransportError
 from storage import mediation as cases
 from storage import outbox, rooms
@@ -203,47 +203,34 @@ async def _take_back(app: Grapevine, room_id: str, outbox_id: int) -> None:
         log.warning("could not take back the greeting in %s: %s", room_id, exc.errcode)
 
 
-class CaseRooms:
+class CaseRooms(Woken):
     """One per app: makes rooms for newly opened cases once their command has committed."""
 
+    name = "mediation-rooms"
+
     def __init__(self, app: Grapevine) -> None:
+        super().__init__()
         self.app = app
-        self._task: asyncio.Task[None] | None = None
-        self._again = False
         # Cases opened by commands that may not have committed yet.
         self._awaited: set[int] = set()
 
     def expect(self, case_id: int) -> None:
         self._awaited.add(case_id)
 
-    def wake(self) -> None:
+    def wanted(self) -> bool:
         """Called after every commit that queued messages; cheap when nothing is awaited."""
-        if not self._awaited:
-            return
-        self._again = True
-        if self._task is None or self._task.done():
-            try:
-                loop = asyncio.get_running_loop()
-            except RuntimeError:
-                return
-            self._task = loop.create_task(self._work(), name="mediation-rooms")
+        return bool(self._awaited)
 
-    async def idle(self) -> None:
-        """Wait until the rooms of every case seen so far are made (tests, demo)."""
-        while self._task is not None and not self._task.done():
-            await asyncio.wait({self._task})
-
-    async def _work(self) -> None:
-        while self._again:
-            self._again = False
-            async with self.app.db.transaction() as session:
-                newest = await cases.newest_id(session)
-            # Awaited cases at or below the newest id have committed or rolled back.
-            self._awaited = {i for i in self._awaited if i > newest}
-            try:
-                await provision_rooms(self.app, force=True)
-            except Exception:  # the worker must outlive any one failure
-                log.exception("making case rooms failed")
+    async def work_once(self) -> bool:
+        async with self.app.db.transaction() as session:
+            newest = await cases.newest_id(session)
+        # Awaited cases at or below the newest id have committed or rolled back.
+        self._awaited = {i for i in self._awaited if i > newest}
+        try:
+            await provision_rooms(self.app, force=True)
+        except Exception:  # the worker must outlive any one failure
+            log.exception("making case rooms failed")
+        return True
 
 
 _workers: weakref.WeakKeyDictionary[Grapevine, CaseRooms] = weakref.WeakKeyDictionary()

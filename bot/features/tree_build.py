@@ -22,6 +22,7 @@ from weakref import WeakKeyDictionary
 
 from sqlalchemy import func, select
 
+from bot.background import Woken
 from bot.features import tree_plan as plan
 from bot.transport.base import RateLimited, TransportError
 from storage import outbox, roles, tree
@@ -56,13 +57,14 @@ class Outcome:
             self.done, self.total, self.created, self.changed)
 
 
-class TreeBuilder:
+class TreeBuilder(Woken):
     """One per app: does unfinished setup runs one at a time, woken after commits."""
 
+    name = "room-tree"
+
     def __init__(self, app: Grapevine) -> None:
+        super().__init__()
         self.app = app
-        self._task: asyncio.Task[None] | None = None
-        self._again = False
         # Run ids queued by commands (maybe not yet committed), and whether to look for
         # runs a previous process left unfinished.
         self._awaited: set[int] = set()
@@ -79,47 +81,28 @@ class TreeBuilder:
         self._resume = True
         self.wake()
 
-    def wake(self) -> None:
-        if not (self._awaited or self._resume):
-            return
-        self._again = True
-        if self._task is None or self._task.done():
+    def wanted(self) -> bool:
+        return bool(self._awaited or self._resume)
+
+    async def work_once(self) -> bool:
+        self._resume = False
+        try:
+            async with self.app.db.transaction() as session:
+                runs = [r.id for r in await tree.unfinished_runs(session)]
+                newest = await session.scalar(select(func.max(tree.SetupRun.id))) or 0
+        except Exception:  # e.g. the database busy: the next wake or sweep tries again
+            log.exception("could not read the room tree's setup runs")
+            self._resume = True
+            return False
+        # Awaited runs at or below the newest id were committed or rolled back.
+        self._awaited = {i for i in self._awaited if i > newest}
+        for run_id in runs:
             try:
-                loop = asyncio.get_running_loop()
-            except RuntimeError:
-                return
-            self._task = loop.create_task(self._work(), name="room-tree")
-
-    async def idle(self) -> None:
-        """Wait until every run that can be seen now is done (for tests and the demo)."""
-        while self._task is not None and not self._task.done():
-            await asyncio.wait({self._task})
-
-    def cancel(self) -> None:
-        """Stop mid-run, as a shutdown does: the run stays unfinished and resumes later."""
-        if self._task is not None:
-            self._task.cancel()
-
-    async def _work(self) -> None:
-        while self._again:
-            self._again = False
-            self._resume = False
-            try:
-                async with self.app.db.transaction() as session:
-                    runs = [r.id for r in await tree.unfinished_runs(session)]
-                    newest = await session.scalar(select(func.max(tree.SetupRun.id))) or 0
-            except Exception:  # e.g. the database busy: the next wake or sweep tries again
-                log.exception("could not read the room tree's setup runs")
-                self._resume = True
-                return
-            # Awaited runs at or below the newest id were committed or rolled back.
-            self._awaited = {i for i in self._awaited if i > newest}
-            for run_id in runs:
-                try:
-                    await self._do(run_id)
-                except Exception as exc:  # a run must never kill the worker
-                    log.exception("room tree run %s failed", run_id)
-                    await self._fail(run_id, exc)
+                await self._do(run_id)
+            except Exception as exc:  # a run must never kill the worker
+                log.exception("room tree run %s failed", run_id)
+                await self._fail(run_id, exc)
+        return True
 
     # -- one run ------------------------------------------------------------------------
 
