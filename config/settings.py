@@ -19,6 +19,7 @@ from pydantic import (
     Field,
     SecretStr,
     ValidationError,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
@@ -115,6 +116,20 @@ class PrivacySettings(_Section):
     # Key for mediation notes at rest (Fernet, urlsafe base64 of 32 bytes).
     notes_key: SecretStr | None = None
     notes_retention_days: int = Field(90, ge=0, le=3650)
+    # Sent (or given-up) outbox rows: their text, files and the recipient's id go after
+    # this many days; the rows themselves after ``outbox_keep_days`` (a row whose dedupe
+    # key stops a second send stays as an empty stub, so nothing is ever sent twice).
+    outbox_body_days: int = Field(7, ge=0, le=3650)
+    outbox_keep_days: int = Field(30, ge=1, le=3650)
+
+    @field_validator("outbox_keep_days")
+    @classmethod
+    def _rows_outlive_bodies(cls, value: int, info: ValidationInfo) -> int:
+        body_days = info.data.get("outbox_body_days")
+        if body_days is not None and value < body_days:
+            raise ValueError(f"must be at least outbox_body_days ({body_days}): "
+                             "a row keeps no text longer than the row itself")
+        return value
 
 
 class WebSettings(_Section):

@@ -71,5 +71,17 @@ class Database:
         async with self.sessions() as session, session.begin():
             yield session
 
+    async def checkpoint_wal(self) -> None:
+        """On SQLite, fold the write-ahead log into the file and empty it, so bytes just
+        overwritten or deleted (blanked messages) do not linger in the log. Best effort:
+        a busy database is fine, the next sweep tries again. Nothing to do on PostgreSQL."""
+        if self.dialect != "sqlite":
+            return
+        async with self.engine.connect() as connection:
+            raw = await connection.get_raw_connection()
+            driver = raw.driver_connection
+            assert driver is not None
+            await driver.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+
     async def close(self) -> None:
         await self.engine.dispose()

@@ -360,15 +360,8 @@ async def purge_notes(session: AsyncSession, closed_before: datetime, at: dateti
 
 
 async def checkpoint(db: Database) -> None:
-    """On SQLite, fold the write-ahead log into the file and empty it, so overwritten
-    bytes (a scrubbed read-back) do not linger in the log. Best effort: busy is fine."""
-    if db.dialect != "sqlite":
-        return
-    async with db.engine.connect() as connection:
-        raw = await connection.get_raw_connection()
-        driver = raw.driver_connection
-        assert driver is not None
-        await driver.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    """Empty SQLite's write-ahead log of a scrubbed read-back's old bytes."""
+    await db.checkpoint_wal()
 
 
 async def scrub_sent_notes(session: AsyncSession) -> int:

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import delete, func, null, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage.models import OutboxMessage
@@ -170,3 +170,31 @@ async def own_posts_since(session: AsyncSession, room_id: str, since: datetime) 
 
 def backoff(attempts: int, base: float = 2.0, cap: float = 600.0) -> timedelta:
     return timedelta(seconds=min(cap, base ** max(attempts, 1)))
+
+
+async def expire(session: AsyncSession, *, blank_before: datetime, delete_before: datetime
+                 ) -> tuple[int, int]:
+    """Retention for finished rows (sent, or given up); returns (blanked, deleted).
+
+    A row finished before ``blank_before`` loses its text, file, extra content
+    (mentions name people) and recipient; one finished before ``delete_before``
+    goes, unless a dedupe key stops a second send of the same thing: that one
+    stays as an empty stub with its key, so "once, ever" still holds.
+    """
+    finished = func.coalesce(OutboxMessage.sent_at, OutboxMessage.failed_at)
+    blanked = await session.execute(
+        update(OutboxMessage)
+        .where(finished < blank_before, or_(
+            OutboxMessage.body != "", OutboxMessage.html.is_not(None),
+            OutboxMessage.extra.is_not(None), OutboxMessage.file_data.is_not(None),
+            OutboxMessage.file_name.is_not(None), OutboxMessage.to_user.is_not(None)))
+        # null(): a plain None would store JSON's null, which "IS NOT NULL" still sees.
+        .values(body="", html=None, extra=null(), file_name=None, file_mime=None,
+                file_data=None, to_user=None)
+        .execution_options(synchronize_session=False))
+    deleted = await session.execute(
+        delete(OutboxMessage)
+        .where(finished < delete_before, OutboxMessage.dedupe_key.is_(None))
+        .execution_options(synchronize_session=False))
+    return (int(blanked.rowcount or 0),  # type: ignore[attr-defined]
+            int(deleted.rowcount or 0))  # type: ignore[attr-defined]

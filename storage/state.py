@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -11,6 +11,9 @@ from storage.models import BotState, HandledEvent
 
 # bot_state key of a person's direct-message room with the bot: "dm:@user:server".
 DIRECT_ROOM_KEY = "dm:"
+# The sync position (/sync's next_batch) and when it was last moved forward.
+SYNC_TOKEN_KEY = "next_batch"
+SYNC_SAVED_AT_KEY = "next_batch_saved_at"
 
 
 async def remember_direct_room(session: AsyncSession, user_id: str, room_id: str) -> None:
@@ -51,7 +54,33 @@ async def handled_among(session: AsyncSession, event_ids: list[str]) -> set[str]
     return set(rows)
 
 
+async def save_sync_position(session: AsyncSession, token: str, now: datetime) -> None:
+    """Move the sync position on, noting when: the handled-event sweep's horizon."""
+    await set_value(session, SYNC_TOKEN_KEY, token)
+    await set_value(session, SYNC_SAVED_AT_KEY, now.isoformat())
+
+
+async def sync_saved_at(session: AsyncSession) -> datetime | None:
+    value = await get_value(session, SYNC_SAVED_AT_KEY)
+    return datetime.fromisoformat(value) if value else None
+
+
 async def forget_handled_before(session: AsyncSession, cutoff: datetime) -> int:
     """Old ids can go: the sync token already keeps those events from coming back."""
     result = await session.execute(delete(HandledEvent).where(HandledEvent.handled_at < cutoff))
     return int(result.rowcount or 0)  # type: ignore[attr-defined]
+
+
+async def prune_handled(session: AsyncSession, margin: timedelta) -> int:
+    """Forget handled-event ids the sync position makes unreachable; returns the rows gone.
+
+    Every event handled before the stored position was saved came in a batch at or
+    before that position, and neither /sync nor the gap fill (/messages back to the
+    position) returns it again. ``margin`` keeps a safety strip behind it (a batch
+    whose handling straddled the save, clocks that disagree a little). With no
+    position saved yet, nothing is pruned.
+    """
+    saved = await sync_saved_at(session)
+    if saved is None:
+        return 0
+    return await forget_handled_before(session, saved - margin)

@@ -33,7 +33,7 @@ from storage.engine import Database
 
 log = logging.getLogger(__name__)
 
-TOKEN_KEY = "next_batch"
+TOKEN_KEY = state.SYNC_TOKEN_KEY
 GAP_PAGE = 100
 GAP_MAX_PAGES = 50
 INVITE_TRIES = 5
@@ -195,7 +195,8 @@ class SyncLoop:
                 await self._deliver(response, token)
                 await self._retry_invites()
                 async with self.db.transaction() as session:
-                    await state.set_value(session, TOKEN_KEY, response.next_batch)
+                    await state.save_sync_position(session, response.next_batch,
+                                                    self.clock.now())
             except RateLimited as err:
                 wait = (err.retry_after_ms or 0) / 1000 or backoff.next_delay()
                 log.warning("sync rate-limited: waiting %.1f s", wait)

@@ -1,0 +1,68 @@
+"""Retention for the runtime's own records: the outbox and the handled-event ids.
+
+Sent messages are kept only as long as they are useful: their text, files and
+recipient go after ``privacy.outbox_body_days`` (a reply can name people, a
+direct message can carry a profile), the row after ``privacy.outbox_keep_days``.
+Handled-event ids are needed only while the sync position could hand the same
+event over again; past it (with a margin) they go. The sweep works from
+timestamps in the rows, so running it late, twice or after a long outage
+does the same thing as running it on time.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING
+
+from apscheduler.triggers.interval import IntervalTrigger
+
+from bot.scheduler import Job
+from config.settings import PrivacySettings
+from storage import outbox, state
+from storage.engine import Database
+
+if TYPE_CHECKING:
+    from bot.app import Grapevine
+
+log = logging.getLogger(__name__)
+
+SWEEP_EVERY = timedelta(hours=1)
+# Hourly on the hour from a fixed start, so whether a run was missed is a question about
+# the bot's clock and the last run, not about when the trigger object was made.
+SWEEP_FROM = datetime(2020, 1, 1, tzinfo=UTC)
+# How far behind the saved sync position a handled-event id is kept all the same.
+HANDLED_MARGIN = timedelta(days=1)
+
+
+@dataclass(frozen=True)
+class Swept:
+    blanked: int
+    deleted: int
+    handled: int
+
+
+async def sweep(db: Database, now: datetime, privacy: PrivacySettings) -> Swept:
+    """One pass of retention over the outbox and the handled-event ids."""
+    async with db.transaction() as session:
+        blanked, deleted = await outbox.expire(
+            session,
+            blank_before=now - timedelta(days=privacy.outbox_body_days),
+            delete_before=now - timedelta(days=privacy.outbox_keep_days),
+        )
+        handled = await state.prune_handled(session, HANDLED_MARGIN)
+    swept = Swept(blanked, deleted, handled)
+    if blanked or deleted:
+        await db.checkpoint_wal()
+        log.info("retention: %d sent messages emptied, %d removed, %d handled ids pruned",
+                 blanked, deleted, handled)
+    return swept
+
+
+def install(app: Grapevine) -> None:
+    async def run() -> None:
+        await sweep(app.db, app.clock.now(), app.settings.privacy)
+
+    trigger = IntervalTrigger(seconds=SWEEP_EVERY.total_seconds(), start_date=SWEEP_FROM)
+    app.add_job(Job("retention", trigger, run))
