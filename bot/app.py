@@ -108,7 +108,7 @@ class Grapevine:
         self.limiter = RateLimiter(settings.bot.commands_per_minute)
         # Who sent recent messages, so a command sent as a reply can name that person.
         self._recent_senders: OrderedDict[str, str] = OrderedDict()
-        self.pager = Pager()
+        self.pager = Pager(self.clock)
         self.config_moderators = self._config_moderators()
         self._power: dict[str, PowerLevels] = {}
         self._room_contexts: dict[str, RoomContext] = {}

@@ -52,7 +52,9 @@ class Service:
             self.scheduler = Scheduler(self.db, self.clock, settings.bot.tz)
             self.app = Grapevine(settings, self.db, transport, clock=self.clock,
                                  scheduler=self.scheduler)
-            self.worker = OutboxWorker(self.db, transport, self.clock)
+            self.worker = OutboxWorker(
+                self.db, transport, self.clock, rest=self.app.pager.keep_for_room,
+                prefix=settings.bot.prefix)
             self.app.on_queued(self.worker.wake)
             self.sync = SyncLoop(self._client, transport, self.db, self.app, settings, self.clock)
             self.app.sync_status = lambda: self.sync.last_sync_at if self.sync else None

@@ -118,7 +118,8 @@ async def run_shell(settings: Settings | None = None, *, stdin: TextIO = sys.std
         transport = WorldTransport(world, bot_id)
         app = Grapevine(settings, db, transport)
         transport.attach(app)
-        worker = OutboxWorker(db, transport, app.clock)
+        worker = OutboxWorker(db, transport, app.clock, rest=app.pager.keep_for_room,
+                              prefix=app.settings.bot.prefix)
         shell = Shell(world, app, transport, worker, out)
         interactive = stdin.isatty()
         if interactive:

@@ -21,6 +21,11 @@ class Limits:
 
     max_length: int = 20_000
     max_lines: int = 12
+    # Where the far side splits a long line into several (IRC: one message is one line
+    # of at most 512 bytes with its envelope), the longest line in UTF-8 bytes; None: no cap.
+    max_line_bytes: int | None = None
+    # False where blank lines vanish on the far side (heisenbridge drops them).
+    blank_lines: bool = True
     html: bool = True
     threads: bool = True
     edits: bool = True
@@ -43,8 +48,10 @@ NETWORKS: dict[str, Limits] = {
     "facebookgo": replace(_CHAT, max_length=2_000),
     "instagramgo": replace(_CHAT, max_length=1_000),
     "discordgo": replace(_CHAT, max_length=2_000, threads=True),
-    # appservice-irc turns more than 3 lines into a pastebin link.
-    "irc": replace(_CHAT, max_length=400, max_lines=3),
+    # appservice-irc turns more than 3 lines into a pastebin link; heisenbridge sends each
+    # line as a PRIVMSG, first prefixed "<Grapevine> ", and splits one longer than the
+    # 512-byte IRC line (heisenbridge/private_room.py split_long), so 350 bytes stay whole.
+    "irc": replace(_CHAT, max_length=1_000, max_lines=3, max_line_bytes=350, blank_lines=False),
 }
 # An unknown bridge: assume the least.
 UNKNOWN_BRIDGE = replace(_CHAT, max_length=2_000)

@@ -82,13 +82,15 @@ async def record_network(session: AsyncSession, room_id: str, network: str | Non
     return True
 
 
-def network_of_ghost(user_id: str, namespaces: Namespaces) -> str | None:
-    """The fallback when a room has no bridge event: a ghost's bridge names the network.
+def network_of_member(user_id: str, namespaces: Namespaces) -> str | None:
+    """The fallback when a room has no bridge event: a bridge's user in it names the network.
 
-    The registration id stands for the protocol (mautrix names them ``whatsapp``,
-    ``telegram``, ``signal``); it is only a guess, so a believed m.bridge wins.
+    Its ghosts join when remote people are there, its bot when it plumbs the room
+    (heisenbridge, which sends no ``m.bridge``). The network is the one the bridge's
+    registration names or its id is known for (bridges.known), else its id. A believed
+    ``m.bridge`` event wins over this guess.
     """
-    for bridge in namespaces.bridges:
-        if bridge.is_ghost(user_id):
-            return bridge.id.lower()
-    return None
+    bridge = namespaces.bridge_of(user_id)
+    if bridge is None:
+        return None
+    return bridge.network or bridge.id.lower()

@@ -17,6 +17,8 @@ from typing import Any
 
 import yaml
 
+from bridges import known
+
 # Registration files the bot reads: <data_dir>/bridges/*.yaml (only ids and
 # namespaces are used; the tokens in them can be blanked out).
 REGISTRATIONS_DIR = "bridges"
@@ -46,12 +48,14 @@ def is_single_user(regex: str) -> bool:
 
 @dataclass(frozen=True)
 class Bridge:
-    """One appservice: its id, its own user, and the regexes of the users it owns."""
+    """One appservice: its id, its own user, the regexes of the users it owns, and the
+    network it serves when its registration says or its id is known (bridges.known)."""
 
     id: str
     sender: str
     bots: tuple[re.Pattern[str], ...]
     ghosts: tuple[re.Pattern[str], ...]
+    network: str | None = None
 
     def owns(self, user_id: str) -> bool:
         return self.is_bot(user_id) or any(p.match(user_id) for p in self.ghosts)
@@ -103,7 +107,19 @@ def parse_registration(data: Mapping[str, Any], server_name: str, source: str = 
                 f"{where}namespaces.users[{index}].regex: not a regex ({exc})"
             ) from None
         (bots if is_single_user(regex) else ghosts).append(pattern)
-    return Bridge(service_id, f"@{localpart}:{server_name}", tuple(bots), tuple(ghosts))
+    bot_names = [_localpart(p.pattern) for p in bots]
+    try:
+        network = known.network_of(data, bot_names)
+    except known.NetworkError as exc:
+        raise RegistrationError(f"{where}{exc}") from None
+    return Bridge(
+        service_id, f"@{localpart}:{server_name}", tuple(bots), tuple(ghosts), network
+    )
+
+
+def _localpart(regex: str) -> str:
+    """``^@whatsappbot:example\\.org$`` -> ``whatsappbot`` (for a single-user regex)."""
+    return regex.removeprefix("^").removeprefix("@").partition(":")[0].replace("\\", "")
 
 
 def load(paths: Iterable[Path], server_name: str) -> Namespaces:

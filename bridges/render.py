@@ -1,14 +1,16 @@
-"""Shorten and flatten a reply for the network a room is bridged to.
+"""Shorten, flatten and page text for the network a room is bridged to.
 
 Bridges pass ``body`` through and convert ``formatted_body`` only in part, so
 for bridged rooms the plain body is the message: markdown-only structure is
-flattened, the text is cut to the network's length, and HTML is dropped.
+flattened, HTML is dropped, and the text is paged to the network's lines and
+length: the first page ends with a pointer to the rest (``!more``), and cuts
+fall only between words, so no word, link or id is ever split.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -54,11 +56,88 @@ def shorten(body: str, max_length: int) -> str:
     return cut.rstrip() + ELLIPSIS
 
 
-def fit(body: str, html: str | None, limits: Limits) -> tuple[str, str | None]:
-    """The body and HTML to send where ``limits`` apply; HTML is None for plain-only rooms."""
-    if not limits.plain_only:
-        return shorten(body, limits.max_length), html
-    return shorten(flatten(body), limits.max_length), None
+def _size(text: str, limits: Limits) -> int:
+    return len(text.encode()) if limits.max_line_bytes is not None else len(text)
+
+
+def wrap(line: str, width: int, limits: Limits) -> list[str]:
+    """``line`` in pieces of at most ``width`` (bytes or characters), broken only at spaces.
+
+    A single word longer than ``width`` (a long link) stays whole on a line of its own.
+    """
+    if _size(line, limits) <= width:
+        return [line]
+    pieces: list[str] = []
+    current = ""
+    for word in line.split(" "):
+        candidate = f"{current} {word}" if current else word
+        if current and _size(candidate, limits) > width:
+            pieces.append(current)
+            current = word
+        else:
+            current = candidate
+    if current:
+        pieces.append(current)
+    return pieces
+
+
+def shown_lines(body: str, limits: Limits, width: int | None = None) -> list[str]:
+    """The lines the far side will show for ``body``: long lines wrapped as it would."""
+    width = width or limits.max_line_bytes or limits.max_length
+    lines: list[str] = []
+    for line in body.splitlines():
+        if not line.strip() and not limits.blank_lines:
+            continue
+        lines.extend(wrap(line, width, limits))
+    return lines
+
+
+def more_pointer(prefix: str) -> Callable[[int], str]:
+    """The last line of a page that has more after it."""
+    return lambda left: f"... {left} more line{'s' if left != 1 else ''}: {prefix}more"
+
+
+def paginate(body: str, limits: Limits, pointer: Callable[[int], str]) -> tuple[str, list[str]]:
+    """The first page of ``body`` within ``limits`` (lines and length), and the lines left.
+
+    A page that has more after it keeps ``max_lines - 1`` lines at most and ends with
+    ``pointer(lines left)``; nothing is cut inside a word.
+    """
+    lines = shown_lines(body, limits, _page_width(limits))
+    whole = "\n".join(lines)
+    if len(lines) <= limits.max_lines and len(whole) <= limits.max_length:
+        return whole, []
+    reserve = len(pointer(len(lines))) + 1
+    kept: list[str] = []
+    used = 0
+    for line in lines[: max(1, limits.max_lines - 1)]:
+        if kept and used + len(line) + 1 + reserve > limits.max_length:
+            break
+        kept.append(line)
+        used += len(line) + 1
+    rest = lines[len(kept):]
+    return "\n".join([*kept, pointer(len(rest))]), rest
+
+
+def _page_width(limits: Limits) -> int:
+    """The longest line a page may hold: a pointer line must still fit beside it."""
+    room = max(40, limits.max_length - 60)
+    return min(limits.max_line_bytes or room, room)
+
+
+def fit(
+    body: str, html: str | None, limits: Limits, pointer: Callable[[int], str] | None = None
+) -> tuple[str, str | None, list[str]]:
+    """The body and HTML to send where ``limits`` apply, and the lines left for ``!more``.
+
+    HTML is None for plain-only rooms and for a paged body (HTML cannot be cut safely).
+    """
+    plain = flatten(body) if limits.plain_only else body
+    page, rest = paginate(plain, limits, pointer or more_pointer("!"))
+    page = shorten(page, limits.max_length)  # only a single word longer than a page
+    if limits.plain_only or rest or page != body:
+        return page, None, rest
+    return page, html, rest
 
 
 def for_room(
@@ -66,15 +145,15 @@ def for_room(
     html: str | None,
     network: str | None,
     features: Mapping[str, Any] | None = None,
-) -> tuple[str, str | None]:
-    """What ``Context.reply`` and own posts should send in a room bridged to ``network``.
+    pointer: Callable[[int], str] | None = None,
+) -> tuple[str, str | None, list[str]]:
+    """What replies and own posts send in a room bridged to ``network``, and any rest.
 
     Plain Matrix rooms (``network`` None, no features) get the text unchanged.
     """
     if network is None and not features:
-        return body, html
-    return fit(body, html, limits_for(network, features))
-
+        return body, html, []
+    return fit(body, html, limits_for(network, features), pointer)
 
 
 async def for_room_id(
@@ -84,4 +163,6 @@ async def for_room_id(
     known = await rooms.get(session, room_id)
     bridged = await bridge_rows.get(session, room_id)
     network = known.network if known is not None else None
-    return for_room(body, html, network, bridged.features if bridged is not None else None)
+    sent, sent_html, _ = for_room(
+        body, html, network, bridged.features if bridged is not None else None)
+    return sent, sent_html

@@ -17,6 +17,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from bot import voice
 from bot.commands.registry import Command, Role
 from bot.events import Incoming
+from bridges import render
+from bridges.capabilities import Limits, limits_for
 from storage import outbox
 from storage.outbox import Attachment
 
@@ -91,9 +93,9 @@ class Context:
         return self.now.astimezone(self.tz).date()
 
     @property
-    def page_lines(self) -> int:
-        """Bridges to IRC turn anything over 3 lines into a pastebin link."""
-        return 3 if self.room.network == "irc" else 12
+    def limits(self) -> Limits:
+        """How long a page may be here: IRC shows 3 short lines, WhatsApp far more."""
+        return limits_for(self.room.network)
 
     @property
     def prefix(self) -> str:
@@ -125,8 +127,10 @@ class Context:
         """
         private = self.private_replies if private is None else private
         where = self.sender.user_id if private and not self.room.is_direct else self.room.room_id
-        body = self.app.pager.first_page(where, self.sender.user_id, body,
-                                         self.page_lines, self.prefix)
+        limits = self.limits if where == self.room.room_id else limits_for(None)
+        if limits.plain_only:
+            body = render.flatten(body)
+        body = self.app.pager.first_page(where, self.sender.user_id, body, limits, self.prefix)
         if private and not self.room.is_direct:
             if not self.told_dm:
                 self.told_dm = True

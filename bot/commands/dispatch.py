@@ -144,6 +144,13 @@ def help_lines(registry: Registry, sender: Sender, is_direct: bool, prefix: str,
     return lines
 
 
+def help_words(registry: Registry, sender: Sender, is_direct: bool, prefix: str) -> str:
+    """The commands this sender may run here as one list, for rooms that show three lines."""
+    words = sorted({c.words[0] for c in registry.unique() if allowed_here(c, sender, is_direct)})
+    return (f"Commands here: {', '.join(prefix + word for word in words)}.\n"
+            f"{prefix}help <command> says what one does.")
+
+
 def _line(command: Command, prefix: str, is_direct: bool) -> str:
     where = " (by DM)" if command.where is Where.DM and not is_direct else ""
     return f"{command.usage(prefix)}: {command.summary}{where}"

@@ -26,7 +26,7 @@ from bridges import email_digest, namespaces
 from bridges.capabilities import ROOM_FEATURES
 from bridges.detect import (
     BRIDGE_EVENT_TYPES,
-    network_of_ghost,
+    network_of_member,
     read_bridge_event,
     record_network,
 )
@@ -79,9 +79,9 @@ def state_hook(app: Grapevine, known: Namespaces) -> StateHook:
     async def _guess_from_member(session: AsyncSession, change: StateChange) -> None:
         if change.content.get("membership") != "join":
             return
-        network = network_of_ghost(change.state_key, known)
+        network = network_of_member(change.state_key, known)
         if network is None or await bridge_rows.get(session, change.room_id) is not None:
-            return  # not a ghost, or the room's bridge event already said
+            return  # not a bridge's user, or the room's bridge event already said
         room = await rooms.get(session, change.room_id)
         if room is not None and room.network is None:
             room.network = network

@@ -7,10 +7,11 @@ from datetime import timedelta
 from sqlalchemy import text
 
 from bot.commands.context import Context
-from bot.commands.dispatch import help_lines
+from bot.commands.dispatch import help_lines, help_words
 from bot.commands.registry import REGISTRY as commands
 from bot.commands.registry import Args, Param, Role
 from bot.commands.values import Text
+from bridges.capabilities import limits_for
 from storage import outbox, rooms
 
 ABOUT = (
@@ -29,6 +30,9 @@ ABOUT = (
     params=[Param("command", Text(max_length=40), required=False, positional=True)],
 )
 async def help_command(ctx: Context, args: Args) -> None:
+    if not args.command and ctx.limits.max_lines <= 3:  # IRC: the whole list, in few lines
+        await ctx.reply(help_words(ctx.app.registry, ctx.sender, ctx.room.is_direct, ctx.prefix))
+        return
     lines = help_lines(
         ctx.app.registry, ctx.sender, ctx.room.is_direct, ctx.prefix, topic=args.command
     )
@@ -55,7 +59,8 @@ async def cancel(ctx: Context, args: Args) -> None:
 async def more(ctx: Context, args: Args) -> None:
     private = ctx.sender.user_id if not ctx.room.is_direct else None
     for where in filter(None, [ctx.room.room_id, private]):
-        page = ctx.app.pager.more(where, ctx.sender.user_id, ctx.page_lines, ctx.prefix)
+        limits = ctx.limits if where == ctx.room.room_id else limits_for(None)
+        page = ctx.app.pager.more(where, ctx.sender.user_id, limits, ctx.prefix)
         if page is not None:
             await ctx.reply(page, private=where == private)
             return

@@ -69,7 +69,9 @@ class OutboxWorker:
 
     ``idle_seconds`` caps a sleep when nothing is due (a safety net: the app
     should call ``wake()`` after committing a transaction that queued messages).
-    ``sleep`` waits out rate limits (tests pass a recording one).
+    ``sleep`` waits out rate limits (tests pass a recording one). A post longer than
+    its room's network allows goes out as its first page; ``rest(room_id, lines)``
+    keeps the remainder for anyone there to ask ``<prefix>more`` (the app's pager).
     """
 
     def __init__(
@@ -82,6 +84,8 @@ class OutboxWorker:
         batch: int = 50,
         idle_seconds: float = 60.0,
         sleep: Callable[[float], Awaitable[None]] | None = None,
+        rest: Callable[[str, list[str]], None] | None = None,
+        prefix: str = "!",
     ) -> None:
         self.db = db
         self.transport = transport
@@ -90,6 +94,8 @@ class OutboxWorker:
         self.batch = batch
         self.idle_seconds = idle_seconds
         self._sleep = sleep
+        self._keep_rest = rest
+        self._prefix = prefix
         self._networks: dict[str, tuple[str | None, dict[str, Any] | None]] = {}
         self._stop = asyncio.Event()
         self._wake = asyncio.Event()
@@ -200,7 +206,10 @@ class OutboxWorker:
         extra = {**(row.extra or {}), MARKER: row.id}
         if row.file_data is None:
             network, features = self._networks.get(room_id, (None, None))
-            body, html = render.for_room(row.body, row.html, network, features)
+            body, html, rest = render.for_room(
+                row.body, row.html, network, features, render.more_pointer(self._prefix))
+            if rest and self._keep_rest is not None and row.kind not in outbox.PRIVATE_KINDS:
+                self._keep_rest(room_id, rest)
             return text_content(body, html, extra=extra)
         name = row.file_name or "file"
         mime = row.file_mime or "application/octet-stream"

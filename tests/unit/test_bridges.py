@@ -131,7 +131,7 @@ def test_a_long_reply_is_cut_at_a_word_with_an_ellipsis() -> None:
 
 def test_a_reply_is_sent_unchanged_to_matrix_and_plain_to_whatsapp() -> None:
     body, html = "**F1** Warm Spaces", "<b>F1</b> Warm Spaces"
-    assert for_room(body, html, None) == (body, html)
-    assert for_room(body, html, "whatsapp") == ("F1 Warm Spaces", None)
+    assert for_room(body, html, None) == (body, html, [])
+    assert for_room(body, html, "whatsapp") == ("F1 Warm Spaces", None, [])
     assert for_room("x" * 5000, None, "telegram")[0].endswith("…")
     assert len(for_room("x " * 3000, None, "telegram")[0]) <= 4096

@@ -205,10 +205,14 @@ async def test_what_is_sent_to_a_room_follows_its_network_and_published_features
         sent, no_html = await render.for_room_id(session, room, body, html)
     assert sent.startswith("F1 Warm Spaces") and no_html is None
     await bw.app.on_state(bridge_event(room, WA_BOT, "com.beeper.room_features",
-                                       {"formatting": {"bold": 2}, "max_text_length": 40}))
+                                       {"formatting": {"bold": 2}, "max_text_length": 60}))
     async with bw.app.db.transaction() as session:
         sent, kept = await render.for_room_id(session, room, body, html)
-    assert kept == html and len(sent) <= 40 and sent.endswith("…")
+        # HTML is kept where it fits; a page cut from the body drops it (it would say more).
+        assert await render.for_room_id(session, room, "**F1** Warm", html) == (
+            "**F1** Warm", html)
+    assert kept is None and len(sent) <= 60
+    assert sent.splitlines() == ["**F1** Warm Spaces", "... 1 more line: !more"]
 
 
 def joined(room: str, user: str) -> StateChange:

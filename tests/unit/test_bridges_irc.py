@@ -1,0 +1,117 @@
+"""A group room plumbed to IRC by heisenbridge, in the in-process world: no bridge state,
+yet the room is IRC, and everything the bot says there is three whole lines at most.
+(tests/integration/test_irc.py runs the same with the real bridge and IRC server.)"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+import yaml
+
+from bot.events import StateChange
+from bot.runtime.outbox_worker import OutboxWorker
+from bot.transport.world import WorldTransport
+from storage import outbox, rooms
+from tests.botworld import BotWorld, bot_world
+
+HS = "grapevine.local"
+HEISENBRIDGE = f"@heisenbridge:{HS}"
+# As `heisenbridge -c heisenbridge.yaml --generate` writes it, tokens blanked.
+REGISTRATION = {
+    "id": "heisenbridge", "url": "http://127.0.0.1:9898", "as_token": "-", "hs_token": "-",
+    "rate_limited": False, "sender_localpart": "heisenbridge",
+    "namespaces": {"users": [{"regex": "@irc_.*", "exclusive": True}],
+                   "aliases": [], "rooms": []},
+}
+
+
+@pytest.fixture
+async def bw(tmp_path: Path) -> AsyncIterator[BotWorld]:
+    folder = tmp_path / "bridges"
+    folder.mkdir()
+    (folder / "heisenbridge.yaml").write_text(yaml.safe_dump(REGISTRATION))
+    async with bot_world(tmp_path) as world:
+        yield world
+
+
+def joined(room: str, user: str) -> StateChange:
+    return StateChange(f"$join-{user}", room, user, "m.room.member", user,
+                       {"membership": "join"}, datetime.now(UTC))
+
+
+async def plumbed(bw: BotWorld) -> tuple[str, str]:
+    """Alice's group room, the bot in it, then heisenbridge plumbs it and Ivy talks on IRC."""
+    alice = bw.world.user("alice", "Alice")
+    room = bw.world.create_room(alice, name="Chatteris Food Bank")
+    await bw.world.join(bw.bot, room)
+    await bw.deliver()
+    bw.world.user("heisenbridge", "heisenbridge")
+    await bw.world.join(HEISENBRIDGE, room)
+    await bw.app.on_state(joined(room, HEISENBRIDGE))
+    ivy = bw.world.user("irc_local_ivy", "ivy")
+    await bw.world.join(ivy, room)
+    return room, ivy
+
+
+def whole_irc_lines(message: str) -> bool:
+    lines = message.splitlines()
+    return 1 <= len(lines) <= 3 and all(len(line.encode()) <= 350 for line in lines)
+
+
+async def test_a_room_heisenbridge_plumbs_is_irc(bw: BotWorld) -> None:
+    room, _ = await plumbed(bw)
+    async with bw.app.db.transaction() as session:
+        known = await rooms.get(session, room)
+    assert known is not None and known.network == "irc"
+    assert (await bw.app.room_context(room)).network == "irc"
+
+
+async def test_help_is_whole_in_three_lines(bw: BotWorld) -> None:
+    room, ivy = await plumbed(bw)
+    [help_text] = await bw.say(ivy, room, "!help")
+    assert whole_irc_lines(help_text) and "more" not in help_text.splitlines()[-1]
+    for word in ("!about", "!funding", "!help", "!privacy", "!volunteer"):
+        assert word in help_text
+
+
+async def test_more_follows_after_another_command(bw: BotWorld) -> None:
+    room, ivy = await plumbed(bw)
+    [funding] = await bw.say(ivy, room, "!help funding")
+    assert whole_irc_lines(funding) and funding.splitlines()[-1].endswith("lines: !more")
+    [cancel] = await bw.say(ivy, room, "!cancel")
+    assert cancel == "There was nothing to cancel."
+    [second] = await bw.say(ivy, room, "!more")
+    assert whole_irc_lines(second) and second.splitlines()[0] not in funding.splitlines()
+    assert second.splitlines()[0].startswith("!funding")
+
+
+async def test_the_bridge_bot_is_never_answered(bw: BotWorld) -> None:
+    room, _ = await plumbed(bw)
+    assert await bw.say(HEISENBRIDGE, room, "!help") == []
+
+
+async def test_a_long_post_of_the_bots_own_arrives_in_three_lines_and_the_rest_on_more(
+    bw: BotWorld,
+) -> None:
+    room, ivy = await plumbed(bw)
+    notice = "\n".join([
+        "New funding notice F12: Warm Spaces Fund (Fenland Council)",
+        "£1,000 to £5,000, closes Friday 11 December 2026",
+        "For heating and opening community spaces this winter.",
+        "https://example.org/funding/warm-spaces-2026",
+        "Reply !funding show F12 for details.",
+    ])
+    async with bw.app.db.transaction() as session:
+        await outbox.enqueue(session, now=bw.clock.now(), room_id=room, body=notice,
+                             kind="notice", own_post=True)
+    worker = OutboxWorker(bw.app.db, WorldTransport(bw.world, bw.bot), bw.clock,
+                          rest=bw.app.pager.keep_for_room)
+    assert await worker.drain() == 1
+    posted = bw.world.messages(room, sender=bw.bot)[-1]
+    assert whole_irc_lines(posted)
+    assert posted.splitlines()[:2] == notice.splitlines()[:2]
+    [rest] = await bw.say(ivy, room, "!more")
+    assert rest.splitlines() == notice.splitlines()[2:]
