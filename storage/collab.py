@@ -70,10 +70,13 @@ async def group_areas(session: AsyncSession) -> dict[int, str]:
 
 async def export_person(session: AsyncSession, user_id: str) -> dict[str, Any]:
     rows = await session.scalars(select(CollabRecord).where(CollabRecord.author == user_id))
+    removed = await session.scalars(
+        select(CollabRecord).where(CollabRecord.removed_by == user_id))
     return {"collab_records": [
         {"record": r.ref, "type": r.type, "groups": [f"G{g}" for g in r.group_ids],
          "amount": r.amount, "note": r.note, "recorded_at": r.recorded_at.isoformat(),
-         "removed": r.removed_at is not None} for r in rows]}
+         "removed": r.removed_at is not None} for r in rows],
+        "collab_records_you_removed": [r.ref for r in removed]}
 
 
 async def forget_person(session: AsyncSession, user_id: str) -> int:

@@ -59,7 +59,8 @@ class FlowOptOut(Base):
     """A sender who asked not to be recorded, by pseudonym key only."""
 
     __tablename__ = "flow_optouts"
-    sender_key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    sender_key: Mapped[str] = mapped_column(String(64), primary_key=True, info={
+        "kept_on_forget": "the opt-out is what keeps a forgotten person unrecorded"})
     at: Mapped[datetime]
 
 

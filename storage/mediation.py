@@ -392,14 +392,15 @@ async def export_person(session: AsyncSession, user_id: str) -> dict[str, Any]:
     def when(value: datetime | date | None) -> str | None:
         return value.isoformat() if value is not None else None
 
-    mediated = await session.scalars(select(Case).where(
-        (Case.mediator == user_id) | (Case.opened_by == user_id) | (Case.closed_by == user_id)))
+    mediated = [c for c in await session.scalars(select(Case).order_by(Case.id))
+                if user_id in (c.mediator, c.opened_by, c.closed_by) or user_id in c.invited]
     mine_norms = await session.scalars(select(Norm).where(Norm.proposed_by == user_id))
     mine_confirmations = await session.scalars(
         select(Confirmation).where(Confirmation.user_id == user_id))
     mine_actions = await session.scalars(select(Action).where(
         (Action.owner == user_id) | (Action.created_by == user_id) | (Action.done_by == user_id)))
-    attended = [s for s in await session.scalars(select(CaseSession)) if user_id in s.attendees]
+    attended = [s for s in await session.scalars(select(CaseSession))
+                if user_id in s.attendees or s.started_by == user_id]
     mine_notes = await session.scalars(select(Note).where(Note.author == user_id))
     return {
         "cases": [{"case": c.ref, "title": c.title, "mediator": c.mediator == user_id,
@@ -413,7 +414,8 @@ async def export_person(session: AsyncSession, user_id: str) -> dict[str, Any]:
                      "owner": a.owner == user_id, "due": when(a.due), "done_at": when(a.done_at)}
                     for a in mine_actions],
         "sessions_attended": [{"case": f"M{s.case_id}", "session": s.number,
-                               "started_at": when(s.started_at)} for s in attended],
+                               "started_at": when(s.started_at),
+                               "you_started_it": s.started_by == user_id} for s in attended],
         "notes_written": [{"case": f"M{n.case_id}", "at": when(n.written_at)}
                           for n in mine_notes],
     }

@@ -45,11 +45,18 @@ class Base(DeclarativeBase):
     }
 
 
+# ``info={"person": ...}`` marks a column whose name does not say it can hold a person,
+# with what the person looks like there; tests/unit/test_privacy_coverage.py checks that
+# `!privacy export` shows and `!privacy forget` erases every such column.
+
+
 class BotState(Base):
     """Small named values the runtime must not lose: sync token, device id, access token."""
 
     __tablename__ = "bot_state"
-    key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    # "dm:@user:server" names a person's direct-message room with the bot.
+    key: Mapped[str] = mapped_column(String(64), primary_key=True,
+                                     info={"person": "dm:{user}"})
     value: Mapped[str] = mapped_column(Text)
 
 
@@ -71,14 +78,17 @@ class OutboxMessage(Base):
     room_id: Mapped[str | None] = mapped_column(String(255))
     to_user: Mapped[str | None] = mapped_column(String(255))
     kind: Mapped[str] = mapped_column(String(32))
-    body: Mapped[str] = mapped_column(Text)
-    html: Mapped[str | None] = mapped_column(Text)
-    extra: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    # A reply or notice may name people: by id in the text and in m.mentions.
+    body: Mapped[str] = mapped_column(Text, info={"person": "Thanks {user}, you're on the rota"})
+    html: Mapped[str | None] = mapped_column(Text, info={"person": "<b>{user}</b> is on it"})
+    extra: Mapped[dict[str, Any] | None] = mapped_column(
+        JSON, info={"person": {"m.mentions": {"user_ids": ["{user}"]}}})
     file_name: Mapped[str | None] = mapped_column(String(255))
     file_mime: Mapped[str | None] = mapped_column(String(100))
     file_data: Mapped[bytes | None] = mapped_column(LargeBinary)
     # Unique when set: "this notice to this room" can be queued once, ever.
-    dedupe_key: Mapped[str | None] = mapped_column(String(255), unique=True)
+    dedupe_key: Mapped[str | None] = mapped_column(String(255), unique=True,
+                                                   info={"person": "held:F1:{user}"})
     # Posts the bot makes on its own count toward a room's daily cap; replies do not.
     own_post: Mapped[bool] = mapped_column(Boolean, default=False)
     created_at: Mapped[datetime]

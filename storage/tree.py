@@ -30,7 +30,9 @@ class TreeRoom(Base):
     name: Mapped[str] = mapped_column(String(200))
     parent_key: Mapped[str | None] = mapped_column(String(80))
     # Users the bot gave moderator power here, so a revoked moderator can be taken out again.
-    moderators: Mapped[list[str]] = mapped_column(JSON, default=list)
+    moderators: Mapped[list[str]] = mapped_column(JSON, default=list, info={"kept_on_forget": (
+        "mirrors the room's public power levels, and is how the bot takes a forgotten "
+        "person's moderator power back at the area's next refresh (which drops them here)")})
     created_at: Mapped[datetime]
 
 

@@ -655,7 +655,8 @@ def _plain(value: Any) -> Any:
 async def export_person(session: AsyncSession, user_id: str) -> dict[str, Any]:
     """Everything the pool holds about one person, as JSON-ready data."""
     out: dict[str, Any] = {"volunteer_profile": None, "volunteer_offers": [],
-                           "volunteer_hours": [], "volunteer_requests_made": []}
+                           "volunteer_hours": [], "volunteer_requests_made": [],
+                           "volunteer_hours_you_confirmed": []}
     v = await profile(session, user_id)
     if v is not None:
         fields = ("skills", "area_code", "radius_km", "slots", "dbs_level", "dbs_workforce",
@@ -676,6 +677,12 @@ async def export_person(session: AsyncSession, user_id: str) -> dict[str, Any]:
         out["volunteer_hours"].append({
             "request": f"V{h.request_id}", "group": f"G{h.group_id}", "hours": h.hours,
             "worked_on": _plain(h.worked_on), "confirmed_by": h.confirmed_by})
+    for h in await session.scalars(
+            select(VolunteerHours).where(VolunteerHours.confirmed_by == user_id)
+            .order_by(VolunteerHours.id)):
+        out["volunteer_hours_you_confirmed"].append({
+            "request": f"V{h.request_id}", "group": f"G{h.group_id}", "hours": h.hours,
+            "confirmed_at": _plain(h.confirmed_at)})
     for r in await session.scalars(
             select(VolunteerRequest).where(VolunteerRequest.created_by == user_id)
             .order_by(VolunteerRequest.id)):
