@@ -23,12 +23,14 @@ lint: $(STAMP)
 	$(BIN)/mypy bot bridges storage reach config
 
 test: lint
+	sh .ci/system-packages.sh
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 unit: $(STAMP)
 	$(BIN)/python -m pytest tests/unit $(PYTEST_ARGS)
 
 integration: $(STAMP)
+	sh .ci/system-packages.sh
 	$(BIN)/python -m pytest tests/integration $(PYTEST_ARGS)
 
 bench: $(STAMP)

@@ -185,42 +185,78 @@ def _federation_name(requested: str, stored: str | None) -> str:
     return f"localhost:{free_port()}"
 
 
-def write_self_signed_certificate(cert_path: Path, key_path: Path) -> None:
-    """A ten-year certificate for localhost and 127.0.0.1, for the federation listener."""
-    import datetime
-    import ipaddress
+class LoopbackCA:
+    """A throwaway certificate authority, made with the openssl command, for loopback federation.
 
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
-    from cryptography.x509.oid import NameOID
+    Federating servers verify each other's TLS certificates as they would in
+    production; on one machine they do so against this CA, which each server
+    trusts through ``federation_custom_ca_list``. Every server gets a leaf for
+    ``localhost`` and ``127.0.0.1`` signed by it (server names are ``localhost:<port>``).
+    The files live in ``directory`` and are made once; several servers share them.
+    """
 
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")])
-    now = datetime.datetime.now(datetime.UTC)
-    alt_names = x509.SubjectAlternativeName(
-        [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]
-    )
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(days=1))
-        .not_valid_after(now + datetime.timedelta(days=3650))
-        .add_extension(alt_names, critical=False)
-        .sign(key, hashes.SHA256())
-    )
-    key_path.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.TraditionalOpenSSL,
-            serialization.NoEncryption(),
+    def __init__(self, directory: Path) -> None:
+        self.directory = Path(directory).resolve()
+
+    @property
+    def cert_path(self) -> Path:
+        return self.directory / "ca.crt"
+
+    @property
+    def key_path(self) -> Path:
+        return self.directory / "ca.key"
+
+    def ensure(self) -> None:
+        """Make the CA's key and self-signed certificate unless they exist."""
+        if self.cert_path.exists() and self.key_path.exists():
+            return
+        self.directory.mkdir(parents=True, exist_ok=True)
+        _openssl(
+            "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
+            "-nodes", "-keyout", str(self.key_path), "-out", str(self.cert_path),
+            "-days", "3650", "-subj", "/CN=Grapevine loopback test CA",
+            "-addext", "basicConstraints=critical,CA:TRUE",
+            "-addext", "keyUsage=critical,keyCertSign,cRLSign",
         )
-    )
-    key_path.chmod(0o600)
-    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+        self.key_path.chmod(0o600)
+
+    def issue(self, cert_path: Path, key_path: Path) -> None:
+        """A ten-year server certificate for localhost and 127.0.0.1, signed by this CA."""
+        self.ensure()
+        request = cert_path.with_suffix(".csr")
+        extensions = cert_path.with_suffix(".ext")
+        extensions.write_text(
+            "basicConstraints=CA:FALSE\n"
+            "keyUsage=critical,digitalSignature,keyEncipherment\n"
+            "extendedKeyUsage=serverAuth,clientAuth\n"
+            "subjectAltName=DNS:localhost,IP:127.0.0.1\n"
+        )
+        _openssl(
+            "req", "-new", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
+            "-nodes", "-keyout", str(key_path), "-out", str(request), "-subj", "/CN=localhost",
+        )
+        key_path.chmod(0o600)
+        _openssl(
+            "x509", "-req", "-in", str(request), "-CA", str(self.cert_path),
+            "-CAkey", str(self.key_path), "-set_serial", str(secrets.randbits(63)),
+            "-days", "3650", "-extfile", str(extensions), "-out", str(cert_path),
+        )
+        request.unlink()
+        extensions.unlink()
+
+
+def _openssl(*args: str) -> None:
+    """Run the openssl command; its own words on failure."""
+    try:
+        subprocess.run(["openssl", *args], check=True, capture_output=True, timeout=60)
+    except FileNotFoundError:
+        raise SynapseStartError(
+            "the openssl command is needed for loopback federation (apt-get install openssl)"
+        ) from None
+    except subprocess.CalledProcessError as err:
+        raise SynapseStartError(
+            f"openssl {args[0]} failed: {err.stderr.decode(errors='replace').strip()}"
+        ) from None
 
 
 def _set_parent_death_signal() -> None:
@@ -239,9 +275,12 @@ class EmbeddedSynapse:
     user ids are `@alice:localhost`); the port is picked once per data
     directory and kept while it stays free, so clients set up for a demo keep
     working. With `federation=True` the server also listens for federation
-    over TLS (self-signed, not verified: loopback only) on the port in its
-    name, `localhost:<port>`, a free one unless the name gives it, so several
-    instances on one machine can share rooms. `extra_config` is merged into
+    over TLS on the port in its name, `localhost:<port>` (a free one unless the
+    name gives it), so several instances on one machine can share rooms. Its
+    certificate is signed by `ca` and the other servers' are verified against
+    it, as production servers verify each other: instances that federate share
+    one CA (without one, each makes its own in its data directory and trusts
+    only itself). `extra_config` is merged into
     the generated homeserver.yaml (mappings key by key; anything else replaces).
     """
 
@@ -255,6 +294,7 @@ class EmbeddedSynapse:
         extra_config: Mapping[str, Any] | None = None,
         raise_rate_limits: bool = True,
         federation: bool = False,
+        ca: LoopbackCA | None = None,
     ) -> None:
         self.data_dir = Path(data_dir).resolve()
         self.data_dir.mkdir(parents=True, exist_ok=True)
@@ -262,6 +302,7 @@ class EmbeddedSynapse:
         self._extra_config = dict(extra_config or {})
         self._raise_rate_limits = raise_rate_limits
         self.federation = federation
+        self.ca = ca or LoopbackCA(self.data_dir / "ca")
         self._state = self._load_or_create_state(server_name, port)
         self._proc: subprocess.Popen[bytes] | None = None
         self.startup_seconds: float | None = None
@@ -457,7 +498,7 @@ class EmbeddedSynapse:
     def _federation_config(self, port: int) -> dict[str, Any]:
         cert_path, key_path = self.data_dir / "tls.crt", self.data_dir / "tls.key"
         if not cert_path.exists() or not key_path.exists():
-            write_self_signed_certificate(cert_path, key_path)
+            self.ca.issue(cert_path, key_path)
         listener = {
             "port": port,
             "bind_addresses": ["127.0.0.1"],
@@ -469,10 +510,10 @@ class EmbeddedSynapse:
             "listeners": [*self._client_listeners(), listener],
             "tls_certificate_path": str(cert_path),
             "tls_private_key_path": str(key_path),
-            # Every instance has its own self-signed certificate; all are on loopback.
-            "federation_verify_certificates": False,
             # Loopback is in Synapse's default outbound blocklist.
             "ip_range_whitelist": ["127.0.0.1/8", "::1/128"],
+            # Verified as in production, against the CA the federating servers share.
+            "federation_custom_ca_list": [str(self.ca.cert_path)],
         }
 
     def _client_listeners(self) -> list[dict[str, Any]]:

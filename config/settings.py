@@ -50,7 +50,7 @@ class MatrixSettings(_Section):
     password: SecretStr | None = None
     access_token: SecretStr | None = None
     device_name: str = "grapevine"
-    # Invites are accepted only from these servers; empty means the bot's own server.
+    # Invites are accepted from the bot's own server and from these (other councils').
     autojoin_servers: list[str] = Field(default_factory=list)
     encryption: bool = True
     sync_timeout_ms: int = Field(30_000, ge=0, le=120_000)
@@ -68,7 +68,8 @@ class MatrixSettings(_Section):
 
     @property
     def allowed_invite_servers(self) -> list[str]:
-        return self.autojoin_servers or [self.server_name]
+        """The bot's own server first, then the listed ones: listing a server never drops it."""
+        return list(dict.fromkeys([self.server_name, *self.autojoin_servers]))
 
 
 class StorageSettings(_Section):

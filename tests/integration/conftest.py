@@ -12,6 +12,11 @@ from pathlib import Path
 import pytest
 from botfixture import bot, bot_factory  # noqa: F401 (fixtures for every integration test)
 from people import FakeBridge, Person, new_person
+from twoservers import (  # noqa: F401 (two federating servers, for test_federation)
+    federated_bot_factory,
+    federation,
+    people_on,
+)
 
 from bot.homeserver import AppService, EmbeddedSynapse, RegisteredUser
 

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import re
+import secrets
 from pathlib import Path
 
 import pytest
+import yaml
 from people import FakeBridge, MatrixRequestFailed, Person, new_person
+from twoservers import Federation, PeopleOn
 
 from bot.homeserver import EmbeddedSynapse, HomeserverError, RegisteredUser, SynapseStartError
 
@@ -203,25 +206,29 @@ async def test_a_bad_config_fails_start_with_synapse_s_own_words(tmp_path: Path)
     assert not broken.is_running
 
 
-async def test_two_federated_homeservers_share_a_room(tmp_path: Path) -> None:
-    council = EmbeddedSynapse(tmp_path / "council", federation=True)
-    village = EmbeddedSynapse(tmp_path / "village", federation=True)
+async def test_two_federated_homeservers_share_a_room(
+    federation: Federation, people_on: PeopleOn
+) -> None:
+    council, village = federation.home, federation.away
     assert council.server_name == f"localhost:{council.federation_port}"
-    async with council, village:
-        clerk = await new_person(council, "Clerk")
-        neighbour = await new_person(village, "Neighbour")
-        hub = await clerk.create_room(name="Parish hub", alias="parish-hub", public=True)
-        other = await clerk.create_room(name="Parish notices", public=True)
+    config = yaml.safe_load(council.config_path.read_text())
+    # Certificates are verified, against the throwaway CA both servers trust.
+    assert "federation_verify_certificates" not in config
+    assert config["federation_custom_ca_list"] == [str(council.ca.cert_path)]
+    assert council.ca.cert_path == village.ca.cert_path
+    clerk = await people_on(council, "Clerk")
+    neighbour = await people_on(village, "Neighbour")
+    alias = f"parish-hub-{secrets.token_hex(4)}"  # the servers outlive this test
+    hub = await clerk.create_room(name="Parish hub", alias=alias, public=True)
+    other = await clerk.create_room(name="Parish notices", public=True)
 
-        assert await neighbour.join(f"#parish-hub:{council.server_name}") == hub
-        assert await neighbour.join(other, via=[council.server_name]) == other
-        await clerk.send(hub, "Welcome, village!")
-        heard = await neighbour.wait_for_message(hub, sender=clerk.user_id)
-        assert heard["content"]["body"] == "Welcome, village!"
-        await neighbour.send(hub, "Thanks!")
-        assert (await clerk.wait_for_message(hub))["sender"] == neighbour.user_id
-        await clerk.close()
-        await neighbour.close()
+    assert await neighbour.join(f"#{alias}:{council.server_name}") == hub
+    assert await neighbour.join(other, via=[council.server_name]) == other
+    await clerk.send(hub, "Welcome, village!")
+    heard = await neighbour.wait_for_message(hub, sender=clerk.user_id)
+    assert heard["content"]["body"] == "Welcome, village!"
+    await neighbour.send(hub, "Thanks!")
+    assert (await clerk.wait_for_message(hub))["sender"] == neighbour.user_id
 
 
 async def test_a_fake_bridge_brings_a_whatsapp_group_with_its_people(

@@ -236,30 +236,6 @@ async def test_a_limited_timeline_is_filled_from_history_in_order(
     assert restarted.sink.bodies(room) == sent  # and nothing from before the stored token
 
 
-async def test_invites_are_accepted_only_from_allowed_servers(
-    alice: Person, bob: Person, running: Callable[..., Any], bot_settings: Settings
-) -> None:
-    strict = bot_settings.model_copy(
-        update={
-            "matrix": bot_settings.matrix.model_copy(
-                update={"autojoin_servers": ["elsewhere.example"]}
-            )
-        }
-    )
-    bot = await running(strict)
-    room = await alice.create_room(name="Not ours", invite=[bot.user_id])
-
-    async def bot_membership() -> str | None:
-        member = await alice.state(room, "m.room.member", bot.user_id)
-        return None if member is None else str(member.get("membership"))
-
-    deadline = time.monotonic() + WAIT
-    while await bot_membership() != "leave":
-        assert time.monotonic() < deadline, "the bot never declined"
-        await asyncio.sleep(0.1)
-    assert room not in bot.sink.joined
-
-
 async def test_the_loop_survives_the_homeserver_going_down(
     alice: Person, running: Callable[..., Any], synapse: EmbeddedSynapse
 ) -> None:

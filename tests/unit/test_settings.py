@@ -91,3 +91,11 @@ def test_the_shipped_example_config_is_valid(monkeypatch: pytest.MonkeyPatch) ->
     areas = AreaIndex.load(settings.areas.file)
     for area in settings.roles.moderators:
         assert len(areas.resolve(area)) == 1, area
+
+
+def test_autojoin_servers_add_to_the_bot_s_own_server(tmp_path: Path) -> None:
+    own = load_settings(None, matrix={"user_id": "@gv:council.example"})
+    assert own.matrix.allowed_invite_servers == ["council.example"]
+    more = load_settings(None, matrix={"user_id": "@gv:council.example",
+                                       "autojoin_servers": ["parish.example", "council.example"]})
+    assert more.matrix.allowed_invite_servers == ["council.example", "parish.example"]
