@@ -190,23 +190,33 @@ class BotProcess:
 BotFactory = Callable[..., Awaitable[RunningBot]]
 
 
+class Bots:
+    """Bots started on one homeserver during a test, each with its own account and data."""
+
+    def __init__(self, synapse: EmbeddedSynapse, admin: RegisteredUser, root: Path) -> None:
+        self.synapse, self.admin, self.root = synapse, admin, root
+        self.running: list[RunningBot] = []
+
+    async def start(self, **sections: dict[str, Any]) -> RunningBot:
+        data_dir = self.root / f"bot{len(self.running)}"
+        setup = await make_bot_setup(self.synapse, self.admin, data_dir, **sections)
+        bot = await RunningBot(setup).start()
+        self.running.append(bot)
+        return bot
+
+    async def stop(self) -> None:
+        for bot in self.running:
+            await bot.stop()
+
+
 @pytest.fixture
 async def bot_factory(
     synapse: EmbeddedSynapse, synapse_admin: RegisteredUser, tmp_path: Path
 ) -> AsyncIterator[BotFactory]:
     """``await bot_factory(roles={...})``: a running bot with its own account and database."""
-    running: list[RunningBot] = []
-
-    async def make(**sections: dict[str, Any]) -> RunningBot:
-        data_dir = tmp_path / f"bot{len(running)}"
-        setup = await make_bot_setup(synapse, synapse_admin, data_dir, **sections)
-        bot = await RunningBot(setup).start()
-        running.append(bot)
-        return bot
-
-    yield make
-    for bot in running:
-        await bot.stop()
+    bots = Bots(synapse, synapse_admin, tmp_path)
+    yield bots.start
+    await bots.stop()
 
 
 @pytest.fixture

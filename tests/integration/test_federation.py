@@ -70,15 +70,22 @@ async def subscribed_group(bot: RunningBot, ann: Person) -> str:
     return room
 
 
+async def group_and_coordinator(
+    federation: Federation, factory: FederatedBotFactory, people_on: PeopleOn
+) -> tuple[Person, Person, RunningBot, str, str]:
+    """Ann's subscribed group room on ``away``; Cora, a coordinator on ``home``, and her DM."""
+    ann = await people_on(federation.away, "Ann")
+    cora = await people_on(federation.home, "Cora")
+    bot = await factory(roles={"coordinators": [cora.user_id]})
+    room = await subscribed_group(bot, ann)
+    return ann, cora, bot, room, await dm_with(cora, bot)
+
+
 async def test_a_group_room_on_another_server_is_served_as_a_local_one(
     federation: Federation, federated_bot_factory: FederatedBotFactory, people_on: PeopleOn,
 ) -> None:
-    ann = await people_on(federation.away, "Ann")
-    cora = await people_on(federation.home, "Cora")
-    bot = await federated_bot_factory(roles={"coordinators": [cora.user_id]})
-    room = await subscribed_group(bot, ann)
-
-    cora_dm = await dm_with(cora, bot)
+    ann, cora, bot, room, cora_dm = await group_and_coordinator(
+        federation, federated_bot_factory, people_on)
     published = await say(cora, cora_dm, bot, FOOD_NOTICE, "published")
     assert published == "F1 published: going to 1 room now."
     heard = await ann.wait_for_message(room, sender=bot.user_id, contains="Funding F1",
@@ -93,11 +100,8 @@ async def test_a_group_room_on_another_server_is_served_as_a_local_one(
 async def test_a_notice_queued_while_the_other_server_is_down_arrives_once(
     federation: Federation, federated_bot_factory: FederatedBotFactory, people_on: PeopleOn,
 ) -> None:
-    ann = await people_on(federation.away, "Ann")
-    cora = await people_on(federation.home, "Cora")
-    bot = await federated_bot_factory(roles={"coordinators": [cora.user_id]})
-    room = await subscribed_group(bot, ann)
-    cora_dm = await dm_with(cora, bot)
+    ann, cora, bot, room, cora_dm = await group_and_coordinator(
+        federation, federated_bot_factory, people_on)
 
     since = await ann.mark()
     async with federation.outage():

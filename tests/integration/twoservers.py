@@ -24,7 +24,7 @@ from typing import Any
 from urllib.parse import quote
 
 import pytest
-from botfixture import RunningBot, make_bot_setup
+from botfixture import Bots, RunningBot
 from people import Person, new_person
 
 from bot.homeserver import EmbeddedSynapse, HomeserverError, LoopbackCA, RegisteredUser
@@ -115,19 +115,13 @@ async def federated_bot_factory(
     federation: Federation, tmp_path: Path
 ) -> AsyncIterator[FederatedBotFactory]:
     """A bot on ``home`` that accepts invites from ``away`` too (its own server always)."""
-    running: list[RunningBot] = []
+    bots = Bots(federation.home, federation.home_admin, tmp_path / "federated")
 
     async def make(**sections: dict[str, Any]) -> RunningBot:
         matrix = {"autojoin_servers": [federation.away.server_name], "encryption": False}
         sections["matrix"] = {**matrix, **sections.get("matrix", {})}
         sections.setdefault("bot", {}).setdefault("commands_per_minute", 1000)
-        data_dir = tmp_path / f"fedbot{len(running)}"
-        setup = await make_bot_setup(federation.home, federation.home_admin, data_dir,
-                                     **sections)
-        bot = await RunningBot(setup).start()
-        running.append(bot)
-        return bot
+        return await bots.start(**sections)
 
     yield make
-    for bot in running:
-        await bot.stop()
+    await bots.stop()
