@@ -47,6 +47,8 @@ def _check_config(args: argparse.Namespace) -> int:
     settings = _settings(args.config, runtime=True)
     if settings is None:
         return 2
+    for warning in settings.runtime_warnings():
+        print(f"warning: {warning}", file=sys.stderr)
     print(f"{args.config}: ok")
     return 0
 

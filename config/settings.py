@@ -53,6 +53,9 @@ class MatrixSettings(_Section):
     # Invites are accepted from the bot's own server and from these (other councils').
     autojoin_servers: list[str] = Field(default_factory=list)
     encryption: bool = True
+    # Seals the bot's cross-signing keys in data_dir (a long random secret, from the
+    # environment); without it Element's "exclude insecure devices" hides the bot.
+    cross_signing_key: SecretStr | None = None
     sync_timeout_ms: int = Field(30_000, ge=0, le=120_000)
 
     @field_validator("homeserver")
@@ -230,6 +233,26 @@ class Settings(BaseSettings):
             )
         if problems:
             raise ConfigError(problems)
+
+    def runtime_warnings(self) -> list[str]:
+        """What ``grapevine run`` can live without but Element users will notice, one line each."""
+        matrix = self.matrix
+        if not matrix.encryption:
+            return []
+        warnings = []
+        if matrix.cross_signing_key is None:
+            warnings.append(
+                "matrix.cross_signing_key: not set, so the bot's device is not cross-signed and "
+                "Element clients that exclude insecure devices will not talk to it; set "
+                "GRAPEVINE_MATRIX__CROSS_SIGNING_KEY to a long random secret"
+            )
+        elif matrix.password is None:
+            warnings.append(
+                "matrix.password: only an access token is set; if the homeserver already has "
+                "other cross-signing keys for the bot, publishing its own needs the password "
+                "once: start it with GRAPEVINE_MATRIX__PASSWORD set"
+            )
+        return warnings
 
 
 def _describe(error: dict[str, Any]) -> str:

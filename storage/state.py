@@ -14,6 +14,8 @@ DIRECT_ROOM_KEY = "dm:"
 # The sync position (/sync's next_batch) and when it was last moved forward.
 SYNC_TOKEN_KEY = "next_batch"
 SYNC_SAVED_AT_KEY = "next_batch_saved_at"
+# bot_state key of the sentence !status shows about the device's cross-signing.
+CROSS_SIGNING_KEY = "cross_signing"
 
 
 async def remember_direct_room(session: AsyncSession, user_id: str, room_id: str) -> None:

@@ -12,7 +12,7 @@ from bot.commands.registry import REGISTRY as commands
 from bot.commands.registry import Args, Param, Role
 from bot.commands.values import Text
 from bridges.capabilities import limits_for
-from storage import outbox, rooms
+from storage import outbox, rooms, state
 
 ABOUT = (
     "Grapevine links up community groups in the chats they already use: locality and "
@@ -77,10 +77,12 @@ async def status(ctx: Context, args: Args) -> None:
     await ctx.session.execute(text("SELECT 1"))
     synced = app.sync_status()
     last_sync = f"{(ctx.now - synced).total_seconds():.0f}s ago" if synced else "never"
+    signing = await state.get_value(ctx.session, state.CROSS_SIGNING_KEY)
     await ctx.reply(
         f"Up {_duration(uptime)}; in {len(active)} rooms.\n"
         f"Outbox: {pending} waiting. Last sync: {last_sync}.\n"
         f"Database: {app.db.dialect}, reachable."
+        + (f"\n{signing}" if signing else "")
     )
 
 

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import nio
 
+from bot.runtime import cross_signing
 from bot.transport.base import TransportError, UnknownToken
 from bot.transport.matrix import checked, guarded
 from config.settings import Settings
@@ -83,6 +84,7 @@ async def connect(settings: Settings, db: Database) -> nio.AsyncClient:
             checked(
                 await guarded(client.keys_upload(), "upload keys"), nio.KeysUploadResponse, "keys"
             )
+        await cross_signing.establish(client, settings, db)
     except BaseException:
         await client.close()
         raise

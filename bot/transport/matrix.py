@@ -91,6 +91,42 @@ async def guarded(call: Any, what: str) -> Any:
         raise TransportError(E2E, f"{what}: {exc}") from exc
 
 
+async def raw_request(
+    client: nio.AsyncClient, method: str, path: str, body: Mapping[str, Any] | None
+) -> tuple[int, dict[str, Any]]:
+    """One client-API call with the client's token: the HTTP status and the JSON body.
+
+    For what nio lacks; callers that must read a refusal's body (user-interactive
+    auth answers 401 with its flows) look at it before :func:`refusal` raises.
+    """
+    headers = {"Authorization": f"Bearer {client.access_token}"}
+    if body is not None:
+        headers["Content-Type"] = "application/json"
+    data = json.dumps(body) if body is not None else None
+    try:
+        response = await client.send(method, path, data, headers)
+        async with response:
+            try:
+                parsed = await response.json(content_type=None)
+            except ValueError:
+                parsed = {}
+            status = response.status
+    except (aiohttp.ClientError, TimeoutError, OSError) as exc:
+        raise TransportError(NETWORK, f"{method} {path}: {exc}") from exc
+    return status, parsed if isinstance(parsed, dict) else {}
+
+
+def refusal(method: str, path: str, status: int, parsed: Mapping[str, Any]) -> TransportError:
+    """The exception for a refused raw call (429, unknown token, anything else)."""
+    errcode = parsed.get("errcode") or f"HTTP_{status}"
+    message = f"{method} {path}: {parsed.get('error', '')}"
+    if errcode == "M_LIMIT_EXCEEDED" or status == 429:
+        return RateLimited(parsed.get("retry_after_ms"), message)
+    if errcode == "M_UNKNOWN_TOKEN":
+        return UnknownToken(errcode, message, status=status)
+    return TransportError(errcode, message, status=status)
+
+
 class MatrixTransport:
     """:class:`bot.transport.base.Transport` over one logged-in nio client.
 
@@ -163,30 +199,9 @@ class MatrixTransport:
     async def _request_once(
         self, method: str, path: str, body: Mapping[str, Any] | None
     ) -> dict[str, Any]:
-        headers = {"Authorization": f"Bearer {self.client.access_token}"}
-        if body is not None:
-            headers["Content-Type"] = "application/json"
-        data = json.dumps(body) if body is not None else None
-        try:
-            response = await self.client.send(method, path, data, headers)
-            async with response:
-                try:
-                    parsed = await response.json(content_type=None)
-                except ValueError:
-                    parsed = {}
-                status = response.status
-        except (aiohttp.ClientError, TimeoutError, OSError) as exc:
-            raise TransportError(NETWORK, f"{method} {path}: {exc}") from exc
-        if not isinstance(parsed, dict):
-            parsed = {}
+        status, parsed = await raw_request(self.client, method, path, body)
         if status >= 300:
-            errcode = parsed.get("errcode") or f"HTTP_{status}"
-            message = f"{method} {path}: {parsed.get('error', '')}"
-            if errcode == "M_LIMIT_EXCEEDED" or status == 429:
-                raise RateLimited(parsed.get("retry_after_ms"), message)
-            if errcode == "M_UNKNOWN_TOKEN":
-                raise UnknownToken(errcode, message, status=status)
-            raise TransportError(errcode, message, status=status)
+            raise refusal(method, path, status, parsed)
         return parsed
 
     # -- sending ------------------------------------------------------------------

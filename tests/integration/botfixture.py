@@ -27,6 +27,8 @@ from bot.service import Service
 from config.settings import Settings, load_settings
 
 REPO = Path(__file__).resolve().parents[2]
+# [matrix] values passed to `grapevine run` through the environment, never the file.
+SECRETS = ("password", "access_token", "cross_signing_key")
 
 
 def free_port() -> int:
@@ -58,7 +60,7 @@ class BotSetup:
                 continue
             lines.append(f"[{section}]")
             for key, value in values.items():
-                if key == "password":
+                if key in SECRETS:
                     continue
                 lines.append(f"{key} = {_toml(value)}")
         self.data_dir.mkdir(parents=True, exist_ok=True)
@@ -68,7 +70,9 @@ class BotSetup:
 
     def environment(self) -> dict[str, str]:
         env = dict(os.environ)
-        env["GRAPEVINE_MATRIX__PASSWORD"] = self.values["matrix"]["password"]
+        for key in SECRETS:
+            if self.values["matrix"].get(key) is not None:
+                env[f"GRAPEVINE_MATRIX__{key.upper()}"] = self.values["matrix"][key]
         env["GRAPEVINE_PRIVACY__PSEUDONYM_SECRET"] = self.values["privacy"]["pseudonym_secret"]
         return env
 
@@ -97,7 +101,8 @@ async def make_bot_setup(
         # London time unless it is night there, when posts would rightly wait for 08:00.
         "bot": {"data_dir": str(data_dir), "timezone": demo_zone()},
         "matrix": {"homeserver": synapse.base_url, "user_id": user.user_id,
-                   "password": password, "encryption": True},
+                   "password": password, "encryption": True,
+                   "cross_signing_key": uuid.uuid4().hex},
         "privacy": {"pseudonym_secret": uuid.uuid4().hex},
         "web": {"listen": f"127.0.0.1:{free_port()}"},
     }
