@@ -7,11 +7,13 @@ and the replies it queued, so a crash or restart neither replays nor loses it.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import uuid
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -21,6 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.clock import Clock, SystemClock
 from bot.commands.context import Context, RoomContext, Sender
+from bot.commands.deferred import Deferred, Outside
 from bot.commands.dispatch import Choose, CommandLine, Missing, bind, command_line
 from bot.commands.lexer import LexError, tokenize
 from bot.commands.registry import REGISTRY, AskFor, Command, CommandError, Registry, Where
@@ -29,8 +32,10 @@ from bot.features import quiet
 from bot.pager import Pager
 from bot.power import PowerLevels
 from bot.ratelimit import RateLimiter, Verdict
+from bot.runtime.backoff import Backoff
+from bot.runtime.inflight import Lanes
 from bot.scheduler import Job, Scheduler
-from bot.transport.base import Transport, TransportError
+from bot.transport.base import Transport, TransportError, is_transient
 from config.areas import AreaIndex
 from config.settings import ConfigError, Settings
 from config.themes import Theme, load_themes
@@ -64,6 +69,19 @@ class Hooks:
     reaction: list[ReactionHook] = field(default_factory=list)
     receipt: list[ReceiptHook] = field(default_factory=list)
     state: list[StateHook] = field(default_factory=list)
+
+
+@dataclass
+class _Pending:
+    """What one command's transaction leaves to do once it has committed."""
+
+    after_commit: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
+    deferred: list[tuple[Context, Deferred]] = field(default_factory=list)
+
+
+# Per task, so commands running side by side in different rooms never run (or lose)
+# each other's after-commit actions.
+_PENDING: ContextVar[_Pending | None] = ContextVar("grapevine_pending", default=None)
 
 
 @dataclass
@@ -113,7 +131,19 @@ class Grapevine:
         self._power: dict[str, PowerLevels] = {}
         self._room_contexts: dict[str, RoomContext] = {}
         self._wake: list[Callable[[], None]] = []
-        self._after_commit: list[Callable[[], Awaitable[None]]] = []
+        # Set by the service: events are then handled in per-room lanes off the sync
+        # loop. None (the shell, the in-process world): handled before on_message returns.
+        self.lanes: Lanes | None = None
+        # Event ids queued in a lane and not finished yet (a retried batch delivers again).
+        self._taken: set[str] = set()
+        # A command whose preparation fails on a transient error is tried this many
+        # times, waiting ``retry_backoff`` between tries, before the person is told.
+        self.retry_tries = 8
+        self.retry_backoff = lambda: Backoff(initial=0.5, cap=30.0)
+        # Deferred work (!reach ...) runs this many at once, and says "working on it"
+        # when it has not finished after ``working_after`` seconds (lanes only).
+        self._heavy = asyncio.Semaphore(1)
+        self.working_after = 3.0
         # Prompts of commands carrying personal data stay in memory, never in the database.
         self._private_prompts: dict[tuple[str, str], _Prompt] = {}
         # (room, sender) pairs with a question open in the database; loaded on first use.
@@ -249,24 +279,168 @@ class Grapevine:
             return
         if message.sender == self.transport.user_id:
             return
-        # Network reads first: a transaction holds SQLite's write lock until it ends.
-        room = await self.room_context(message.room_id)
+        lanes = self.lanes
+        if lanes is None:
+            await self._handle(message, line)
+            return
+        if message.event_id in self._taken:
+            return
+        room = self._room_contexts.get(message.room_id)
+        if (room is not None and line is None and not lanes.busy(message.room_id)
+                and not await self._may_be_answering(message)):
+            await self._hear(message, room)  # ordinary chat: no task, no transaction
+            return
+        self._taken.add(message.event_id)
+
+        async def job() -> None:
+            try:
+                await self._handle(message, line)
+            finally:
+                self._taken.discard(message.event_id)
+
+        lanes.submit(message.room_id, job)
+
+    async def _hear(self, message: Incoming, room: RoomContext) -> None:
         for hook in self.hooks.message:
             await hook(message, room)
-        if line is None and not await self._may_be_answering(message):
-            return  # ordinary chat: no transaction at all
-        if not room.is_direct:
-            await self.power_levels(message.room_id)
+
+    async def _handle(self, message: Incoming, line: CommandLine | None) -> None:
+        """Prepare (network reads), then decide in one transaction; transient failures
+        are tried again with backoff, so a command is answered once, not dropped."""
+        backoff = self.retry_backoff()
+        heard = False
+        tries = 0
+        while True:
+            tries += 1
+            try:
+                # Network reads first: a transaction holds SQLite's write lock until it ends.
+                room = await self.room_context(message.room_id)
+                if not heard:
+                    heard = True
+                    await self._hear(message, room)
+                if line is None and not await self._may_be_answering(message):
+                    return  # ordinary chat: no transaction at all
+                if not room.is_direct:
+                    await self.power_levels(message.room_id)
+                await self._decide(message, room, line)
+                return
+            except TransportError as err:
+                if not is_transient(err):
+                    raise
+                if tries >= self.retry_tries:
+                    log.warning("giving up on %s after %d tries: %s",
+                                message.event_id, tries, err.errcode)
+                    if line is not None:
+                        await self._apologise(message)
+                    return
+                wait = backoff.next_delay()
+                log.info("handling %s failed (%s): try %d in %.1f s",
+                         message.event_id, err.errcode, tries + 1, wait)
+                await asyncio.sleep(wait)
+
+    async def _decide(self, message: Incoming, room: RoomContext,
+                      line: CommandLine | None) -> None:
+        pending = _Pending()
+        token = _PENDING.set(pending)
+        try:
+            async with self.db.transaction() as session:
+                if await state.is_handled(session, message.event_id):
+                    return
+                now = self.clock.now()
+                if line is not None:
+                    await self._command(session, message, room, line, now)
+                else:
+                    await self._maybe_answer_prompt(session, message, room, now)
+                if not pending.deferred:
+                    # A deferred command is recorded as handled with its answer, later.
+                    await state.mark_handled(session, message.event_id, message.room_id, now)
+            await self._committed()
+        finally:
+            _PENDING.reset(token)
+        for ctx, job in pending.deferred:
+            if self.lanes is None:
+                await self._finish(ctx, job)
+            else:
+                self.lanes.inflight.track(self._finish(ctx, job),
+                                          name=f"deferred {message.event_id}")
+
+    async def _apologise(self, message: Incoming) -> None:
+        """The one answer to a command the server kept failing us on."""
         async with self.db.transaction() as session:
             if await state.is_handled(session, message.event_id):
                 return
             now = self.clock.now()
             await state.mark_handled(session, message.event_id, message.room_id, now)
-            if line is not None:
-                await self._command(session, message, room, line, now)
-            else:
-                await self._maybe_answer_prompt(session, message, room, now)
+            await outbox.enqueue(
+                session, now=now, room_id=message.room_id, kind="reply",
+                body="Sorry, I couldn't handle that just now: the chat server kept failing. "
+                     "Please send it again in a few minutes.",
+                extra={"m.relates_to": {"m.in_reply_to": {"event_id": message.event_id}}},
+            )
+        self.queued()
+
+    # -- deferred work ----------------------------------------------------------------
+
+    def defer(self, ctx: Context, job: Deferred) -> None:
+        pending = _PENDING.get()
+        if pending is None:
+            raise RuntimeError("defer() outside a command")
+        pending.deferred.append((ctx, job))
+
+    async def _finish(self, ctx: Context, job: Deferred) -> None:
+        """Run a deferred job (one at a time), say "working on it" if it is slow, then
+        commit its replies with the handled-event record."""
+        outside = Outside(self, ctx.message, ctx.room, ctx.sender, ctx.private_replies)
+        work = asyncio.ensure_future(self._run_job(outside, job))
+        if self.lanes is not None:
+            done, _ = await asyncio.wait({work}, timeout=self.working_after)
+            if not done:
+                await self._working(ctx)
+        await work
+        message = ctx.message
+        async with self.db.transaction() as session:
+            if await state.is_handled(session, message.event_id):
+                return
+            now = self.clock.now()
+            await state.mark_handled(session, message.event_id, message.room_id, now)
+            answer = Context(self, session, message, ctx.room, ctx.sender, now, ctx.command)
+            answer.private_replies = outside.private
+            for body, attachment in outside.replies:
+                await answer.reply(body, attachment=attachment)
         await self._committed()
+
+    async def _run_job(self, outside: Outside, job: Deferred) -> None:
+        backoff = self.retry_backoff()
+        tries = 0
+        async with self._heavy:
+            while True:
+                tries += 1
+                outside.replies.clear()
+                try:
+                    await job(outside)
+                    return
+                except CommandError as exc:
+                    outside.reply(str(exc))
+                    return
+                except TransportError as err:
+                    if is_transient(err) and tries < self.retry_tries:
+                        await asyncio.sleep(backoff.next_delay())
+                        continue
+                    outside.replies[:] = [(_sorry("deferred work", outside.message), None)]
+                    return
+                except Exception:
+                    outside.replies[:] = [(_sorry("deferred work", outside.message), None)]
+                    return
+
+    async def _working(self, ctx: Context) -> None:
+        async with self.db.transaction() as session:
+            await outbox.enqueue(
+                session, now=self.clock.now(), room_id=ctx.room.room_id, kind="reply",
+                body="Working on it; I'll answer when it's done.",
+                extra={"m.relates_to": {"m.in_reply_to": {"event_id": ctx.message.event_id}}},
+                dedupe_key=f"working:{ctx.message.event_id}",
+            )
+        self.queued()
 
     async def _may_be_answering(self, message: Incoming) -> bool:
         """Whether a plain message could be the answer to a question the bot asked."""
@@ -346,7 +520,10 @@ class Grapevine:
 
     async def _committed(self) -> None:
         self.queued()
-        actions, self._after_commit = self._after_commit, []
+        pending = _PENDING.get()
+        actions = pending.after_commit if pending is not None else []
+        if pending is not None:
+            pending.after_commit = []
         for action in actions:
             try:
                 await action()
@@ -439,16 +616,12 @@ class Grapevine:
             await ctx.reply(str(exc))
         except AskFor as ask:
             await self._ask_missing(ctx, line, overrides, ask.param)
+        except TransportError as exc:
+            if is_transient(exc):
+                raise  # the whole command is rolled back and tried again
+            await ctx.reply(_sorry(f"command {command.name}", ctx.message))
         except Exception:
-            reference = uuid.uuid4().hex[:8]
-            log.exception(
-                "command %s failed (reference %s, event %s)",
-                command.name, reference, ctx.message.event_id,
-            )
-            await ctx.reply(
-                f"Sorry, something went wrong on my side (reference {reference}). "
-                "Nothing was changed; please try again later."
-            )
+            await ctx.reply(_sorry(f"command {command.name}", ctx.message))
 
     def _not_allowed(self, command: Command, sender: Sender) -> str:
         needed = " or ".join(sorted(r.value for r in command.roles))
@@ -496,7 +669,9 @@ class Grapevine:
                     )
                 self.queued()
 
-        self._after_commit.append(redact)
+        pending = _PENDING.get()
+        if pending is not None:
+            pending.after_commit.append(redact)
 
     # -- conversations --------------------------------------------------------------------
 
@@ -561,3 +736,11 @@ class Grapevine:
         if self._prompted is not None:
             self._prompted.discard((room_id, user_id))
         return await prompts.clear(session, room_id, user_id) or private
+
+
+def _sorry(what: str, message: Incoming) -> str:
+    """The answer to a bug: a reference to find the log line by, and no details."""
+    reference = uuid.uuid4().hex[:8]
+    log.exception("%s failed (reference %s, event %s)", what, reference, message.event_id)
+    return (f"Sorry, something went wrong on my side (reference {reference}). "
+            "Nothing was changed; please try again later.")

@@ -11,6 +11,7 @@ from typing import Any
 from bot.app import Grapevine
 from bot.clock import Clock, SystemClock
 from bot.runtime import login
+from bot.runtime.inflight import Inflight, Lanes
 from bot.runtime.outbox_worker import OutboxWorker
 from bot.runtime.sync import SyncLoop
 from bot.scheduler import Scheduler
@@ -38,6 +39,9 @@ class Service:
         self.sync: SyncLoop | None = None
         self.worker: OutboxWorker | None = None
         self.scheduler: Scheduler | None = None
+        # Commands run in per-room lanes off the sync loop; the stored sync token
+        # waits for them (bot.runtime.inflight).
+        self.inflight = Inflight()
         self._client: Any = None
         self._tasks: list[asyncio.Task[None]] = []
 
@@ -56,7 +60,9 @@ class Service:
                 self.db, transport, self.clock, rest=self.app.pager.keep_for_room,
                 prefix=settings.bot.prefix)
             self.app.on_queued(self.worker.wake)
-            self.sync = SyncLoop(self._client, transport, self.db, self.app, settings, self.clock)
+            self.app.lanes = Lanes(self.inflight)
+            self.sync = SyncLoop(self._client, transport, self.db, self.app, settings, self.clock,
+                                 inflight=self.inflight)
             self.app.sync_status = lambda: self.sync.last_sync_at if self.sync else None
             await self.scheduler.start()
             if self.web is not None:
@@ -104,6 +110,8 @@ class Service:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
         self._tasks = []
+        # Unfinished commands are heard again after a restart: the token waited for them.
+        await self.inflight.cancel()
         if self.app is not None:
             await self.app.close()
         await self._close()

@@ -24,6 +24,7 @@ from storage.outbox import Attachment
 
 if TYPE_CHECKING:
     from bot.app import Grapevine
+    from bot.commands.deferred import Deferred
 
 
 @dataclass(frozen=True)
@@ -112,6 +113,12 @@ class Context:
 
     async def room_members(self) -> dict[str, str | None]:
         return await self.app.transport.members(self.room.room_id)
+
+    def defer(self, job: Deferred) -> None:
+        """Finish this command with ``job`` after its transaction commits (slow work,
+        network reads): it runs off the sync loop and outside any transaction, and its
+        replies are committed with the record that the command was handled."""
+        self.app.defer(self, job)
 
     async def reply(
         self,

@@ -2,25 +2,27 @@
 
 Answers go only to a DM or a room whose members are all coordinators; asked
 anywhere else, the answer goes by DM. Every count is rendered by
-``reach.report`` (under 5 shows as "<5"). The model's work runs in a thread so
-the bot keeps hearing other rooms meanwhile.
+``reach.report`` (under 5 shows as "<5"). Each command reads the database in
+its own transaction and defers the rest (the room's members, the model, the
+charts) to a job that runs after it commits, off the sync loop and in a
+thread (:mod:`bot.commands.deferred`), so no one else waits for the model.
 """
 
 from __future__ import annotations
 
-import asyncio
 from collections import defaultdict
-from collections.abc import Callable
-from typing import TypeVar
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 
 import numpy as np
 
 from bot.commands.context import Context
+from bot.commands.deferred import Outside
 from bot.commands.registry import REGISTRY as commands
 from bot.commands.registry import Args, CommandError, Param, Role
 from bot.commands.values import AreaValue, Decimal, Integer, ListOf, Ref, Text
 from bot.features import reach_network
-from bot.features.reach_network import Network
+from bot.features.reach_network import Network, Records
 from reach import charts, report
 from reach.evaluate import evaluate, observed_by_district
 from reach.gaps import AreaInfo, find_gaps
@@ -31,31 +33,20 @@ from storage import funding, roles
 from storage.outbox import Attachment
 
 RUNS = 1000
-T = TypeVar("T")
-
 NOTICE = Param("notice", Ref("F"), positional=True, ask="Which notice? (e.g. F12)")
 AREA = Param("area", AreaValue(), required=False)
 
 
-async def _off_loop(work: Callable[[], T]) -> T:
-    return await asyncio.to_thread(work)
+@dataclass(frozen=True)
+class Loaded:
+    """What a reach command read in its transaction, for the job that runs after it."""
+
+    records: Records
+    coordinators: frozenset[str]
 
 
-async def _answer_privately_unless_safe(ctx: Context) -> None:
-    """A DM, or a room of coordinators only; anywhere else the answer goes by DM."""
-    if ctx.room.is_direct:
-        return
-    config = ctx.app.settings.roles.coordinators
-    for user in await ctx.room_members():
-        if user == ctx.app.transport.user_id or user in config:
-            continue
-        if not any(g.role == "coordinator" for g in await roles.grants_for(ctx.session, user)):
-            ctx.private_replies = True
-            return
-
-
-async def _network(ctx: Context, area: str | None = None) -> Network:
-    await _answer_privately_unless_safe(ctx)
+async def _load(ctx: Context, area: str | None = None) -> Loaded:
+    """The flow records (within ``area``) and who is a coordinator; errors said at once."""
     records = await reach_network.load_records(ctx.session)
     if area is not None:
         records = reach_network.within(records, lambda code: _in_area(ctx, area, code))
@@ -64,7 +55,31 @@ async def _network(ctx: Context, area: str | None = None) -> Network:
                                "groups get an area when they register.")
     if not records.rooms:
         raise CommandError("I'm in no group rooms yet, so there is no network to model.")
-    return await _off_loop(lambda: reach_network.build(records, ctx.app.areas))
+    coordinators = set(ctx.app.settings.roles.coordinators)
+    coordinators |= {g.user_id for g in await roles.all_grants(ctx.session)
+                     if g.role == "coordinator"}
+    return Loaded(records, frozenset(coordinators))
+
+
+def _later(ctx: Context, loaded: Loaded, job: Callable[[Outside, Network], Awaitable[None]]
+           ) -> None:
+    """Finish with ``job`` outside the transaction, on the network built in a thread."""
+
+    async def run(out: Outside) -> None:
+        await _answer_privately_unless_safe(out, loaded.coordinators)
+        net = await out.thread(lambda: reach_network.build(loaded.records, out.app.areas))
+        await job(out, net)
+
+    ctx.defer(run)
+
+
+async def _answer_privately_unless_safe(out: Outside, coordinators: frozenset[str]) -> None:
+    """A DM, or a room of coordinators only; anywhere else the answer goes by DM."""
+    if out.room.is_direct:
+        return
+    bot = out.app.transport.user_id
+    if any(user != bot and user not in coordinators for user in await out.room_members()):
+        out.private = True
 
 
 def _in_area(ctx: Context, area: str | None, code: str) -> bool:
@@ -73,27 +88,33 @@ def _in_area(ctx: Context, area: str | None, code: str) -> bool:
     return area is None or code == area or (code in areas and areas.contains(area, code))
 
 
-async def _seeds_of(ctx: Context, net: Network, notice_id: int, given: list[str] | None
-                    ) -> list[str]:
-    notice = await funding.notice(ctx.session, notice_id)
-    if notice is None:
-        raise CommandError(f"There is no notice F{notice_id}; {ctx.prefix}funding list shows them.")
-    if not given:
-        seeds = await reach_network.delivery_rooms(ctx.session, notice_id)
-        if not seeds:
-            raise CommandError(f"F{notice_id} has not been posted anywhere yet; give "
-                               "seeds=<room,...> to see what posting it would do.")
-        return [s for s in seeds if s in net.graph.index]
-    out = []
+async def _notice_exists(ctx: Context, notice_id: int) -> None:
+    if await funding.notice(ctx.session, notice_id) is None:
+        raise CommandError(f"There is no notice F{notice_id}; "
+                           f"{ctx.prefix}funding list shows them.")
+
+
+async def _posted_in(ctx: Context, notice_id: int) -> list[str]:
+    """The rooms a notice went to; an error if it has not been posted."""
+    await _notice_exists(ctx, notice_id)
+    seeds = await reach_network.delivery_rooms(ctx.session, notice_id)
+    if not seeds:
+        raise CommandError(f"F{notice_id} has not been posted anywhere yet; give "
+                           "seeds=<room,...> to see what posting it would do.")
+    return seeds
+
+
+async def _seeds_of(out: Outside, net: Network, given: list[str]) -> list[str]:
+    rooms = []
     for item in given:
         room = net.group_rooms.get(item.upper()) or item
         if room.startswith("#"):
-            room = await ctx.app.transport.resolve_alias(room) or room
+            room = await out.app.transport.resolve_alias(room) or room
         if room not in net.graph.index:
             raise CommandError(f"seeds: I don't know the room {item}; give a group (G5), a room id "
                                "or an alias of a room I'm in.")
-        out.append(room)
-    return out
+        rooms.append(room)
+    return rooms
 
 
 def _predict(net: Network, seeds: list[str], notice_id: int) -> Prediction:
@@ -103,62 +124,81 @@ def _predict(net: Network, seeds: list[str], notice_id: int) -> Prediction:
 @commands.command("reach stats", summary="rooms, groups, activity and bridging ties per district",
                   roles=[Role.COORDINATOR], params=[AREA])
 async def reach_stats(ctx: Context, args: Args) -> None:
-    net = await _network(ctx, args.area)
-    graph = net.graph
-    def district(room: str) -> str | None:
-        v = graph.index.get(room)
-        return graph.districts[graph.district[v]] if v is not None and graph.district[v] >= 0 \
-            else None
+    loaded = await _load(ctx, args.area)
+    prefix = ctx.prefix
 
-    messages: dict[str, int] = defaultdict(int)
-    for room, (n, _) in net.activity.items():
-        if (d := district(room)) is not None:
-            messages[d] += n
-    people: dict[str, set[str]] = defaultdict(set)  # distinct pseudonyms: one person, one count
-    for room, key in net.records.memberships:
-        if (d := district(room)) is not None:
-            people[d].add(key)
-    active = {d: len(keys) for d, keys in people.items()}
-    structure = await _off_loop(lambda: analyse(graph))
-    rows = report.district_stats(graph, structure, active, messages)
-    if not rows:
-        raise CommandError("No rooms with a known area yet; groups get an area when they "
-                           f"register ({ctx.prefix}group register).")
-    await ctx.reply(report.render_stats(rows, net.labels))
+    async def job(out: Outside, net: Network) -> None:
+        graph = net.graph
+
+        def district(room: str) -> str | None:
+            v = graph.index.get(room)
+            return graph.districts[graph.district[v]] if v is not None and graph.district[v] >= 0 \
+                else None
+
+        messages: dict[str, int] = defaultdict(int)
+        for room, (n, _) in net.activity.items():
+            if (d := district(room)) is not None:
+                messages[d] += n
+        people: dict[str, set[str]] = defaultdict(set)  # distinct pseudonyms: one person, one count
+        for room, key in net.records.memberships:
+            if (d := district(room)) is not None:
+                people[d].add(key)
+        active = {d: len(keys) for d, keys in people.items()}
+        structure = await out.thread(lambda: analyse(graph))
+        rows = report.district_stats(graph, structure, active, messages)
+        if not rows:
+            raise CommandError("No rooms with a known area yet; groups get an area when they "
+                               f"register ({prefix}group register).")
+        out.reply(report.render_stats(rows, net.labels))
+
+    _later(ctx, loaded, job)
 
 
 @commands.command("reach predict", summary="expected reach of a notice per district",
                   roles=[Role.COORDINATOR],
                   params=[NOTICE, Param("seeds", ListOf(Text(max_length=255)), required=False)])
 async def reach_predict(ctx: Context, args: Args) -> None:
-    net = await _network(ctx)
-    seeds = await _seeds_of(ctx, net, args.notice, args.seeds)
-    pred = await _off_loop(lambda: _predict(net, seeds, args.notice))
-    await ctx.reply(f"F{args.notice}: " + report.render_prediction(pred, net.labels))
+    loaded = await _load(ctx)
+    notice, given = args.notice, args.seeds
+    posted = [] if given else await _posted_in(ctx, notice)
+    if given:
+        await _notice_exists(ctx, notice)
+
+    async def job(out: Outside, net: Network) -> None:
+        seeds = await _seeds_of(out, net, given) if given else \
+            [s for s in posted if s in net.graph.index]
+        pred = await out.thread(lambda: _predict(net, seeds, notice))
+        out.reply(f"F{notice}: " + report.render_prediction(pred, net.labels))
+
+    _later(ctx, loaded, job)
 
 
 @commands.command("reach gaps", summary="localities and groups the network leaves out",
                   roles=[Role.COORDINATOR], params=[AREA])
 async def reach_gaps(ctx: Context, args: Args) -> None:
-    net = await _network(ctx, args.area)
-    graph = net.graph
+    loaded = await _load(ctx, args.area)
     areas = ctx.app.areas
-    # Reach of a typical notice: one posted in every room that has had one (else every room).
-    posted = sorted({room for d in net.records.deliveries.values() for room in d}
-                    & set(graph.keys))
-    seeds = posted or list(graph.keys)
     info = {}
     for a in areas.localities(args.area):
         district = areas.district_of(a.code)
         info[a.code] = AreaInfo(district.code if district else None, a.imd_decile)
 
-    def work() -> str:
-        structure = analyse(graph)
-        pred = predict(graph, net.p, seeds, runs=RUNS, seed=0)
-        gaps = find_gaps(graph, structure, pred.node_prob, areas=info)
-        return report.render_gaps(gaps, net.labels)
+    async def job(out: Outside, net: Network) -> None:
+        graph = net.graph
+        # Reach of a typical notice: one posted in every room that has had one (else every room).
+        posted = sorted({room for d in net.records.deliveries.values() for room in d}
+                        & set(graph.keys))
+        seeds = posted or list(graph.keys)
 
-    await ctx.reply(await _off_loop(work))
+        def work() -> str:
+            structure = analyse(graph)
+            pred = predict(graph, net.p, seeds, runs=RUNS, seed=0)
+            gaps = find_gaps(graph, structure, pred.node_prob, areas=info)
+            return report.render_gaps(gaps, net.labels)
+
+        out.reply(await out.thread(work))
+
+    _later(ctx, loaded, job)
 
 
 @commands.command("reach seed", summary="the rooms to post a notice in for the most reach",
@@ -166,55 +206,68 @@ async def reach_gaps(ctx: Context, args: Args) -> None:
                   params=[NOTICE, Param("k", Integer(1, 50), required=False),
                           Param("equity", Decimal(0, 1), required=False)])
 async def reach_seed(ctx: Context, args: Args) -> None:
-    net = await _network(ctx)
-    if await funding.notice(ctx.session, args.notice) is None:
-        raise CommandError(f"There is no notice F{args.notice}; "
-                           f"{ctx.prefix}funding list shows them.")
+    loaded = await _load(ctx)
+    notice = args.notice
+    await _notice_exists(ctx, notice)
     k = args.k or 5
     equity = 0.0 if args.equity is None else float(args.equity)
-    graph = net.graph
 
-    def work() -> str:
-        weights = equity_weights(graph, equity, np.maximum(graph.members, 1).astype(float))
-        choice = choose_seeds(graph, net.p, k, weights=weights, eps=0.2, seed=args.notice)
-        return report.render_seeds(choice, net.labels, equity)
+    async def job(out: Outside, net: Network) -> None:
+        graph = net.graph
 
-    await ctx.reply(f"F{args.notice}: " + await _off_loop(work))
+        def work() -> str:
+            weights = equity_weights(graph, equity, np.maximum(graph.members, 1).astype(float))
+            choice = choose_seeds(graph, net.p, k, weights=weights, eps=0.2, seed=notice)
+            return report.render_seeds(choice, net.labels, equity)
+
+        out.reply(f"F{notice}: " + await out.thread(work))
+
+    _later(ctx, loaded, job)
 
 
 @commands.command("reach report", summary="predicted against observed reach of a notice, "
                   "with a chart", roles=[Role.COORDINATOR], params=[NOTICE])
 async def reach_report(ctx: Context, args: Args) -> None:
-    net = await _network(ctx)
-    seeds = await _seeds_of(ctx, net, args.notice, None)
-    signals = await reach_network.signals(ctx.session, args.notice)
+    loaded = await _load(ctx)
+    notice = args.notice
+    posted = await _posted_in(ctx, notice)
+    signals = await reach_network.signals(ctx.session, notice)
 
-    def work() -> tuple[str, bytes]:
-        pred = _predict(net, seeds, args.notice)
-        ev = evaluate(pred.districts, observed_by_district(net.graph, signals), "groups")
-        title = f"F{args.notice}: predicted vs observed groups reached"
-        return report.render_evaluation(ev, net.labels), charts.prediction_chart(
-            ev, net.labels, title)
+    async def job(out: Outside, net: Network) -> None:
+        seeds = [s for s in posted if s in net.graph.index]
 
-    text, png = await _off_loop(work)
-    await ctx.reply(f"F{args.notice}: " + text,
-                    attachment=Attachment(f"reach-F{args.notice}.png", "image/png", png))
+        def work() -> tuple[str, bytes]:
+            pred = _predict(net, seeds, notice)
+            ev = evaluate(pred.districts, observed_by_district(net.graph, signals), "groups")
+            title = f"F{notice}: predicted vs observed groups reached"
+            return report.render_evaluation(ev, net.labels), charts.prediction_chart(
+                ev, net.labels, title)
+
+        text, png = await out.thread(work)
+        out.reply(f"F{notice}: " + text,
+                  attachment=Attachment(f"reach-F{notice}.png", "image/png", png))
+
+    _later(ctx, loaded, job)
 
 
 @commands.command("reach map", summary="a picture of the network of groups by district",
                   roles=[Role.COORDINATOR], params=[AREA])
 async def reach_map(ctx: Context, args: Args) -> None:
-    net = await _network(ctx, args.area)
-    graph = net.graph
+    loaded = await _load(ctx, args.area)
 
-    def work() -> tuple[bytes, int, int]:
-        structure = analyse(graph)
-        return (charts.network_map(graph, structure, names=net.labels),
-                int(structure.edges.shape[0]), int(structure.bridging.sum()))
+    async def job(out: Outside, net: Network) -> None:
+        graph = net.graph
 
-    png, ties, bridging = await _off_loop(work)
-    await ctx.reply(
-        f"The network: {report.count(graph.n)} rooms and groups, {report.count(ties)} ties, "
-        f"{report.count(bridging)} of them bridging (in red).",
-        attachment=Attachment("reach-map.png", "image/png", png),
-    )
+        def work() -> tuple[bytes, int, int]:
+            structure = analyse(graph)
+            return (charts.network_map(graph, structure, names=net.labels),
+                    int(structure.edges.shape[0]), int(structure.bridging.sum()))
+
+        png, ties, bridging = await out.thread(work)
+        out.reply(
+            f"The network: {report.count(graph.n)} rooms and groups, {report.count(ties)} ties, "
+            f"{report.count(bridging)} of them bridging (in red).",
+            attachment=Attachment("reach-map.png", "image/png", png),
+        )
+
+    _later(ctx, loaded, job)

@@ -25,7 +25,8 @@ from bot.clock import Clock
 from bot.events import EventSink, Incoming, Reaction, Receipt, StateChange
 from bot.runtime import login
 from bot.runtime.backoff import Backoff, sleep_unless
-from bot.transport.base import RateLimited, TransportError, UnknownToken
+from bot.runtime.inflight import Inflight
+from bot.transport.base import RateLimited, TransportError, UnknownToken, is_transient
 from bot.transport.matrix import NETWORK, MatrixTransport, checked, guarded
 from config.settings import Settings
 from storage import state
@@ -138,7 +139,9 @@ class SyncLoop:
     are completed from /messages). Tests may replace ``relogin`` (the password
     re-login after M_UNKNOWN_TOKEN) and ``backoff`` (the waits after failures).
     ``ready`` is set once the first sync of this process is delivered;
-    ``last_sync_at`` is when the latest batch finished.
+    ``last_sync_at`` is when the latest batch finished. ``inflight`` is the
+    sink's work still running for delivered events: the stored token never
+    passes an event whose work is open (see :mod:`bot.runtime.inflight`).
     """
 
     def __init__(
@@ -153,6 +156,7 @@ class SyncLoop:
         timeline_limit: int = 50,
         relogin: Callable[[], Awaitable[None]] | None = None,
         backoff: Backoff | None = None,
+        inflight: Inflight | None = None,
     ) -> None:
         self.client = client
         self.transport = transport
@@ -163,6 +167,8 @@ class SyncLoop:
         self.timeline_limit = timeline_limit
         self._relogin = relogin or (lambda: login.relogin(client, settings, db))
         self.backoff = backoff or Backoff()
+        self.inflight = inflight or Inflight()
+        self._stored: str | None = None
         self._stop = asyncio.Event()
         self._joined: set[str] = set()
         self._direct: dict[str, bool] = {}
@@ -183,6 +189,7 @@ class SyncLoop:
         self._first = True
         async with self.db.transaction() as session:
             token = await state.get_value(session, TOKEN_KEY)
+        self._stored = token
         backoff = self.backoff
         backoff.reset()
         while not self._stop.is_set():
@@ -194,9 +201,8 @@ class SyncLoop:
                 await self._keep_keys()
                 await self._deliver(response, token)
                 await self._retry_invites()
-                async with self.db.transaction() as session:
-                    await state.save_sync_position(session, response.next_batch,
-                                                    self.clock.now())
+                self.inflight.mark(response.next_batch, self.clock.now())
+                await self._store_token()
             except RateLimited as err:
                 wait = (err.retry_after_ms or 0) / 1000 or backoff.next_delay()
                 log.warning("sync rate-limited: waiting %.1f s", wait)
@@ -225,6 +231,16 @@ class SyncLoop:
             self._first = False
             self.last_sync_at = self.clock.now()
             self.ready.set()
+
+    async def _store_token(self) -> None:
+        """Store the newest token no open work is waiting behind (it may lag this batch)."""
+        safe = self.inflight.safe()
+        if safe is None or safe[0] == self._stored:
+            return
+        token, handed_over_at = safe
+        async with self.db.transaction() as session:
+            await state.save_sync_position(session, token, handed_over_at)
+        self._stored = token
 
     async def _next_sync(self, token: str | None) -> nio.SyncResponse | None:
         """One /sync, or None if stop() came first (the long poll is abandoned)."""
@@ -353,7 +369,7 @@ class SyncLoop:
                     f"history of {room_id}",
                 )
             except TransportError as err:
-                if _transient(err):
+                if is_transient(err):
                     raise  # the whole batch is tried again
                 # A refusal that will not change must not hold every other room back.
                 log.warning("cannot fill the gap in %s (%s): skipping it", room_id, err.errcode)
@@ -488,12 +504,6 @@ def _marks_direct(events: Iterable[Any], user_id: str) -> bool:
         if member and mine and (source.get("content") or {}).get("is_direct"):
             return True
     return False
-
-
-def _transient(err: TransportError) -> bool:
-    """Worth trying the whole batch again for; any other refusal is not going to change."""
-    retryable = err.errcode in (NETWORK, "M_LIMIT_EXCEEDED", "M_UNKNOWN_TOKEN")
-    return retryable or (err.status or 0) >= 500
 
 
 def _source(event: Any) -> dict[str, Any]:

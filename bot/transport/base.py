@@ -32,6 +32,16 @@ class UnknownToken(TransportError):
     """The access token no longer works (M_UNKNOWN_TOKEN): log in afresh."""
 
 
+# errcode for failures that never reached a homeserver answer (reset, refused, timed out)
+NETWORK = "GV_NETWORK"
+
+
+def is_transient(err: TransportError) -> bool:
+    """Worth trying again after a wait; any other refusal is not going to change."""
+    retryable = err.errcode in (NETWORK, "M_LIMIT_EXCEEDED", "M_UNKNOWN_TOKEN")
+    return retryable or (err.status or 0) >= 500
+
+
 @dataclass(frozen=True)
 class RoomSpec:
     """Everything needed to create a room or space in one request."""

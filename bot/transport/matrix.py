@@ -25,6 +25,7 @@ from nio.api import Api, RoomPreset, RoomVisibility
 from sqlalchemy import select
 
 from bot.transport.base import (
+    NETWORK,
     RateLimited,
     RoomInfo,
     RoomSpec,
@@ -37,8 +38,7 @@ from storage.models import BotState
 
 log = logging.getLogger(__name__)
 
-# errcodes we make up for failures that never reached a homeserver answer
-NETWORK = "GV_NETWORK"
+# errcodes we make up (besides NETWORK, for failures that never reached an answer)
 E2E = "GV_E2E"
 NOT_SYNCED = "GV_ROOM_NOT_SYNCED"
 

@@ -1,0 +1,50 @@
+"""The slow half of a command, run after its transaction and outside any other.
+
+A handler reads what it needs from the database in its transaction, then
+hands the rest (network reads, a model, charts) to :meth:`Context.defer`.
+The job gets an :class:`Outside`: who asked and where, the transport and a
+thread to compute in, but no session, so it cannot hold the database's write
+lock while it works. Its replies are collected and committed afterwards in a
+short transaction together with the record that the command was handled.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, TypeVar
+
+from bot.events import Incoming
+from storage.outbox import Attachment
+
+if TYPE_CHECKING:
+    from bot.app import Grapevine
+    from bot.commands.context import RoomContext, Sender
+
+T = TypeVar("T")
+
+
+@dataclass
+class Outside:
+    """What a deferred job may touch; ``private`` sends its answers by DM."""
+
+    app: Grapevine
+    message: Incoming
+    room: RoomContext
+    sender: Sender
+    private: bool = False
+    replies: list[tuple[str, Attachment | None]] = field(default_factory=list)
+
+    def reply(self, body: str, *, attachment: Attachment | None = None) -> None:
+        self.replies.append((body, attachment))
+
+    async def thread(self, work: Callable[[], T]) -> T:
+        """CPU-heavy work in a thread, so the event loop keeps hearing other rooms."""
+        return await asyncio.to_thread(work)
+
+    async def room_members(self) -> dict[str, str | None]:
+        return await self.app.transport.members(self.room.room_id)
+
+
+Deferred = Callable[[Outside], Awaitable[None]]
