@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: demo test lint unit integration bench venv clean
+.PHONY: demo test lint imports unit integration bench venv clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -18,9 +18,13 @@ venv: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/grapevine demo $(ARGS)
 
-lint: $(STAMP)
+lint: imports
 	$(BIN)/ruff check bot bridges storage reach config tests bench
 	$(BIN)/mypy bot bridges storage reach config
+
+# Which part may import which: architecture.ini is the picture, and this keeps it true.
+imports: $(STAMP)
+	$(BIN)/lint-imports --no-cache architecture.ini
 
 test: lint
 	sh .ci/system-packages.sh

@@ -26,6 +26,7 @@ from bot.features.funding_delivery import publish
 from bot.homeserver import EmbeddedSynapse, RegisteredUser
 from bot.runtime import login
 from bot.runtime.outbox_worker import OutboxWorker
+from bot.service import assemble
 from bot.transport.matrix import MatrixTransport
 from config.settings import load_settings
 from storage import funding, outbox
@@ -108,7 +109,7 @@ async def main(count: int, rounds: int) -> None:
             client = await login.connect(settings, db)
             transport = MatrixTransport(client, db)
             clock = Midday()
-            app = Grapevine(settings, db, transport, clock=clock)
+            app = assemble(settings, db, transport, clock=clock)
             worker = OutboxWorker(db, transport, clock, batch=100)
             async with db.transaction() as session:
                 for room in rooms:

@@ -26,6 +26,7 @@ from bot.features import tree_plan
 from bot.features.tree_build import build_now
 from bot.homeserver import EmbeddedSynapse, RegisteredUser
 from bot.runtime.login import client_config
+from bot.service import assemble
 from bot.transport.matrix import MatrixTransport
 from config.areas import AreaIndex
 from config.settings import load_settings
@@ -87,7 +88,7 @@ async def main(areas_file: Path | None, area: str | None) -> None:
             bot_client = await client_for(synapse, bot_user)
             bare_client = await client_for(synapse, bare_user)
             try:
-                app = Grapevine(settings, db, MatrixTransport(bot_client, db), areas=areas)
+                app = assemble(settings, db, MatrixTransport(bot_client, db), areas=areas)
                 built_total = bare_total = 0.0
                 made_total = 0
                 keys: set[str] = set()

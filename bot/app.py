@@ -22,13 +22,14 @@ from aiohttp import web
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.clock import Clock, SystemClock
-from bot.commands.context import Context, RoomContext, Sender
+from bot.commands.context import Context, Sender
 from bot.commands.deferred import Deferred, Outside
 from bot.commands.dispatch import Choose, CommandLine, Missing, bind, command_line
 from bot.commands.lexer import LexError, tokenize
 from bot.commands.registry import REGISTRY, AskFor, Command, CommandError, Registry, Where
-from bot.events import Incoming, Reaction, Receipt, StateChange
+from bot.events import Incoming, Reaction, Receipt, RoomContext, StateChange
 from bot.features import quiet
+from bot.host import Hooks, RoleListener
 from bot.pager import Pager
 from bot.power import PowerLevels
 from bot.ratelimit import RateLimiter, Verdict
@@ -52,25 +53,6 @@ GREETING = (
     "Type {prefix}privacy for what that means and how to opt out, {prefix}help for commands."
 )
 
-# Listeners for ordinary chat traffic get no database session: they must be cheap
-# (intake buffers in memory and writes in batches), so a busy room costs no transactions.
-MessageHook = Callable[[Incoming, RoomContext], Awaitable[None]]
-ReactionHook = Callable[[Reaction], Awaitable[None]]
-ReceiptHook = Callable[[Receipt], Awaitable[None]]
-StateHook = Callable[[AsyncSession, StateChange], Awaitable[None]]
-RoleListener = Callable[["Context", str, str, str, bool], Awaitable[None]]
-
-
-@dataclass
-class Hooks:
-    """Listeners for events that are not commands (reach intake, bridge detection ...)."""
-
-    message: list[MessageHook] = field(default_factory=list)
-    reaction: list[ReactionHook] = field(default_factory=list)
-    receipt: list[ReceiptHook] = field(default_factory=list)
-    state: list[StateHook] = field(default_factory=list)
-
-
 @dataclass
 class _Pending:
     """What one command's transaction leaves to do once it has committed."""
@@ -92,6 +74,9 @@ class _Prompt:
 
 
 class Grapevine:
+    """The router. Features see it only as a :class:`bot.host.Host`; the service
+    (or the shell, or a test world) installs them after constructing it."""
+
     def __init__(
         self,
         settings: Settings,
@@ -148,9 +133,6 @@ class Grapevine:
         self._private_prompts: dict[tuple[str, str], _Prompt] = {}
         # (room, sender) pairs with a question open in the database; loaded on first use.
         self._prompted: set[tuple[str, str]] | None = None
-        from bot.features import install_all
-
-        install_all(self)
 
     # -- wiring ---------------------------------------------------------------------------
 
@@ -381,6 +363,11 @@ class Grapevine:
 
     # -- deferred work ----------------------------------------------------------------
 
+    def _context(self, session: AsyncSession, message: Incoming, room: RoomContext,
+                 sender: Sender, now: datetime, command: Command | None = None) -> Context:
+        return Context(self, session, message, room, sender, now, command,
+                       registry=self.registry, defer_to=self.defer)
+
     def defer(self, ctx: Context, job: Deferred) -> None:
         pending = _PENDING.get()
         if pending is None:
@@ -403,7 +390,7 @@ class Grapevine:
                 return
             now = self.clock.now()
             await state.mark_handled(session, message.event_id, message.room_id, now)
-            answer = Context(self, session, message, ctx.room, ctx.sender, now, ctx.command)
+            answer = self._context(session, message, ctx.room, ctx.sender, now, ctx.command)
             answer.private_replies = outside.private
             for body, attachment in outside.replies:
                 await answer.reply(body, attachment=attachment)
@@ -543,7 +530,7 @@ class Grapevine:
     ) -> None:
         prefix = self.settings.bot.prefix
         sender = await self.sender(session, message.sender, room, relayed=line.relayed)
-        ctx = Context(self, session, message, room, sender, now)
+        ctx = self._context(session, message, room, sender, now)
         try:
             tokens = tokenize(line.text)
         except LexError as exc:
@@ -719,7 +706,7 @@ class Grapevine:
             number = answer.rstrip(".)").strip()
             if not number.isdigit() or not 1 <= int(number) <= len(options):
                 sender = await self.sender(session, message.sender, room)
-                await Context(self, session, message, room, sender, now).reply(
+                await self._context(session, message, room, sender, now).reply(
                     f"Reply with a number from 1 to {len(options)}, "
                     f"or {self.settings.bot.prefix}cancel."
                 )

@@ -84,3 +84,13 @@ class EventSink(Protocol):
     async def on_joined(self, room_id: str, *, is_direct: bool) -> None: ...
 
     async def on_left(self, room_id: str) -> None: ...
+
+
+@dataclass(frozen=True)
+class RoomContext:
+    """What kind of room an event arrived in (asked of the server once, then cached)."""
+
+    room_id: str
+    is_direct: bool
+    network: str | None = None
+    member_count: int = 0

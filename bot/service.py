@@ -10,11 +10,13 @@ from typing import Any
 
 from bot.app import Grapevine
 from bot.clock import Clock, SystemClock
+from bot.features import install_all
 from bot.runtime import login
 from bot.runtime.inflight import Inflight, Lanes
 from bot.runtime.outbox_worker import OutboxWorker
 from bot.runtime.sync import SyncLoop
 from bot.scheduler import Scheduler
+from bot.transport.base import Transport
 from bot.transport.matrix import MatrixTransport
 from bot.web import WebServer, install_health
 from config.settings import Settings
@@ -23,6 +25,15 @@ from storage.lock import InstanceLock
 from storage.migrate import upgrade
 
 log = logging.getLogger("grapevine")
+
+
+def assemble(settings: Settings, db: Database, transport: Transport, **options: Any) -> Grapevine:
+    """The router with every feature installed: how the service, the shell and the test
+    worlds all build a bot. The router itself knows no feature; features know only
+    :class:`bot.host.Host`, so this is the one place both meet."""
+    app = Grapevine(settings, db, transport, **options)
+    install_all(app)
+    return app
 
 
 class Service:
@@ -54,8 +65,8 @@ class Service:
             self._client = await login.connect(settings, self.db)
             transport = MatrixTransport(self._client, self.db)
             self.scheduler = Scheduler(self.db, self.clock, settings.bot.tz)
-            self.app = Grapevine(settings, self.db, transport, clock=self.clock,
-                                 scheduler=self.scheduler)
+            self.app = assemble(settings, self.db, transport, clock=self.clock,
+                                scheduler=self.scheduler)
             self.worker = OutboxWorker(
                 self.db, transport, self.clock, rest=self.app.pager.keep_for_room,
                 prefix=settings.bot.prefix)

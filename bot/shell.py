@@ -15,6 +15,7 @@ from typing import TextIO
 
 from bot.app import Grapevine
 from bot.runtime.outbox_worker import OutboxWorker
+from bot.service import assemble
 from bot.transport.world import World, WorldTransport
 from config.settings import Settings, load_settings
 from storage.engine import Database
@@ -116,7 +117,7 @@ async def run_shell(settings: Settings | None = None, *, stdin: TextIO = sys.std
         db = Database(f"sqlite+aiosqlite:///{Path(scratch) / 'shell.db'}")
         await upgrade(db.engine)
         transport = WorldTransport(world, bot_id)
-        app = Grapevine(settings, db, transport)
+        app = assemble(settings, db, transport)
         transport.attach(app)
         worker = OutboxWorker(db, transport, app.clock, rest=app.pager.keep_for_room,
                               prefix=app.settings.bot.prefix)

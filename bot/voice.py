@@ -29,7 +29,7 @@ from storage import groups, outbox, rooms
 from storage.models import OutboxMessage
 
 if TYPE_CHECKING:
-    from bot.app import Grapevine
+    from bot.host import Host
 
 QUIET_FROM = time(21, 0)
 QUIET_UNTIL = time(8, 0)
@@ -160,7 +160,7 @@ def render_digest(bodies: list[str]) -> str:
     return "\n".join(lines)
 
 
-async def send_digests(app: Grapevine, now: datetime) -> int:
+async def send_digests(app: Host, now: datetime) -> int:
     """Fold each room's held posts whose digest time has come into one post; rooms done.
 
     Idempotent and catch-up-safe: held rows are marked sent in the same

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 from aiohttp import web
 
 if TYPE_CHECKING:
-    from bot.app import Grapevine
+    from bot.host import Host
 
 HealthProbe = Callable[[], Awaitable[dict[str, Any]]]
 
@@ -50,7 +50,7 @@ class WebServer:
             self._runner = None
 
 
-def install_health(server: WebServer, app: Grapevine) -> None:
+def install_health(server: WebServer, app: Host) -> None:
     from sqlalchemy import text
 
     async def database() -> dict[str, Any]:

@@ -21,7 +21,7 @@ from datetime import datetime
 from email import policy
 from email.message import EmailMessage
 from email.utils import formatdate, make_msgid
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 import aiosmtplib
 from aiohttp import web
@@ -29,12 +29,28 @@ from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bridges.notices import Summary, summarise
-from config.settings import EmailSettings
+from config.settings import EmailSettings, Settings
 from storage import groups
+from storage.engine import Database
 from storage.funding import FundingDigestEntry, email_digest
 
-if TYPE_CHECKING:
-    from bot.app import Grapevine
+
+class _Clock(Protocol):
+    def now(self) -> datetime: ...
+
+
+class Outlet(Protocol):
+    """What digests need of the bot (bridges sit below bot, so they name no bot class)."""
+
+    @property
+    def settings(self) -> Settings: ...
+
+    @property
+    def db(self) -> Database: ...
+
+    @property
+    def clock(self) -> _Clock: ...
+
 
 log = logging.getLogger(__name__)
 
@@ -95,14 +111,14 @@ def compose(*, to: str, sender: str, group_name: str, notices: Sequence[Summary]
 # -- sending ----------------------------------------------------------------------------
 
 
-def link_secret(app: Grapevine) -> bytes:
+def link_secret(app: Outlet) -> bytes:
     secret = app.settings.privacy.pseudonym_secret
     if secret is not None:
         return b"email-unsubscribe:" + secret.get_secret_value().encode()
     return f"email-unsubscribe:{app.settings.matrix.user_id}".encode()
 
 
-def base_url(app: Grapevine) -> str:
+def base_url(app: Outlet) -> str:
     return app.settings.web.base_url or f"http://{app.settings.web.listen}"
 
 
@@ -120,7 +136,7 @@ async def deliver(settings: EmailSettings, message: EmailMessage) -> None:
     )
 
 
-async def send_pending(app: Grapevine) -> int:
+async def send_pending(app: Outlet) -> int:
     """Send every group's waiting digest; returns how many emails went out."""
     settings = app.settings.email
     if settings.host is None:
@@ -170,7 +186,7 @@ async def _mark_sent(session: AsyncSession, ids: list[int], now: datetime) -> No
 # -- unsubscribing ----------------------------------------------------------------------
 
 
-async def unsubscribe(app: Grapevine, ref: str, key: str) -> str | None:
+async def unsubscribe(app: Outlet, ref: str, key: str) -> str | None:
     """Set the group's contact to no; its name, or None for a bad or forged link."""
     match = _GROUP.match(ref)
     if match is None:
@@ -192,7 +208,7 @@ _PAGE = """<!doctype html><html lang="en"><head><meta charset="utf-8">
 {body}</body></html>"""
 
 
-def routes(app: Grapevine) -> list[web.RouteDef]:
+def routes(app: Outlet) -> list[web.RouteDef]:
     """GET shows a button (mail scanners open links); POST, also RFC 8058's, unsubscribes."""
 
     async def confirm(request: web.Request) -> web.Response:

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from bot.app import Grapevine
+from bot.service import assemble
 from bot.transport.base import text_content
 from bot.transport.world import World, WorldTransport
 from config.settings import Settings, load_settings
@@ -83,7 +84,7 @@ async def bot_world(tmp_path: Path, *, settings: Settings | None = None,
     await upgrade(db.engine)
     clock = ManualClock()
     transport = WorldTransport(world, bot_id)
-    app = Grapevine(settings, db, transport, clock=clock)
+    app = assemble(settings, db, transport, clock=clock)
     transport.attach(app)
     try:
         yield BotWorld(world, app, transport, clock)

@@ -6,7 +6,7 @@ the command's own transaction, so effects and messages commit together or not at
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import TYPE_CHECKING, Any
@@ -15,16 +15,18 @@ from zoneinfo import ZoneInfo
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot import voice
-from bot.commands.registry import Command, Role
-from bot.events import Incoming
+from bot.commands.registry import REGISTRY, Command, Registry, Role
+from bot.events import Incoming, RoomContext
+from bot.host import Host
 from bridges import render
 from bridges.capabilities import Limits, limits_for
 from storage import outbox
 from storage.outbox import Attachment
 
 if TYPE_CHECKING:
-    from bot.app import Grapevine
     from bot.commands.deferred import Deferred
+
+__all__ = ["Context", "RoomContext", "Sender"]
 
 
 @dataclass(frozen=True)
@@ -55,26 +57,25 @@ class Sender:
         return not command.roles or bool(command.roles & self.roles)
 
 
-@dataclass(frozen=True)
-class RoomContext:
-    room_id: str
-    is_direct: bool
-    network: str | None = None
-    member_count: int = 0
-
-
 class Context:
     def __init__(
         self,
-        app: Grapevine,
+        app: Host,
         session: AsyncSession,
         message: Incoming,
         room: RoomContext,
         sender: Sender,
         now: datetime,
         command: Command | None = None,
+        *,
+        registry: Registry = REGISTRY,
+        defer_to: Callable[[Context, Deferred], None] | None = None,
     ) -> None:
         self.app = app
+        # The commands this bot answers (help and usage lines are generated from it).
+        self.registry = registry
+        # The router's queue of work to finish after the commit (None: not in a command).
+        self._defer_to = defer_to
         self.session = session
         self.message = message
         self.room = room
@@ -118,7 +119,9 @@ class Context:
         """Finish this command with ``job`` after its transaction commits (slow work,
         network reads): it runs off the sync loop and outside any transaction, and its
         replies are committed with the record that the command was handled."""
-        self.app.defer(self, job)
+        if self._defer_to is None:
+            raise RuntimeError("defer() outside a command")
+        self._defer_to(self, job)
 
     async def reply(
         self,

@@ -19,8 +19,9 @@ from bot.events import Incoming
 from storage.outbox import Attachment
 
 if TYPE_CHECKING:
-    from bot.app import Grapevine
-    from bot.commands.context import RoomContext, Sender
+    from bot.commands.context import Sender
+    from bot.events import RoomContext
+    from bot.host import Host
 
 T = TypeVar("T")
 
@@ -29,7 +30,7 @@ T = TypeVar("T")
 class Outside:
     """What a deferred job may touch; ``private`` sends its answers by DM."""
 
-    app: Grapevine
+    app: Host
     message: Incoming
     room: RoomContext
     sender: Sender

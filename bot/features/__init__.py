@@ -11,7 +11,7 @@ from importlib import import_module
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from bot.app import Grapevine
+    from bot.host import Host
 
 
 def feature_modules() -> list[str]:
@@ -22,7 +22,7 @@ def feature_modules() -> list[str]:
     )
 
 
-def install_all(app: Grapevine) -> None:
+def install_all(app: Host) -> None:
     for name in feature_modules():
         install = getattr(import_module(name), "install", None)
         if install is not None:

@@ -39,7 +39,7 @@ from storage import funding, groups, outbox, rooms
 from storage.outbox import Attachment
 
 if TYPE_CHECKING:
-    from bot.app import Grapevine, StateHook
+    from bot.host import Host, StateHook
 
 log = logging.getLogger(__name__)
 
@@ -48,7 +48,7 @@ REFUSALS_LOOKBACK = timedelta(days=1)
 DIGEST_HOUR = 8
 
 
-def load_namespaces(app: Grapevine) -> Namespaces:
+def load_namespaces(app: Host) -> Namespaces:
     """The bridges whose registrations are in ``<data_dir>/bridges``; a bad file stops start-up."""
     files = namespaces.registration_files(app.settings.bot.data_dir)
     try:
@@ -57,7 +57,7 @@ def load_namespaces(app: Grapevine) -> Namespaces:
         raise ConfigError([f"bridge registration {exc}"]) from None
 
 
-def state_hook(app: Grapevine, known: Namespaces) -> StateHook:
+def state_hook(app: Host, known: Namespaces) -> StateHook:
     async def on_state(session: AsyncSession, change: StateChange) -> None:
         if change.event_type in BRIDGE_EVENT_TYPES:
             info = read_bridge_event(change.event_type, change.sender, change.content, known)
@@ -101,7 +101,7 @@ def cannot_post_text(group_ref: str, group_name: str) -> str:
     )
 
 
-async def report_refusals(app: Grapevine) -> int:
+async def report_refusals(app: Host) -> int:
     """DM each registrant whose group's room refused the bot's messages; once a day a room."""
     now = app.clock.now()
     told = 0
@@ -123,7 +123,7 @@ async def report_refusals(app: Grapevine) -> int:
     return told
 
 
-def _local_day(app: Grapevine, at: datetime) -> str:
+def _local_day(app: Host, at: datetime) -> str:
     return at.astimezone(app.settings.bot.tz).date().isoformat()
 
 
@@ -161,7 +161,7 @@ async def sheet(ctx: Context, args: Args) -> None:
 # -- wiring -----------------------------------------------------------------------------
 
 
-def jobs(app: Grapevine) -> list[Job]:
+def jobs(app: Host) -> list[Job]:
     async def digests() -> None:
         await email_digest.send_pending(app)
 
@@ -176,7 +176,7 @@ def jobs(app: Grapevine) -> list[Job]:
     ]
 
 
-def install(app: Grapevine) -> None:
+def install(app: Host) -> None:
     known = load_namespaces(app)
     app.hooks.state.append(state_hook(app, known))
     # Bridge bots relay nothing a person typed (remote people are ghosts); answering

@@ -25,7 +25,7 @@ from storage import outbox, rooms
 from storage.models import OutboxMessage
 
 if TYPE_CHECKING:
-    from bot.app import Grapevine
+    from bot.host import Host
 
 log = logging.getLogger("grapevine.mediation")
 
@@ -92,7 +92,7 @@ class _Wanted:
     opened_by: str
 
 
-async def _make(app: Grapevine, want: _Wanted) -> str:
+async def _make(app: Host, want: _Wanted) -> str:
     alias = f"#gv-case-{want.key}:{app.transport.server_name}"
     existing = await app.transport.resolve_alias(alias)
     if existing is not None:
@@ -103,7 +103,7 @@ async def _make(app: Grapevine, want: _Wanted) -> str:
     return await app.transport.create_room(spec)
 
 
-async def provision_rooms(app: Grapevine, *, now: datetime | None = None,
+async def provision_rooms(app: Host, *, now: datetime | None = None,
                           force: bool = False) -> int:
     """Make the rooms of cases that have none; returns how many were made.
 
@@ -137,7 +137,7 @@ async def provision_rooms(app: Grapevine, *, now: datetime | None = None,
     return made
 
 
-async def _record(app: Grapevine, session: AsyncSession, want: _Wanted,
+async def _record(app: Host, session: AsyncSession, want: _Wanted,
                   room_id: str | None, error: str | None, now: datetime) -> int | None:
     """Record the outcome; returns the outbox id of a greeting queued meanwhile, if any."""
     case = await cases.get(session, want.case_id)
@@ -190,7 +190,7 @@ async def _cancel_greeting(session: AsyncSession, room_id: str, now: datetime) -
     return row.id
 
 
-async def _take_back(app: Grapevine, room_id: str, outbox_id: int) -> None:
+async def _take_back(app: Host, room_id: str, outbox_id: int) -> None:
     """Redact the greeting if it was sent before it could be stopped (best effort)."""
     try:
         for event in await app.transport.recent_events(room_id, limit=30):
@@ -208,7 +208,7 @@ class CaseRooms(Woken):
 
     name = "mediation-rooms"
 
-    def __init__(self, app: Grapevine) -> None:
+    def __init__(self, app: Host) -> None:
         super().__init__()
         self.app = app
         # Cases opened by commands that may not have committed yet.
@@ -233,10 +233,10 @@ class CaseRooms(Woken):
         return True
 
 
-_workers: weakref.WeakKeyDictionary[Grapevine, CaseRooms] = weakref.WeakKeyDictionary()
+_workers: weakref.WeakKeyDictionary[Host, CaseRooms] = weakref.WeakKeyDictionary()
 
 
-def case_rooms(app: Grapevine) -> CaseRooms:
+def case_rooms(app: Host) -> CaseRooms:
     worker = _workers.get(app)
     if worker is None:
         worker = _workers[app] = CaseRooms(app)

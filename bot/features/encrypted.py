@@ -17,7 +17,7 @@ from bot.events import StateChange
 from storage import outbox
 
 if TYPE_CHECKING:
-    from bot.app import Grapevine
+    from bot.host import Host
 
 CANNOT_READ = (
     "This room is end-to-end encrypted and I'm running without encryption, so I can't read "
@@ -30,7 +30,7 @@ def notice_key(room_id: str) -> str:
     return f"cannot-read:{room_id}"
 
 
-def install(app: Grapevine) -> None:
+def install(app: Host) -> None:
     async def on_state(session: AsyncSession, change: StateChange) -> None:
         if change.event_type != "m.room.encryption" or app.settings.matrix.encryption:
             return

@@ -51,7 +51,7 @@ from storage import funding, groups
 from storage.funding import FundingNotice
 
 if TYPE_CHECKING:
-    from bot.app import Grapevine
+    from bot.host import Host
 
 LIST_LIMIT = 10
 DIGESTS = ("instant", "daily", "weekly")
@@ -304,7 +304,7 @@ async def subscribe(ctx: Context, args: Args) -> None:
     await ctx.reply("Subscribed: " + describe_subscription(ctx.app, row))
 
 
-def describe_subscription(app: Grapevine, row: funding.FundingSubscription) -> str:
+def describe_subscription(app: Host, row: funding.FundingSubscription) -> str:
     parts = [where_label(app, row.areas)]
     parts.append("themes " + ", ".join(row.themes) if row.themes else "any theme")
     amount = money(row.min_award, row.max_award)
@@ -439,7 +439,7 @@ async def history(ctx: Context, args: Args) -> None:
     await ctx.reply("\n".join(lines[:12]))
 
 
-def install(app: Grapevine) -> None:
+def install(app: Host) -> None:
     # Tolerant of an app without a scheduler or web server (the shell, older wiring).
     add_job = getattr(app, "add_job", None)
     if add_job is not None:

@@ -25,7 +25,7 @@ from storage.groups import Group
 from storage.models import KnownRoom, OutboxMessage
 
 if TYPE_CHECKING:
-    from bot.app import Grapevine
+    from bot.host import Host
 
 
 def money(low: int | None, high: int | None) -> str:
@@ -40,14 +40,14 @@ def rooms_text(count: int) -> str:
     return f"{count} room" if count == 1 else f"{count} rooms"
 
 
-def link_secret(app: Grapevine) -> bytes:
+def link_secret(app: Host) -> bytes:
     secret = app.settings.privacy.pseudonym_secret
     if secret is not None:
         return b"notice-links:" + secret.get_secret_value().encode()
     return f"notice-links:{app.settings.matrix.user_id}".encode()
 
 
-def link_for(app: Grapevine, notice: FundingNotice, room_id: str) -> str:
+def link_for(app: Host, notice: FundingNotice, room_id: str) -> str:
     """The counted short link when the bot serves web, else the funder's own page."""
     base = app.settings.web.base_url
     if not base:
@@ -55,13 +55,13 @@ def link_for(app: Grapevine, notice: FundingNotice, room_id: str) -> str:
     return f"{base.rstrip('/')}/n/{notice.ref}/{targeting.room_key(link_secret(app), room_id)}"
 
 
-def where_label(app: Grapevine, areas: Sequence[str]) -> str:
+def where_label(app: Host, areas: Sequence[str]) -> str:
     if not areas or app.areas.root.code in areas:
         return f"all of {app.areas.root.name}"
     return ", ".join(app.areas.label(a) for a in areas[:4]) + (" ..." if len(areas) > 4 else "")
 
 
-def closes_label(app: Grapevine, notice: FundingNotice) -> str:
+def closes_label(app: Host, notice: FundingNotice) -> str:
     if notice.closes_at is None:
         return "no deadline given"
     local = notice.closes_at.astimezone(app.settings.bot.tz)
@@ -69,7 +69,7 @@ def closes_label(app: Grapevine, notice: FundingNotice) -> str:
     return f"closes {day}" if local.hour == 23 else f"closes {day} {local:%H:%M}"
 
 
-def render(app: Grapevine, notice: FundingNotice, link: str) -> str:
+def render(app: Host, notice: FundingNotice, link: str) -> str:
     """A few plain lines that read well on WhatsApp, Signal or IRC: id, what, when, link."""
     amount = money(notice.award_min, notice.award_max)
     facts = " · ".join(x for x in (amount, closes_label(app, notice)) if x)
@@ -91,7 +91,7 @@ def facts_of(notice: FundingNotice, root: str) -> targeting.NoticeFacts:
     )
 
 
-async def schedule_rooms(app: Grapevine, session: AsyncSession, room_ids: list[str],
+async def schedule_rooms(app: Host, session: AsyncSession, room_ids: list[str],
                          now: datetime) -> dict[str, datetime | None]:
     """``voice.schedule_own_post`` for many rooms in three queries: when each room's own post
     may go out (after the night, under the day's cap), or None when it must be folded."""
@@ -122,7 +122,7 @@ async def schedule_rooms(app: Grapevine, session: AsyncSession, room_ids: list[s
     }
 
 
-def own_post(app: Grapevine, now: datetime, when: datetime | None, room_id: str, body: str,
+def own_post(app: Host, now: datetime, when: datetime | None, room_id: str, body: str,
              key: str) -> dict[str, Any]:
     """The outbox row ``voice.enqueue_own_post`` would write: sent at ``when``, or, over the
     room's cap, held for bot.voice to fold into tomorrow morning's digest."""
@@ -138,7 +138,7 @@ def own_post(app: Grapevine, now: datetime, when: datetime | None, room_id: str,
 # -- who may approve -----------------------------------------------------------------------
 
 
-async def moderators(app: Grapevine, session: AsyncSession) -> dict[str, set[str]]:
+async def moderators(app: Host, session: AsyncSession) -> dict[str, set[str]]:
     found: dict[str, set[str]] = {u: set(c) for u, c in app.config_moderators.items()}
     for grant in await roles.all_grants(session):
         if grant.role == "moderator":
@@ -146,13 +146,13 @@ async def moderators(app: Grapevine, session: AsyncSession) -> dict[str, set[str
     return found
 
 
-async def coordinators(app: Grapevine, session: AsyncSession) -> set[str]:
+async def coordinators(app: Host, session: AsyncSession) -> set[str]:
     found = set(app.settings.roles.coordinators)
     found |= {g.user_id for g in await roles.all_grants(session) if g.role == "coordinator"}
     return found
 
 
-def covers(app: Grapevine, moderated: Iterable[str], areas: Sequence[str]) -> bool:
+def covers(app: Host, moderated: Iterable[str], areas: Sequence[str]) -> bool:
     """Moderates every named area (a county-wide notice needs a coordinator)."""
     codes = [c for c in moderated if c in app.areas]
     root = app.areas.root.code
@@ -160,7 +160,7 @@ def covers(app: Grapevine, moderated: Iterable[str], areas: Sequence[str]) -> bo
     return bool(named) and all(any(app.areas.contains(c, a) for c in codes) for a in named)
 
 
-async def approvers(app: Grapevine, session: AsyncSession, areas: Sequence[str]) -> list[str]:
+async def approvers(app: Host, session: AsyncSession, areas: Sequence[str]) -> list[str]:
     people = await coordinators(app, session)
     for user, codes in (await moderators(app, session)).items():
         if covers(app, codes, areas):
@@ -168,7 +168,7 @@ async def approvers(app: Grapevine, session: AsyncSession, areas: Sequence[str])
     return sorted(people)
 
 
-async def notify_held(app: Grapevine, session: AsyncSession, notice: FundingNotice,
+async def notify_held(app: Host, session: AsyncSession, notice: FundingNotice,
                       now: datetime) -> int:
     """Tell everyone who may approve it, once each; returns how many were told."""
     prefix = app.settings.bot.prefix
@@ -206,7 +206,7 @@ async def tree_rooms(session: AsyncSession) -> list[targeting.TreeRoom]:
     return found
 
 
-async def plan_for(app: Grapevine, session: AsyncSession,
+async def plan_for(app: Host, session: AsyncSession,
                    notice: FundingNotice) -> targeting.Plan:
     subs = [
         targeting.SubscriptionFacts(
@@ -228,7 +228,7 @@ async def plan_for(app: Grapevine, session: AsyncSession,
                           app.areas.contains)
 
 
-async def publish(app: Grapevine, session: AsyncSession, notice: FundingNotice, now: datetime,
+async def publish(app: Host, session: AsyncSession, notice: FundingNotice, now: datetime,
                   by: str | None) -> tuple[int, int]:
     """Publish and queue every room's copy once; (rooms now, digests) queued."""
     notice.status = funding.PUBLISHED

@@ -23,12 +23,12 @@ from storage import funding
 from storage.funding import FundingDelivery, FundingNotice
 
 if TYPE_CHECKING:
-    from bot.app import Grapevine
+    from bot.host import Host
 
 SWEEP_EVERY = timedelta(minutes=5)
 
 
-async def send_reminders(app: Grapevine, now: datetime) -> int:
+async def send_reminders(app: Host, now: datetime) -> int:
     tz = app.settings.bot.tz
     queued = 0
     async with app.db.transaction() as session:
@@ -54,7 +54,7 @@ async def send_reminders(app: Grapevine, now: datetime) -> int:
     return queued
 
 
-async def send_digests(app: Grapevine, now: datetime) -> int:
+async def send_digests(app: Host, now: datetime) -> int:
     """One message per room and digest slot that has come, listing the notices still open."""
     tz = app.settings.bot.tz
     secret = link_secret(app)
@@ -105,7 +105,7 @@ async def _rooms_done(session: AsyncSession, notice_ids: list[int], room_id: str
     ))
 
 
-async def poll_feeds(app: Grapevine, now: datetime) -> int:
+async def poll_feeds(app: Host, now: datetime) -> int:
     """Poll due feeds; tell approvers about each new held item. Returns how many were held."""
     found = await funding_feeds.poll_due(app.db, now, app.settings.bot.tz)
     new_ids = [i for ids in found.values() for i in ids]
@@ -118,7 +118,7 @@ async def poll_feeds(app: Grapevine, now: datetime) -> int:
     return len(new_ids)
 
 
-async def sweep(app: Grapevine) -> None:
+async def sweep(app: Host) -> None:
     now = app.clock.now()
     await send_reminders(app, now)
     await send_digests(app, now)
@@ -126,7 +126,7 @@ async def sweep(app: Grapevine) -> None:
         await funding.fill_sent(session)
 
 
-def jobs(app: Grapevine) -> list[Job]:
+def jobs(app: Host) -> list[Job]:
     async def run_sweep() -> None:
         await sweep(app)
 

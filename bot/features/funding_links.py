@@ -16,13 +16,13 @@ from storage import funding
 from storage.funding import FundingDelivery
 
 if TYPE_CHECKING:
-    from bot.app import Grapevine
+    from bot.host import Host
 
-APP_KEY: web.AppKey[Grapevine] = web.AppKey("grapevine")
+APP_KEY: web.AppKey[Host] = web.AppKey("grapevine")
 _REF = re.compile(r"(?i)^F(\d{1,9})$")
 
 
-async def follow(app: Grapevine, ref: str, key: str) -> str | None:
+async def follow(app: Host, ref: str, key: str) -> str | None:
     """Count an open of a notice's link in the room it was posted to; the url to go to."""
     match = _REF.match(ref)
     if match is None:
@@ -40,7 +40,7 @@ async def follow(app: Grapevine, ref: str, key: str) -> str | None:
         return notice.url
 
 
-async def _answer(app: Grapevine, request: web.Request) -> web.Response:
+async def _answer(app: Host, request: web.Request) -> web.Response:
     url = await follow(app, request.match_info["ref"], request.match_info["key"])
     if url is None:
         return web.Response(status=404, text="No such funding notice.\n")
@@ -53,7 +53,7 @@ async def open_link(request: web.Request) -> web.Response:
     return await _answer(request.config_dict[APP_KEY], request)
 
 
-def routes(app: Grapevine) -> list[web.RouteDef]:
+def routes(app: Host) -> list[web.RouteDef]:
     async def handler(request: web.Request) -> web.Response:
         return await _answer(app, request)
 

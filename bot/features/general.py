@@ -31,10 +31,10 @@ ABOUT = (
 )
 async def help_command(ctx: Context, args: Args) -> None:
     if not args.command and ctx.limits.max_lines <= 3:  # IRC: the whole list, in few lines
-        await ctx.reply(help_words(ctx.app.registry, ctx.sender, ctx.room.is_direct, ctx.prefix))
+        await ctx.reply(help_words(ctx.registry, ctx.sender, ctx.room.is_direct, ctx.prefix))
         return
     lines = help_lines(
-        ctx.app.registry, ctx.sender, ctx.room.is_direct, ctx.prefix, topic=args.command
+        ctx.registry, ctx.sender, ctx.room.is_direct, ctx.prefix, topic=args.command
     )
     if not lines:
         await ctx.reply(f"No command {args.command!r} that you can use here. Try {ctx.prefix}help.")

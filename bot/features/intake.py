@@ -33,7 +33,7 @@ from storage import flow, mediation
 from storage.flow import FlowRow
 
 if TYPE_CHECKING:
-    from bot.app import Grapevine
+    from bot.host import Host
 
 log = logging.getLogger(__name__)
 
@@ -83,7 +83,7 @@ class _Read:
 class Intake:
     """The buffer and its flushes for one app."""
 
-    def __init__(self, app: Grapevine) -> None:
+    def __init__(self, app: Host) -> None:
         self.app = app
         self.secret = flow_secret(app.settings)
         self.rows: list[_Pending] = []
@@ -251,7 +251,7 @@ def _resolve(p: _Pending, posts: dict[str, int], known: set[int]) -> FlowRow:
     return replace(row, notice_id=named, kind="forward" if row.kind != "reaction" else row.kind)
 
 
-def intake_of(app: Grapevine) -> Intake:
+def intake_of(app: Host) -> Intake:
     """The app's intake (``install`` hooked it in; no registry of apps is kept)."""
     for hook in app.hooks.message:
         owner = getattr(hook, "__self__", None)
@@ -260,12 +260,12 @@ def intake_of(app: Grapevine) -> Intake:
     raise LookupError("the intake feature is not installed in this app")
 
 
-async def stop(app: Grapevine) -> None:
+async def stop(app: Host) -> None:
     """Flush the app's intake buffer; the service should call this before closing the db."""
     await intake_of(app).stop()
 
 
-def install(app: Grapevine) -> None:
+def install(app: Host) -> None:
     intake = Intake(app)
     app.hooks.message.append(intake.on_message)
     app.hooks.reaction.append(intake.on_reaction)

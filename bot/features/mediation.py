@@ -34,7 +34,7 @@ from storage import mediation as cases
 from storage.outbox import Attachment
 
 if TYPE_CHECKING:
-    from bot.app import Grapevine
+    from bot.host import Host
 
 CASE = Param("case", Ref("M"), positional=True)
 REMIND_FROM = time(9, 0)
@@ -158,7 +158,7 @@ async def open_case(ctx: Context, args: Args) -> None:
     )
 
 
-def install(app: Grapevine) -> None:
+def install(app: Host) -> None:
     app.on_queued(case_rooms(app).wake)
     for job in jobs(app):
         app.add_job(job)  # ignored where nothing is scheduled (shell, fast tests)
@@ -452,7 +452,7 @@ async def read_notes(ctx: Context, args: Args) -> None:
 # -- scheduled sweeps --------------------------------------------------------------------
 
 
-async def remind(app: Grapevine, now: datetime) -> int:
+async def remind(app: Host, now: datetime) -> int:
     """Post due and overdue reminders for actions; each at most once, whenever it runs.
 
     Only in the day (from REMIND_FROM local time): a sweep just after midnight, or
@@ -492,14 +492,14 @@ async def remind(app: Grapevine, now: datetime) -> int:
     return posted
 
 
-async def purge_notes(app: Grapevine, now: datetime) -> int:
+async def purge_notes(app: Host, now: datetime) -> int:
     """Delete notes of cases closed more than ``notes_retention_days`` ago."""
     days = app.settings.privacy.notes_retention_days
     async with app.db.transaction() as session:
         return await cases.purge_notes(session, now - timedelta(days=days), now)
 
 
-async def scrub_notes_copies(app: Grapevine) -> int:
+async def scrub_notes_copies(app: Host) -> int:
     """Remove the outbox's plain copies of notes read back, once sent."""
     async with app.db.transaction() as session:
         scrubbed = await cases.scrub_sent_notes(session)
@@ -508,7 +508,7 @@ async def scrub_notes_copies(app: Grapevine) -> int:
     return scrubbed
 
 
-def jobs(app: Grapevine) -> list[Job]:
+def jobs(app: Host) -> list[Job]:
     """The sweeps for the scheduler: each is idempotent and safe to run late or twice."""
     tz = app.settings.bot.tz
 

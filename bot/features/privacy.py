@@ -32,7 +32,7 @@ from storage.engine import Database
 from storage.outbox import Attachment
 
 if TYPE_CHECKING:
-    from bot.app import Grapevine
+    from bot.host import Host
 
 log = logging.getLogger(__name__)
 
@@ -191,7 +191,7 @@ async def forget(ctx: Context, args: Args) -> None:
     )
 
 
-def install(app: Grapevine) -> None:
+def install(app: Host) -> None:
     async def run() -> None:
         await purge(app.db, app.clock.now(), app.settings.privacy.retention_days)
 

@@ -24,13 +24,13 @@ from bot.scheduler import Job
 from storage import groups
 
 if TYPE_CHECKING:
-    from bot.app import Grapevine
+    from bot.host import Host
 
 DIGEST_SWEEP_EVERY = timedelta(minutes=5)
 
 
 async def may_answer(
-    app: Grapevine, session: AsyncSession, message: Incoming, room: RoomContext, sender: Sender
+    app: Host, session: AsyncSession, message: Incoming, room: RoomContext, sender: Sender
 ) -> bool:
     """False where the bot should stay silent: another Grapevine's own words (its help
     lines start with the prefix, and two bots answering each other is a loop), or a
@@ -43,7 +43,7 @@ async def may_answer(
     return group is None or not group.quiet
 
 
-def install(app: Grapevine) -> None:
+def install(app: Host) -> None:
     async def sweep() -> None:
         await voice.send_digests(app, app.clock.now())
 

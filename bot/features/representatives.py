@@ -14,13 +14,13 @@ from storage import groups
 from storage import mediation as cases
 
 if TYPE_CHECKING:
-    from bot.app import Grapevine
+    from bot.host import Host
 
 
 class Reps:
     """Representatives of groups, looked up once per command (a room's admins change)."""
 
-    def __init__(self, app: Grapevine, session: AsyncSession) -> None:
+    def __init__(self, app: Host, session: AsyncSession) -> None:
         self.app = app
         self.session = session
         self._cache: dict[int, frozenset[str]] = {}

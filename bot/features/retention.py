@@ -24,7 +24,7 @@ from storage import outbox, state
 from storage.engine import Database
 
 if TYPE_CHECKING:
-    from bot.app import Grapevine
+    from bot.host import Host
 
 log = logging.getLogger(__name__)
 
@@ -60,7 +60,7 @@ async def sweep(db: Database, now: datetime, privacy: PrivacySettings) -> Swept:
     return swept
 
 
-def install(app: Grapevine) -> None:
+def install(app: Host) -> None:
     async def run() -> None:
         await sweep(app.db, app.clock.now(), app.settings.privacy)
 

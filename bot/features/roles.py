@@ -6,6 +6,7 @@ from bot.commands.context import Context
 from bot.commands.registry import REGISTRY as commands
 from bot.commands.registry import Args, AskFor, CommandError, Param, Role
 from bot.commands.values import AreaValue, Choice, Person
+from bot.host import RoleChange
 from storage import roles
 
 GRANTABLE = Choice(("coordinator", "moderator"))
@@ -33,8 +34,10 @@ async def role_grant(ctx: Context, args: Args) -> None:
     if not changed:
         await ctx.reply(f"{args.person} is already {args.role}{where}; nothing changed.")
         return
+    change = RoleChange(args.person, args.role, area, granted=True, by=ctx.sender.user_id,
+                        at=ctx.now)
     for listener in ctx.app.role_listeners:
-        await listener(ctx, args.person, args.role, area, True)
+        await listener(ctx.session, change)
     await ctx.reply(f"{args.person} is now {args.role}{where}.")
 
 
@@ -53,8 +56,10 @@ async def role_revoke(ctx: Context, args: Args) -> None:
         )
     if not await roles.revoke(ctx.session, args.person, args.role, area):
         raise CommandError(f"{args.person} was not {args.role} there; nothing changed.")
+    change = RoleChange(args.person, args.role, area, granted=False, by=ctx.sender.user_id,
+                        at=ctx.now)
     for listener in ctx.app.role_listeners:
-        await listener(ctx, args.person, args.role, area, False)
+        await listener(ctx.session, change)
     await ctx.reply(f"{args.person} is no longer {args.role}.")
 
 

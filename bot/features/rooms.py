@@ -7,9 +7,8 @@ rooms the moderator's area covers.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from apscheduler.triggers.interval import IntervalTrigger
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.commands.context import Context
 from bot.commands.registry import REGISTRY as commands
@@ -17,11 +16,9 @@ from bot.commands.registry import Args, CommandError, Param, Role
 from bot.commands.values import AreaValue, ThemeValue
 from bot.features import tree_plan as plan
 from bot.features.tree_build import builder_for
+from bot.host import Host, RoleChange, RoleListener
 from bot.scheduler import Job
 from storage import tree
-
-if TYPE_CHECKING:
-    from bot.app import Grapevine
 
 MAX_LINES = 11
 _KIND_RANK = {plan.SPACE: 0, plan.LOCALITY: 1, plan.THEME: 2}
@@ -90,24 +87,26 @@ async def rooms_list(ctx: Context, args: Args) -> None:
     await ctx.reply("\n".join(lines))
 
 
-async def _on_role_change(ctx: Context, user: str, role: str, area_code: str,
-                          granted: bool) -> None:
-    """A moderator's power changes in every tree room of their area (after the commit)."""
-    if role != "moderator" or not area_code or area_code not in ctx.app.areas:
-        return
-    areas = ctx.app.areas
-    affected = [r for r in (await tree.all_rooms(ctx.session)).values()
-                if r.area_code in areas and areas.contains(area_code, r.area_code)]
-    if not affected:
-        return
-    run = await tree.start_run(ctx.session, area_code=area_code, requested_by=ctx.sender.user_id,
-                               at=ctx.now, power_only=True)
-    builder_for(ctx.app).expect(run.id)
+def _role_listener(app: Host) -> RoleListener:
+    async def on_role_change(session: AsyncSession, change: RoleChange) -> None:
+        """A moderator's power changes in every tree room of their area (after the commit)."""
+        areas = app.areas
+        if change.role != "moderator" or not change.area_code or change.area_code not in areas:
+            return
+        affected = [r for r in (await tree.all_rooms(session)).values()
+                    if r.area_code in areas and areas.contains(change.area_code, r.area_code)]
+        if not affected:
+            return
+        run = await tree.start_run(session, area_code=change.area_code, requested_by=change.by,
+                                   at=change.at, power_only=True)
+        builder_for(app).expect(run.id)
+
+    return on_role_change
 
 
-def install(app: Grapevine) -> None:
+def install(app: Host) -> None:
     builder = builder_for(app)
-    app.role_listeners.append(_on_role_change)
+    app.role_listeners.append(_role_listener(app))
     app.on_queued(builder.wake)
 
     async def sweep() -> None:

@@ -28,7 +28,7 @@ from bot.transport.base import RateLimited, TransportError
 from storage import outbox, roles, tree
 
 if TYPE_CHECKING:
-    from bot.app import Grapevine
+    from bot.host import Host
 
 log = logging.getLogger("grapevine.rooms")
 
@@ -62,7 +62,7 @@ class TreeBuilder(Woken):
 
     name = "room-tree"
 
-    def __init__(self, app: Grapevine) -> None:
+    def __init__(self, app: Host) -> None:
         super().__init__()
         self.app = app
         # Run ids queued by commands (maybe not yet committed), and whether to look for
@@ -389,7 +389,7 @@ def _generations(rooms: list[plan.PlannedRoom]) -> list[list[plan.PlannedRoom]]:
     return [groups[level] for level in sorted(groups)]
 
 
-def summary(app: Grapevine, area_code: str, outcome: Outcome) -> str:
+def summary(app: Host, area_code: str, outcome: Outcome) -> str:
     label = app.areas.label(area_code)
     lines = []
     if outcome.created == 0 and outcome.changed == 0:
@@ -409,7 +409,7 @@ def summary(app: Grapevine, area_code: str, outcome: Outcome) -> str:
     return "\n".join(lines)
 
 
-async def build_now(app: Grapevine, area_code: str, requested_by: str = "grapevine"
+async def build_now(app: Host, area_code: str, requested_by: str = "grapevine"
                     ) -> tree.SetupRun:
     """Build or refresh one area's part of the tree and wait for it (demo, bench, scripts)."""
     async with app.db.transaction() as session:
@@ -425,10 +425,10 @@ async def build_now(app: Grapevine, area_code: str, requested_by: str = "grapevi
     return run
 
 
-_BUILDERS: WeakKeyDictionary[Grapevine, TreeBuilder] = WeakKeyDictionary()
+_BUILDERS: WeakKeyDictionary[Host, TreeBuilder] = WeakKeyDictionary()
 
 
-def builder_for(app: Grapevine) -> TreeBuilder:
+def builder_for(app: Host) -> TreeBuilder:
     builder = _BUILDERS.get(app)
     if builder is None:
         builder = _BUILDERS[app] = TreeBuilder(app)

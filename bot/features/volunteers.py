@@ -57,7 +57,7 @@ from storage.outbox import Attachment
 from storage.volunteers import Volunteer, VolunteerOffer, VolunteerRequest
 
 if TYPE_CHECKING:
-    from bot.app import Grapevine
+    from bot.host import Host
 
 DEFAULT_RADIUS_KM = 10.0
 OFFER_TTL = timedelta(hours=24)
@@ -129,7 +129,7 @@ def need_of(req: VolunteerRequest, group: Group) -> Need:
                 skill_mask=skill_bits(req.skills or ()))
 
 
-def _when(app: Grapevine, req: VolunteerRequest) -> str:
+def _when(app: Host, req: VolunteerRequest) -> str:
     tz = app.settings.bot.tz
     return describe_window(req.starts_at.astimezone(tz), req.ends_at.astimezone(tz))
 
@@ -143,7 +143,7 @@ def _skills_text(keys: list[str]) -> str:
     return ", ".join(skill_label(k) for k in keys) or "none given"
 
 
-async def queue_dm(app: Grapevine, session: AsyncSession, now: datetime, user_id: str,
+async def queue_dm(app: Host, session: AsyncSession, now: datetime, user_id: str,
                    body: str, *, dedupe_key: str | None = None,
                    attachment: Attachment | None = None) -> bool:
     """A DM the bot sends on its own: held until 08:00 when it is night where people live."""
@@ -305,7 +305,7 @@ async def register(ctx: Context, args: Args) -> None:
                   rest="subcommand")
 async def show(ctx: Context, args: Args) -> None:
     if args.rest:
-        subs = ", ".join(" ".join(c.words[1:]) for c in ctx.app.registry.subcommands("volunteer"))
+        subs = ", ".join(" ".join(c.words[1:]) for c in ctx.registry.subcommands("volunteer"))
         raise CommandError(f"{ctx.prefix}volunteer needs one of: {subs}. "
                            f"See {ctx.prefix}help volunteer.")
     v = await _profile_or_refuse(ctx)
@@ -381,7 +381,7 @@ async def _room_group(ctx: Context) -> Group:
     return group
 
 
-async def make_offers(app: Grapevine, session: AsyncSession, req: VolunteerRequest,
+async def make_offers(app: Host, session: AsyncSession, req: VolunteerRequest,
                       group: Group, now: datetime, limit: int) -> int:
     """Offer the request to the best ``limit`` eligible people not asked before; how many."""
     if limit <= 0:
@@ -631,7 +631,7 @@ async def accept(ctx: Context, args: Args) -> None:
     await _took(ctx, o, req)
 
 
-async def _leave(app: Grapevine, session: AsyncSession, o: VolunteerOffer, status: str,
+async def _leave(app: Host, session: AsyncSession, o: VolunteerOffer, status: str,
                  now: datetime) -> None:
     """Give up an offer or place; a freed place goes to the waitlist, and the host is told."""
     had_place = o.status == store.ACCEPTED
@@ -648,7 +648,7 @@ async def _leave(app: Grapevine, session: AsyncSession, o: VolunteerOffer, statu
                        f"{f.accepted}/{req.count} places filled.")
 
 
-async def _tell_promoted(app: Grapevine, session: AsyncSession, now: datetime,
+async def _tell_promoted(app: Host, session: AsyncSession, now: datetime,
                          o: VolunteerOffer, req: VolunteerRequest) -> bool:
     return await queue_dm(
         app, session, now, o.user_id,
@@ -773,7 +773,7 @@ async def certificate(ctx: Context, args: Args) -> None:
 # -- sweeps (reminders, expiry) -----------------------------------------------------------
 
 
-async def expire_and_top_up(app: Grapevine, session: AsyncSession, now: datetime) -> int:
+async def expire_and_top_up(app: Host, session: AsyncSession, now: datetime) -> int:
     """Lapsed offers close, and each request that lost one is offered to the next person."""
     expired = await store.expire_offers(session, now)
     sent = 0
@@ -790,7 +790,7 @@ async def expire_and_top_up(app: Grapevine, session: AsyncSession, now: datetime
     return sent
 
 
-async def shift_reminders(app: Grapevine, session: AsyncSession, now: datetime) -> int:
+async def shift_reminders(app: Host, session: AsyncSession, now: datetime) -> int:
     sent = 0
     for o, req in await store.accepted_starting(session, now, now + timedelta(hours=24)):
         group = await groups.by_id(session, req.group_id)
@@ -804,7 +804,7 @@ async def shift_reminders(app: Grapevine, session: AsyncSession, now: datetime) 
     return sent
 
 
-async def dbs_reminders(app: Grapevine, session: AsyncSession, now: datetime) -> int:
+async def dbs_reminders(app: Host, session: AsyncSession, now: datetime) -> int:
     """60, 30 and 7 days before the re-check; after downtime only the latest one due is sent."""
     today = now.astimezone(app.settings.bot.tz).date()
     sent = 0
@@ -823,7 +823,7 @@ async def dbs_reminders(app: Grapevine, session: AsyncSession, now: datetime) ->
     return sent
 
 
-async def availability_nudges(app: Grapevine, session: AsyncSession, now: datetime) -> int:
+async def availability_nudges(app: Host, session: AsyncSession, now: datetime) -> int:
     sent = 0
     for v in await store.unconfirmed_since(session, now - NUDGE_AFTER):
         times = availability.describe(v.slots)
@@ -837,7 +837,7 @@ async def availability_nudges(app: Grapevine, session: AsyncSession, now: dateti
     return sent
 
 
-async def promotions(app: Grapevine, session: AsyncSession, now: datetime) -> int:
+async def promotions(app: Host, session: AsyncSession, now: datetime) -> int:
     """Tell anyone moved up from a waitlist whose news is not yet queued (e.g. after a forget)."""
     sent = 0
     for o, req in await store.promoted_untold(session, now - timedelta(days=7)):
@@ -845,7 +845,7 @@ async def promotions(app: Grapevine, session: AsyncSession, now: datetime) -> in
     return sent
 
 
-async def sweep(app: Grapevine, session: AsyncSession, now: datetime) -> int:
+async def sweep(app: Host, session: AsyncSession, now: datetime) -> int:
     """Everything due by ``now``: safe to run late, twice, or after downtime. DMs queued."""
     total = 0
     for step in (expire_and_top_up, shift_reminders, dbs_reminders, availability_nudges,
@@ -854,7 +854,7 @@ async def sweep(app: Grapevine, session: AsyncSession, now: datetime) -> int:
     return total
 
 
-def jobs(app: Grapevine) -> list[Job]:
+def jobs(app: Host) -> list[Job]:
     """The volunteer sweep, every 15 minutes (the lead registers it with the scheduler)."""
 
     async def run() -> None:

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select
 
-from bot.app import Grapevine
+from bot.service import assemble
 from storage import volunteers as store
 from storage.groups import Group
 from storage.models import OutboxMessage
@@ -207,7 +207,7 @@ async def test_an_offer_survives_a_restart_of_the_bot(pool: Pool) -> None:
     ann = await pool.register("ann")
     await pool.ask(f'!volunteer need 1 role="Driver" {SHIFT} area=Wisbech')
     old = pool.bw
-    fresh = Grapevine(old.app.settings, old.app.db, old.transport, clock=old.clock)
+    fresh = assemble(old.app.settings, old.app.db, old.transport, clock=old.clock)
     old.transport.attach(fresh)
     pool.bw = BotWorld(old.world, fresh, old.transport, old.clock)
     pool.bw.clock.advance(hours=5)
