@@ -10,7 +10,7 @@ from typing import Any
 
 from bot.app import Grapevine
 from bot.clock import Clock, SystemClock
-from bot.features import install_all
+from bot.features import install_all, sealing
 from bot.runtime import login
 from bot.runtime.inflight import Inflight, Lanes
 from bot.runtime.outbox_worker import OutboxWorker
@@ -69,7 +69,7 @@ class Service:
                                 scheduler=self.scheduler)
             self.worker = OutboxWorker(
                 self.db, transport, self.clock, rest=self.app.pager.keep_for_room,
-                prefix=settings.bot.prefix)
+                prefix=settings.bot.prefix, opener=sealing.opener(settings.privacy.notes_key))
             self.app.on_queued(self.worker.wake)
             self.app.lanes = Lanes(self.inflight)
             self.sync = SyncLoop(self._client, transport, self.db, self.app, settings, self.clock,

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import TextIO
 
 from bot.app import Grapevine
+from bot.features import sealing
 from bot.runtime.outbox_worker import OutboxWorker
 from bot.service import assemble
 from bot.transport.world import World, WorldTransport
@@ -120,7 +121,8 @@ async def run_shell(settings: Settings | None = None, *, stdin: TextIO = sys.std
         app = assemble(settings, db, transport)
         transport.attach(app)
         worker = OutboxWorker(db, transport, app.clock, rest=app.pager.keep_for_room,
-                              prefix=app.settings.bot.prefix)
+                              prefix=app.settings.bot.prefix,
+                              opener=sealing.opener(settings.privacy.notes_key))
         shell = Shell(world, app, transport, worker, out)
         interactive = stdin.isatty()
         if interactive:

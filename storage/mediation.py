@@ -23,19 +23,14 @@ from sqlalchemy import (
     delete,
     func,
     select,
-    text,
     update,
 )
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, declared_attr, mapped_column
 
-from storage.engine import Database
-from storage.models import Base, Id, OutboxMessage
+from storage.models import Base, Id
 
 OUTCOMES = ("agreement", "no-agreement", "referred")
-# Outbox kind of a notes read-back, and what its body becomes once sent.
-NOTES_KIND = "mediation-notes"
-SCRUBBED = "(mediation notes were sent here; the bot's copy is removed)"
 # Who "forget" leaves behind in the shared record: the text stays, the Matrix id goes.
 FORGOTTEN = "(a person who asked to be forgotten)"
 
@@ -356,27 +351,6 @@ async def purge_notes(session: AsyncSession, closed_before: datetime, at: dateti
     result = await session.execute(delete(Note).where(Note.case_id.in_(cases)))
     await session.execute(update(Case).where(Case.id.in_(cases), Case.notes_purged_at.is_(None))
                           .values(notes_purged_at=at))
-    return int(result.rowcount or 0)  # type: ignore[attr-defined]
-
-
-async def checkpoint(db: Database) -> None:
-    """Empty SQLite's write-ahead log of a scrubbed read-back's old bytes."""
-    await db.checkpoint_wal()
-
-
-async def scrub_sent_notes(session: AsyncSession) -> int:
-    """Blank the outbox's copy of notes read back to a mediator, once it has been sent.
-
-    The outbox keeps what it sent; for a note that would be plain text next to
-    the sealed original. On SQLite, secure_delete zeroes the old bytes in place.
-    """
-    if (await session.connection()).dialect.name == "sqlite":
-        await session.execute(text("PRAGMA secure_delete=ON"))
-    result = await session.execute(
-        update(OutboxMessage)
-        .where(OutboxMessage.kind == NOTES_KIND, OutboxMessage.sent_at.is_not(None),
-               OutboxMessage.body != SCRUBBED)
-        .values(body=SCRUBBED))
     return int(result.rowcount or 0)  # type: ignore[attr-defined]
 
 

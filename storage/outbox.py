@@ -105,8 +105,11 @@ async def mark_attempts(session: AsyncSession, message_ids: list[int], now: date
         )
 
 
+# A row whose body is text sealed with the notes key (bot/features/sealing.py): it is
+# opened only in memory, by the outbox worker, as it is sent (mediation notes read back).
+SEALED_KIND = "sealed"
 # Kinds whose text is personal: once delivered, the bot keeps no copy of it.
-PRIVATE_KINDS = frozenset({"dm", "private"})
+PRIVATE_KINDS = frozenset({"dm", "private", SEALED_KIND})
 
 
 async def mark_sent(

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from bot.app import Grapevine
+from bot.features import sealing
 from bot.service import assemble
 from bot.transport.base import text_content
 from bot.transport.world import World, WorldTransport
@@ -50,7 +51,10 @@ class BotWorld:
                 return sent
             for row in due:
                 room_id = row.room_id or await self.transport.direct_room(row.to_user or "")
-                content = text_content(row.body, row.html,
+                body = row.body
+                if row.kind == outbox.SEALED_KIND:  # opened in memory, as the worker does
+                    body = sealing.opener(self.app.settings.privacy.notes_key)(body) or ""
+                content = text_content(body, row.html,
                                        extra={**(row.extra or {}), "org.grapevine.outbox": row.id})
                 event_id = await self.transport.send(room_id, content, txn_id=f"grapevine-{row.id}")
                 async with self.app.db.transaction() as session:
@@ -74,13 +78,14 @@ class BotWorld:
 
 @asynccontextmanager
 async def bot_world(tmp_path: Path, *, settings: Settings | None = None,
-                    **overrides: Any) -> AsyncIterator[BotWorld]:
+                    db_url: str | None = None, **overrides: Any) -> AsyncIterator[BotWorld]:
+    """The bot in a fresh world; on SQLite in ``tmp_path`` unless ``db_url`` names another."""
     world = World()
     bot_id = world.user("grapevine", "Grapevine")
     settings = settings or load_settings(
         None, bot={"data_dir": str(tmp_path)}, matrix={"user_id": bot_id}, **overrides
     )
-    db = Database(f"sqlite+aiosqlite:///{tmp_path / 'grapevine.db'}")
+    db = Database(db_url or f"sqlite+aiosqlite:///{tmp_path / 'grapevine.db'}")
     await upgrade(db.engine)
     clock = ManualClock()
     transport = WorldTransport(world, bot_id)

@@ -439,9 +439,12 @@ async def read_notes(ctx: Context, args: Args) -> None:
         when = f"{agreement.day(row.written_at, ctx.tz)} {_hm(ctx, row.written_at)}"
         lines.append(f"{number}. {when}: "
                      + (text if text is not None else "(sealed with another key; unreadable)"))
-    # Its own outbox kind, so the sent copy is scrubbed (scrub_notes_copies).
+    # Sealed again for the outbox: the opened notes exist only in memory, here and in
+    # the outbox worker as it sends them; pending, failed or sent, the row is ciphertext.
     here = await in_private_dm(ctx)
-    await outbox.enqueue(ctx.session, now=ctx.now, kind=cases.NOTES_KIND, body="\n".join(lines),
+    await outbox.enqueue(ctx.session, now=ctx.now, kind=outbox.SEALED_KIND,
+                         body=sealing.seal_text(ctx.app.settings.privacy.notes_key,
+                                                "\n".join(lines)),
                          room_id=ctx.room.room_id if here else None,
                          to_user=None if here else ctx.sender.user_id)
     ctx.app.queued()
@@ -499,15 +502,6 @@ async def purge_notes(app: Host, now: datetime) -> int:
         return await cases.purge_notes(session, now - timedelta(days=days), now)
 
 
-async def scrub_notes_copies(app: Host) -> int:
-    """Remove the outbox's plain copies of notes read back, once sent."""
-    async with app.db.transaction() as session:
-        scrubbed = await cases.scrub_sent_notes(session)
-    if scrubbed:
-        await cases.checkpoint(app.db)
-    return scrubbed
-
-
 def jobs(app: Host) -> list[Job]:
     """The sweeps for the scheduler: each is idempotent and safe to run late or twice."""
     tz = app.settings.bot.tz
@@ -521,12 +515,8 @@ def jobs(app: Host) -> list[Job]:
     async def rooms() -> None:
         await provision_rooms(app)
 
-    async def scrub() -> None:
-        await scrub_notes_copies(app)
-
     return [
         Job("mediation-reminders", IntervalTrigger(minutes=30, timezone=tz), reminders),
         Job("mediation-notes-retention", CronTrigger(hour=3, minute=20, timezone=tz), retention),
         Job("mediation-rooms", IntervalTrigger(minutes=10, timezone=tz), rooms),
-        Job("mediation-notes-scrub", IntervalTrigger(minutes=2, timezone=tz), scrub),
     ]

@@ -1,10 +1,14 @@
 """Mediation notes sealed at rest with Fernet (AES-CBC + HMAC, from ``cryptography``).
 
 The key comes from config (GRAPEVINE_PRIVACY__NOTES_KEY), never the database,
-so a copy of the database file alone reveals nothing of what a note says.
+so a copy of the database file alone reveals nothing of what a note says. Notes
+read back to a mediator go through the outbox sealed too (``seal_text``); only
+the outbox worker opens them (``opener``), in memory, as it sends.
 """
 
 from __future__ import annotations
+
+from collections.abc import Callable
 
 from cryptography.fernet import Fernet, InvalidToken
 from pydantic import SecretStr
@@ -39,3 +43,19 @@ def unseal(key: SecretStr | None, sealed: bytes) -> str | None:
         return cipher(key).decrypt(sealed).decode("utf-8")
     except InvalidToken:
         return None
+
+
+def seal_text(key: SecretStr | None, text: str) -> str:
+    """Sealed text as ASCII (Fernet tokens are URL-safe base64), for a text column."""
+    return seal(key, text).decode("ascii")
+
+
+def opener(key: SecretStr | None) -> Callable[[str], str | None]:
+    """Opens what :func:`seal_text` sealed; None when it cannot (no key, another key)."""
+    def open_text(sealed: str) -> str | None:
+        try:
+            return unseal(key, sealed.encode("ascii"))
+        except NoKey:
+            return None
+
+    return open_text

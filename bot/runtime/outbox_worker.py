@@ -34,7 +34,10 @@ MARKER = "org.grapevine.outbox"
 MAX_ATTEMPTS = 8
 RATE_LIMIT_RETRIES = 3
 # Refusals that another try will not change (e.g. announcement-only WhatsApp groups).
-PERMANENT = frozenset({"M_FORBIDDEN", "M_NOT_FOUND", "M_BAD_JSON", "M_NOT_JSON", "M_TOO_LARGE"})
+# A sealed row this worker has no key for will not open on another try either.
+UNSEALABLE = "GV_UNSEALABLE"
+PERMANENT = frozenset({"M_FORBIDDEN", "M_NOT_FOUND", "M_BAD_JSON", "M_NOT_JSON", "M_TOO_LARGE",
+                       UNSEALABLE})
 
 
 class OutboxTransport(Protocol):
@@ -72,6 +75,8 @@ class OutboxWorker:
     ``sleep`` waits out rate limits (tests pass a recording one). A post longer than
     its room's network allows goes out as its first page; ``rest(room_id, lines)``
     keeps the remainder for anyone there to ask ``<prefix>more`` (the app's pager).
+    ``opener`` opens rows of kind ``outbox.SEALED_KIND`` (text sealed at rest); without
+    it, or when it cannot, such a row is given up rather than sent sealed.
     """
 
     def __init__(
@@ -86,6 +91,7 @@ class OutboxWorker:
         sleep: Callable[[float], Awaitable[None]] | None = None,
         rest: Callable[[str, list[str]], None] | None = None,
         prefix: str = "!",
+        opener: Callable[[str], str | None] | None = None,
     ) -> None:
         self.db = db
         self.transport = transport
@@ -96,6 +102,7 @@ class OutboxWorker:
         self._sleep = sleep
         self._keep_rest = rest
         self._prefix = prefix
+        self._open = opener
         self._networks: dict[str, tuple[str | None, dict[str, Any] | None]] = {}
         self._stop = asyncio.Event()
         self._wake = asyncio.Event()
@@ -207,7 +214,8 @@ class OutboxWorker:
         if row.file_data is None:
             network, features = self._networks.get(room_id, (None, None))
             body, html, rest = render.for_room(
-                row.body, row.html, network, features, render.more_pointer(self._prefix))
+                self._text(row), None if row.kind == outbox.SEALED_KIND else row.html,
+                network, features, render.more_pointer(self._prefix))
             if rest and self._keep_rest is not None and row.kind not in outbox.PRIVATE_KINDS:
                 self._keep_rest(room_id, rest)
             return text_content(body, html, extra=extra)
@@ -223,6 +231,15 @@ class OutboxWorker:
             "m.mentions": {},
             **extra,
         }
+
+    def _text(self, row: OutboxMessage) -> str:
+        """The row's body, opened here (and only here) when it was sealed at rest."""
+        if row.kind != outbox.SEALED_KIND:
+            return row.body
+        opened = self._open(row.body) if self._open is not None else None
+        if opened is None:
+            raise TransportError(UNSEALABLE, "sealed with a notes key this bot does not have")
+        return opened
 
     async def _record_sent(self, row: OutboxMessage, event_id: str, room_id: str) -> None:
         async with self.db.transaction() as session:

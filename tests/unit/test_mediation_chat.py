@@ -12,13 +12,15 @@ from cryptography.fernet import Fernet
 from pypdf import PdfReader
 from sqlalchemy import func, select
 
-from bot.features import mediation
+from bot.features import mediation, sealing
 from bot.features.case_rooms import case_rooms, provision_rooms
+from bot.runtime.outbox_worker import OutboxWorker
 from bot.transport.base import RoomSpec, TransportError
-from config.settings import load_settings
+from bot.transport.world import WorldTransport
+from config.settings import Settings, load_settings
 from storage import mediation as cases
 from storage.groups import Group
-from storage.models import OutboxMessage
+from storage.models import Base, OutboxMessage
 from tests.botworld import BotWorld, bot_world
 
 BOT = "@grapevine:grapevine.local"
@@ -71,14 +73,17 @@ def dm_room(bw: BotWorld, user: str) -> str:
     return bw.world.create_room(user, direct=True, members=[bw.bot])
 
 
-@pytest.fixture
-async def town(tmp_path: Path) -> AsyncIterator[Town]:
-    settings = load_settings(
+def town_settings(tmp_path: Path) -> Settings:
+    return load_settings(
         None, bot={"data_dir": str(tmp_path), "commands_per_minute": 1000},
         matrix={"user_id": BOT}, roles={"coordinators": ["@cora:grapevine.local"]},
         privacy={"notes_key": KEY, "notes_retention_days": 90},
     )
-    async with bot_world(tmp_path, settings=settings) as bw:
+
+
+@pytest.fixture
+async def town(tmp_path: Path) -> AsyncIterator[Town]:
+    async with bot_world(tmp_path, settings=town_settings(tmp_path)) as bw:
         yield await make_town(bw)
 
 
@@ -213,6 +218,60 @@ async def test_a_representative_gets_the_agreement_by_dm_when_asking_from_the_gr
     assert bw.dms(t.ann)[0].startswith("M1 Shared hall (open)")
 
 
+async def held_at_rest(bw: BotWorld, marker: str) -> bool:
+    """Whether ``marker`` is anywhere the database keeps data: on SQLite the file and its
+    write-ahead log, byte for byte; on PostgreSQL every row of every table, as text."""
+    if bw.app.db.dialect == "sqlite":
+        database = Path(bw.app.db.url.removeprefix("sqlite+aiosqlite:///"))
+        files = database.parent.glob(database.name + "*")
+        return any(marker.encode() in path.read_bytes() for path in files)
+    async with bw.app.db.transaction() as session:
+        for table in Base.metadata.sorted_tables:
+            for row in await session.execute(select(table)):
+                if any(marker in (v.decode(errors="replace") if isinstance(v, bytes) else str(v))
+                       for v in row):
+                    return True
+    return False
+
+
+class Refusing(WorldTransport):
+    """A homeserver that will not take the bot's direct message (the room is gone)."""
+
+    async def send(self, room_id: str, content: object, **kw: object) -> str:
+        raise TransportError("M_FORBIDDEN", "You are not in this room")
+
+
+async def test_notes_read_back_are_never_in_clear_at_rest_pending_or_failed(
+    tmp_path: Path, db_url: str,
+) -> None:
+    async with bot_world(tmp_path, settings=town_settings(tmp_path), db_url=db_url) as bw:
+        t = await make_town(bw)
+        await open_case(t)
+        mia_dm = dm_room(bw, t.mia)
+        await bw.say(t.mia, mia_dm, '!mediation note M1 "Hall keys NOTE-MARKER-5523"')
+        await bw.world.say(t.mia, mia_dm, "!mediation notes M1")  # queued, not yet sent
+        async with bw.app.db.transaction() as session:
+            pending = await session.scalar(select(OutboxMessage).where(
+                OutboxMessage.sent_at.is_(None)).order_by(OutboxMessage.id.desc()))
+        assert pending is not None
+        assert not await held_at_rest(bw, "NOTE-MARKER-5523")
+        assert not await held_at_rest(bw, "Hall keys")
+        assert pending.kind == "sealed"
+
+        worker = OutboxWorker(bw.app.db, Refusing(bw.world, bw.bot), bw.clock,
+                              opener=sealing.opener(bw.app.settings.privacy.notes_key))
+        await worker.drain()
+        async with bw.app.db.transaction() as session:
+            failed = await session.get(OutboxMessage, pending.id)
+            assert failed is not None and failed.failed_at is not None
+        assert not await held_at_rest(bw, "NOTE-MARKER-5523")
+
+        # The same read-back, sent: it arrives opened, and only there.
+        await bw.say(t.mia, mia_dm, "!mediation notes M1")
+        assert "Hall keys NOTE-MARKER-5523" in bw.dms(t.mia)[-1]
+        assert not await held_at_rest(bw, "NOTE-MARKER-5523")
+
+
 async def test_notes_are_taken_by_dm_sealed_and_read_back_only_by_mediator_and_coordinator(
     town: Town,
 ) -> None:
@@ -230,8 +289,7 @@ async def test_notes_are_taken_by_dm_sealed_and_read_back_only_by_mediator_and_c
     assert "Ann worried about keys MARKER-7731" in bw.dms(t.mia)[-1]
     await bw.say(t.cora, t.cora_dm, "!mediation notes M1")
     assert "MARKER-7731" in bw.dms(t.cora)[-1]
-    # The bot's own copies of what it read back are blanked once sent.
-    assert await mediation.scrub_notes_copies(bw.app) == 2
+    # The bot's own copies of what it read back were sealed, and are blanked once sent.
     async with bw.app.db.transaction() as session:
         bodies = await session.scalars(select(OutboxMessage.body))
         assert not any("MARKER-7731" in body for body in bodies)
@@ -306,8 +364,7 @@ async def test_action_reminders_go_once_before_and_once_after_the_due_date(town:
     await bw.deliver()
     assert "was due on 23 Nov 2026 and isn't marked done" in bw.world.messages(room)[-1]
     ids = {job.id for job in mediation.jobs(bw.app)}
-    assert ids == {"mediation-reminders", "mediation-notes-retention", "mediation-rooms",
-                   "mediation-notes-scrub"}
+    assert ids == {"mediation-reminders", "mediation-notes-retention", "mediation-rooms"}
 
 
 @pytest.mark.parametrize(("who", "command", "expected"), [

@@ -7,7 +7,10 @@ from collections.abc import Mapping
 from typing import Any
 
 import pytest
+from cryptography.fernet import Fernet
+from pydantic import SecretStr
 
+from bot.features import sealing
 from bot.runtime.outbox_worker import MARKER, OutboxWorker
 from bot.transport.base import RateLimited, TransportError
 from storage import outbox
@@ -285,3 +288,26 @@ async def test_text_for_a_whatsapp_room_is_flattened_and_a_dm_leaves_no_copy(
     assert server.bodies(server.dm_rooms["@ann:hs"]) == ["Your DBS re-check is due 2027-01-10"]
     sent = await row(sqlite_database, dm)
     assert sent.sent_at is not None and sent.body == ""
+
+
+async def test_a_sealed_row_is_opened_only_as_it_is_sent_and_never_sent_sealed(
+    database: Database, server: FakeRoomServer, clock: Clock
+) -> None:
+    key = SecretStr(Fernet.generate_key().decode())
+    sealed = sealing.seal_text(key, "1. 20 Nov: keys worry")
+    opened = await queue(database, clock, sealed, kind=outbox.SEALED_KIND, to_user="@mia:x")
+    assert await worker_for(database, server, clock, opener=sealing.opener(key)).drain() == 1
+    [(_, _, content)] = server.sends
+    assert content["body"] == "1. 20 Nov: keys worry"
+    assert (await row(database, opened)).body == ""  # sent: not even the ciphertext stays
+
+    # A worker without the key (rotated, or not configured) gives the row up: it never
+    # posts the ciphertext, and another try would not open it either.
+    stuck = await queue(database, clock, sealed, kind=outbox.SEALED_KIND, to_user="@mia:x")
+    other_key = SecretStr(Fernet.generate_key().decode())
+    assert await worker_for(database, server, clock, opener=sealing.opener(other_key)
+                            ).drain() == 0
+    assert len(server.sends) == 1
+    given_up = await row(database, stuck)
+    assert given_up.failed_at is not None and given_up.last_error is not None
+    assert given_up.last_error.startswith("GV_UNSEALABLE")
