@@ -1,6 +1,6 @@
 """Matching one volunteer request against 100,000 stored profiles, on SQLite and PostgreSQL.
 
-Compares the indexed match (storage.volunteers.candidates: the request's grid
+Compares the indexed match (bot.features.matching.candidates: the request's grid
 cell in the reach index, availability mask, DBS level and pause in one
 statement, then exact distance and ranking in Python) with a plain full scan
 (every profile read and checked in Python with the same rules), and with the
@@ -34,7 +34,7 @@ import asyncpg
 from sqlalchemy import insert, text
 
 from bot.features.availability import parse_slots, window_slots
-from bot.features.matching import Candidate, Need, cells_within, rank, skill_bits
+from bot.features.matching import Candidate, Need, candidates, cells_within, rank, skill_bits
 from config.areas import AreaIndex
 from storage import volunteers as store
 from storage.engine import Database
@@ -158,7 +158,7 @@ async def measure(db: Database, requests: list[Need], scans: int) -> dict[str, l
     for i, need in enumerate(requests):
         async with db.transaction() as session:
             async def fast(session: Any = session, need: Need = need) -> list[str]:
-                return ranked_ids(await store.candidates(session, need, NOW, limit=LIMIT), need)
+                return ranked_ids(await candidates(session, need, NOW, limit=LIMIT), need)
 
             got = await timed(indexed, fast)
         if i < scans:

@@ -4,14 +4,16 @@ DBS data is metadata only (level as an ordered int, workforce, check and
 re-check dates, Update Service consent); certificate contents are never stored.
 Matching one request against 10^5 profiles is one indexed query: every profile
 is listed in the grid cells its travel circle touches (``volunteer_reach``), so
-a request looks up its own cell and filters availability (a 21-bit mask), DBS
-level and pause in the same statement; exact distance and ranking follow in Python.
+a request looks up its own cell (``storage.volunteer_index``) and ``match`` runs
+the rules over it in one statement. The rules are not stated here: they are
+``bot.features.matching``'s, in Python and in the SQL that mirrors it.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime
 from typing import Any
 
 from sqlalchemy import (
@@ -26,8 +28,6 @@ from sqlalchemy import (
     PrimaryKeyConstraint,
     String,
     UniqueConstraint,
-    and_,
-    case,
     delete,
     exists,
     func,
@@ -40,17 +40,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
 from sqlalchemy.sql.elements import ColumnElement
 
-from bot.features.matching import (
-    KM_PER_DEGREE,
-    REST_DAYS,
-    Candidate,
-    Need,
-    bits_of,
-    cell_of,
-    cells_within,
-)
 from storage.groups import Group
 from storage.models import Base, Id
+from storage.volunteer_index import Candidate, cells_within
 
 OPEN, CANCELLED = "open", "cancelled"
 # Stands in for the Matrix id of a host who asked to be forgotten (nobody is told anything).
@@ -305,55 +297,28 @@ def to_candidate(v: Volunteer, groups: dict[int, bool]) -> Candidate:
 # -- matching ---------------------------------------------------------------------------
 
 
-async def candidates(session: AsyncSession, need: Need, now: datetime, *,
-                     limit: int | None = None, exclude_request: int | None = None,
-                     exclude_user: str | None = None) -> list[Candidate]:
-    """The best ``limit`` people the hard rules allow, ranked as matching.rank_key ranks them.
+async def match(session: AsyncSession, *, cell: int, group_id: int,
+                rules: Sequence[ColumnElement[bool]], order: Sequence[ColumnElement[Any]],
+                limit: int | None = None, exclude_request: int | None = None,
+                exclude_user: str | None = None) -> list[Candidate]:
+    """The first ``limit`` rows of one cell of the index that pass ``rules``, in ``order``.
 
-    One statement over the request's cell in the reach index: every hard rule
-    (availability mask, DBS level and re-check, pause, the same planar distance
-    as Python, sharing), ordered by skill fit, rest and distance; then the
-    chosen few are joined to their profiles. ``groups`` on each candidate holds
-    only the requesting group when it is theirs (the sharing rule is applied).
+    Storage only runs the statement: the rules and the order are
+    ``bot.features.matching``'s (its ``sql_rules`` and ``sql_order`` mirror its
+    ``refusal`` and ``rank_key``). The chosen few are then joined to their
+    profiles; ``groups`` on each candidate holds only the requesting group when it
+    is theirs (the sharing rule is already applied).
     """
     r = VolunteerReach
-    own = exists().where(VolunteerGroup.volunteer_id == r.volunteer_id,
-                         VolunteerGroup.group_id == need.group_id)
-    pool = or_(r.open_to_all.is_(True), own) if need.group_verified else own
-    # Written exactly as matching.distance2_km (the same operations, left to right), so
-    # the database computes bit-identical floats and its order never disagrees with Python's.
-    kx = need.km_per_lon
-    distance2 = ((r.lon - need.lon) * kx * (r.lon - need.lon) * kx
-                 + (r.lat - need.lat) * KM_PER_DEGREE * (r.lat - need.lat) * KM_PER_DEGREE)
-    rest = case(
-        (or_(r.last_offered_at.is_(None),
-             r.last_offered_at < now - timedelta(days=REST_DAYS[1])), 2),
-        (r.last_offered_at < now - timedelta(days=REST_DAYS[0]), 1),
-        else_=0,
-    )
     query = (
         select(r.volunteer_id, r.lat, r.lon, r.radius_km, r.slots, r.dbs_level, r.dbs_recheck,
                r.paused, r.paused_until, r.open_to_all, r.skill_mask, r.last_offered_at)
-        .where(
-            r.cell == cell_of(need.lat, need.lon),
-            r.slots.op("&")(need.slots) == need.slots,
-            r.dbs_level >= need.dbs_level,
-            distance2 <= r.radius_km * r.radius_km,
-            or_(r.paused.is_(False),
-                and_(r.paused_until.is_not(None), r.paused_until <= need.starts_at)),
-        )
+        .where(r.cell == cell, *rules)
     )
-    if need.dbs_level:
-        query = query.where(r.dbs_recheck > need.starts_at.date())
     skip = await _excluded_ids(session, exclude_request, exclude_user)
     if skip:
         query = query.where(r.volunteer_id.not_in(skip))
-    query = query.where(pool)
-    fits = [case((r.skill_mask.op("&")(b) != 0, 1), else_=0) for b in bits_of(need.skill_mask)]
-    if fits:
-        fit: ColumnElement[int] = sum(fits[1:], start=fits[0])
-        query = query.order_by(fit.desc())
-    query = query.order_by(rest.desc(), distance2, r.volunteer_id)
+    query = query.order_by(*order)
     if limit is not None:
         query = query.limit(limit)
     connection = await session.connection()
@@ -365,14 +330,14 @@ async def candidates(session: AsyncSession, need: Need, now: datetime, *,
     people = {vid: (user, is_own) for vid, user, is_own in await session.execute(
         select(Volunteer.id, Volunteer.user_id,
                exists().where(VolunteerGroup.volunteer_id == Volunteer.id,
-                              VolunteerGroup.group_id == need.group_id))
+                              VolunteerGroup.group_id == group_id))
         .where(Volunteer.id.in_(ids)))} if ids else {}
     return [
         Candidate(
             volunteer_id=row.volunteer_id, user_id=people[row.volunteer_id][0], lat=row.lat,
             lon=row.lon, radius_km=row.radius_km, slots=row.slots, dbs_level=row.dbs_level,
             dbs_recheck=row.dbs_recheck, paused=row.paused, paused_until=row.paused_until,
-            share=row.open_to_all, groups={need.group_id: True} if people[row.volunteer_id][1]
+            share=row.open_to_all, groups={group_id: True} if people[row.volunteer_id][1]
             else {}, skill_mask=row.skill_mask, last_offered_at=row.last_offered_at,
         )
         for row in rows

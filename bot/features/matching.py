@@ -1,10 +1,13 @@
-"""Who may be offered a volunteer request, and in what order: pure functions over plain data.
+"""Who may be offered a volunteer request, and in what order: the rules, in one place.
 
 Hard rules first (each one a reason a person is left out), then a ranking:
 skill fit, distance, and spreading offers so the same few are not asked every
-time. The database query in storage/volunteers.py applies the same rules to
-narrow 10^5 profiles down before these functions see them; ``eligible`` stays
-the single statement of what the rules are.
+time. They are stated twice, side by side here: as pure functions over plain
+data (``refusal``, ``rank_key``: the statement of what the rules are), and as
+the SQL that mirrors them (``sql_rules``, ``sql_order``), which narrows 10^5
+profiles in the database (``storage.volunteers.match`` runs it, deciding
+nothing). A property test over random profiles and requests, on SQLite and
+PostgreSQL, checks the SQL admits and orders exactly as the functions do.
 """
 
 from __future__ import annotations
@@ -13,17 +16,31 @@ import math
 import re
 import zlib
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import and_, case, exists, or_
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.sql.elements import ColumnElement
+
+from storage import volunteers as store
+from storage.volunteer_index import (
+    CELL_LAT,
+    CELL_LON,
+    KM_PER_DEGREE,
+    Candidate,
+    cell_of,
+    cells_within,
+)
+from storage.volunteers import VolunteerGroup, VolunteerReach
+
+# The index's grid and profile shape live in storage; matching's callers import them here.
+__all__ = ["CELL_LAT", "CELL_LON", "KM_PER_DEGREE", "Candidate", "cell_of", "cells_within"]
 
 EARTH_KM = 6371.0088
 DBS_LEVELS = ("none", "basic", "standard", "enhanced")
 MAX_RADIUS_KM = 50.0
-# Grid for the reach index: a cell is 0.1 deg of latitude by 0.15 deg of longitude
-# (about 11 x 10 km in England); a volunteer is indexed in every cell their circle touches.
-CELL_LAT = 0.1
-CELL_LON = 0.15
-
 # The ODI/DCMS volunteering data standard's top-level skills, and words people use for them.
 TOP_SKILLS: dict[str, str] = {
     "communication": "Communication",
@@ -105,9 +122,6 @@ def dbs_rank(level: str | None) -> int:
     return DBS_LEVELS.index(level) if level in DBS_LEVELS else 0
 
 
-KM_PER_DEGREE = 111.195
-
-
 def distance2_km(lat: float, lon: float, need: Need) -> float:
     """Squared distance in km^2 on the plane tangent at the request (equirectangular).
 
@@ -124,55 +138,6 @@ def haversine_km(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
     dp, dl = p2 - p1, math.radians(lon2 - lon1)
     a = math.sin(dp / 2) ** 2 + math.cos(p1) * math.cos(p2) * math.sin(dl / 2) ** 2
     return 2 * EARTH_KM * math.asin(min(1.0, math.sqrt(a)))
-
-
-def cell_of(lat: float, lon: float) -> int:
-    return math.floor(lat / CELL_LAT) * 10_000 + math.floor(lon / CELL_LON)
-
-
-def cells_within(lat: float, lon: float, radius_km: float) -> list[int]:
-    """Every grid cell holding a point within ``radius_km`` of (lat, lon): where requests
-    this volunteer could take may be.
-
-    Cells are kept only when their nearest edge is within reach, measured with
-    the narrowest degree of longitude nearby, so no cell a request could lie in
-    is ever left out (the exact distance is checked per request).
-    """
-    dlat = radius_km / KM_PER_DEGREE
-    top = min(89.0, abs(lat) + dlat + CELL_LAT)
-    kx = max(0.05, math.cos(math.radians(top))) * KM_PER_DEGREE
-    dlon = radius_km / kx
-    reach = radius_km * radius_km * 1.0001
-    out = []
-    for row in range(math.floor((lat - dlat) / CELL_LAT), math.floor((lat + dlat) / CELL_LAT) + 1):
-        dy = max(row * CELL_LAT - lat, 0.0, lat - (row + 1) * CELL_LAT) * KM_PER_DEGREE
-        for col in range(math.floor((lon - dlon) / CELL_LON),
-                         math.floor((lon + dlon) / CELL_LON) + 1):
-            dx = max(col * CELL_LON - lon, 0.0, lon - (col + 1) * CELL_LON) * kx
-            if dx * dx + dy * dy <= reach:
-                out.append(row * 10_000 + col)
-    return out
-
-
-@dataclass(frozen=True)
-class Candidate:
-    """What matching needs of a volunteer profile (no names, no certificate anything)."""
-
-    volunteer_id: int
-    user_id: str
-    lat: float
-    lon: float
-    radius_km: float
-    slots: int
-    dbs_level: int = 0
-    dbs_recheck: date | None = None
-    paused: bool = False
-    paused_until: datetime | None = None
-    share: bool = True
-    # The groups they came through, and whether each lets other groups' requests reach them.
-    groups: dict[int, bool] = field(default_factory=dict)
-    skill_mask: int = 0
-    last_offered_at: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -241,7 +206,7 @@ def rest_tier(last_offered_at: datetime | None, now: datetime) -> int:
 def rank_key(c: Candidate, need: Need, now: datetime) -> tuple[int, int, float, int]:
     """Smaller is better: most of the wanted skills, then the least asked lately, then nearest.
 
-    storage.volunteers.candidates orders by the same key in SQL, so it can
+    ``sql_order`` (below) is the same key in SQL, so the database can
     return just the best few of 10^5 profiles; ties fall to the lower id.
     """
     fit = (c.skill_mask & need.skill_mask).bit_count()
@@ -258,3 +223,63 @@ def rank(candidates: Sequence[Candidate], need: Need, now: datetime) -> list[Can
 def offers_to_make(count: int) -> int:
     """Ask more people than there are places (some decline or miss it), but not everyone."""
     return min(max(count * 3, count + 2), 30)
+
+
+# -- the same rules in SQL ----------------------------------------------------------------
+
+
+def sql_distance2(need: Need) -> ColumnElement[float]:
+    """``distance2_km`` over the index's columns, written with the same operations in the
+    same order, so the database computes bit-identical floats and never disagrees."""
+    r = VolunteerReach
+    kx = need.km_per_lon
+    return ((r.lon - need.lon) * kx * (r.lon - need.lon) * kx
+            + (r.lat - need.lat) * KM_PER_DEGREE * (r.lat - need.lat) * KM_PER_DEGREE)
+
+
+def sql_rules(need: Need) -> list[ColumnElement[bool]]:
+    """``refusal``'s hard rules, one clause each, over the index's copy of each profile."""
+    r = VolunteerReach
+    own = exists().where(VolunteerGroup.volunteer_id == r.volunteer_id,
+                         VolunteerGroup.group_id == need.group_id)
+    rules = [
+        r.slots.op("&")(need.slots) == need.slots,  # not free then
+        r.dbs_level >= need.dbs_level,  # DBS level too low
+        sql_distance2(need) <= r.radius_km * r.radius_km,  # too far
+        or_(r.paused.is_(False),  # paused
+            and_(r.paused_until.is_not(None), r.paused_until <= need.starts_at)),
+        # not shared with this group (open_to_all is pool_allows for other groups)
+        or_(r.open_to_all.is_(True), own) if need.group_verified else own,
+    ]
+    if need.dbs_level:
+        rules.append(r.dbs_recheck > need.starts_at.date())  # DBS re-check due
+    return rules
+
+
+def sql_order(need: Need, now: datetime) -> list[ColumnElement[Any]]:
+    """``rank_key`` in SQL: skill fit, then rest, then distance, ties to the lower id."""
+    r = VolunteerReach
+    rest = case(
+        (or_(r.last_offered_at.is_(None),
+             r.last_offered_at < now - timedelta(days=REST_DAYS[1])), 2),
+        (r.last_offered_at < now - timedelta(days=REST_DAYS[0]), 1),
+        else_=0,
+    )
+    order: list[ColumnElement[Any]] = []
+    fits = [case((r.skill_mask.op("&")(b) != 0, 1), else_=0) for b in bits_of(need.skill_mask)]
+    if fits:
+        fit: ColumnElement[int] = sum(fits[1:], start=fits[0])
+        order.append(fit.desc())
+    return [*order, rest.desc(), sql_distance2(need), r.volunteer_id.asc()]
+
+
+async def candidates(session: AsyncSession, need: Need, now: datetime, *,
+                     limit: int | None = None, exclude_request: int | None = None,
+                     exclude_user: str | None = None) -> list[Candidate]:
+    """The best ``limit`` people the hard rules allow, ranked as ``rank_key`` ranks them,
+    read from the request's cell of the index in one statement."""
+    return await store.match(
+        session, cell=cell_of(need.lat, need.lon), group_id=need.group_id,
+        rules=sql_rules(need), order=sql_order(need, now), limit=limit,
+        exclude_request=exclude_request, exclude_user=exclude_user,
+    )

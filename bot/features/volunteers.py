@@ -40,6 +40,7 @@ from bot.features.matching import (
     MAX_RADIUS_KM,
     Need,
     SkillError,
+    candidates,
     dbs_rank,
     haversine_km,
     normalise_skills,
@@ -387,8 +388,8 @@ async def make_offers(app: Host, session: AsyncSession, req: VolunteerRequest,
     if limit <= 0:
         return 0
     need = need_of(req, group)
-    found = await store.candidates(session, need, now, limit=limit, exclude_request=req.id,
-                                   exclude_user=req.created_by)
+    found = await candidates(session, need, now, limit=limit, exclude_request=req.id,
+                             exclude_user=req.created_by)
     ranked = rank(found, need, now)
     send_at = quiet_until(now, app.settings.bot.tz)
     expires = min(send_at + OFFER_TTL, req.starts_at)

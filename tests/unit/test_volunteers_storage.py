@@ -11,7 +11,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import func, select
 
 from bot.features.availability import ALL, parse_slots, window_slots
-from bot.features.matching import Need, rank, skill_bits
+from bot.features.matching import Need, candidates, rank, skill_bits
 from storage import volunteers as store
 from storage.engine import Database
 from storage.groups import Group
@@ -75,11 +75,11 @@ async def test_the_indexed_match_finds_exactly_whom_the_rules_allow(database: Da
                 need = Need(group_id=group.id, group_verified=group.verified, starts_at=START,
                             slots=window_slots(START, END), lat=lat, lon=lon, dbs_level=level,
                             skill_mask=skill_bits(["driving"]))
-                fast = rank(await store.candidates(session, need, NOW), need, NOW)
+                fast = rank(await candidates(session, need, NOW), need, NOW)
                 slow = rank(everyone, need, NOW)
                 assert [c.user_id for c in fast] == [c.user_id for c in slow]
                 assert fast, "every case should match someone, or the check proves little"
-                best = await store.candidates(session, need, NOW, limit=3)
+                best = await candidates(session, need, NOW, limit=3)
                 assert [c.user_id for c in best] == [c.user_id for c in slow[:3]]
 
 
