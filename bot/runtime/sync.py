@@ -18,12 +18,13 @@ import logging
 from collections.abc import Awaitable, Callable, Iterable
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import quote
 
 import nio
 
 from bot.clock import Clock
 from bot.events import EventSink, Incoming, Reaction, Receipt, StateChange
-from bot.runtime import login
+from bot.runtime import history, login
 from bot.runtime.backoff import Backoff, sleep_unless
 from bot.runtime.inflight import Inflight
 from bot.transport.base import RateLimited, TransportError, UnknownToken, is_transient
@@ -120,16 +121,6 @@ def to_state(room_id: str, source: dict[str, Any]) -> StateChange:
         content=source.get("content") or {},
         timestamp=_time(source.get("origin_server_ts")),
     )
-
-
-def _is_own_join(source: dict[str, Any], user_id: str) -> bool:
-    """The bot (re)joining, not a profile change of an existing member."""
-    if source.get("type") != "m.room.member" or source.get("state_key") != user_id:
-        return False
-    prev = (source.get("unsigned") or {}).get("prev_content") or {}
-    return (source.get("content") or {}).get("membership") == "join" and prev.get(
-        "membership"
-    ) != "join"
 
 
 class SyncLoop:
@@ -335,12 +326,12 @@ class SyncLoop:
             return
         if info.timeline.limited and info.timeline.prev_batch:
             events = [*await self._fill_gap(room_id, info.timeline.prev_batch, since), *events]
-        joins = [i for i, e in enumerate(events) if _is_own_join(_source(e), self.user_id)]
-        if joins:
-            # Before the bot's join is history it never heard: take its state only.
-            for event in events[: joins[-1]]:
-                await self._dispatch(room_id, event, state_only=True)
-            events = events[joins[-1] :]
+        cut = await history.live_from([_source(e) for e in events], self.user_id,
+                                      lambda event_id: self._event_time(room_id, event_id))
+        # Before the bot was invited is history it never heard: take its state only.
+        for event in events[:cut]:
+            await self._dispatch(room_id, event, state_only=True)
+        events = events[cut:]
         handled = await self._already_handled(events)
         for event in events:
             if _source(event).get("event_id") not in handled:
@@ -386,6 +377,16 @@ class SyncLoop:
             )
         log.info("filled a gap of %d events in %s", len(newest_first), room_id)
         return newest_first[::-1]
+
+    async def _event_time(self, room_id: str, event_id: str) -> int | None:
+        try:
+            event = await self.transport.request(
+                "GET", f"/_matrix/client/v3/rooms/{quote(room_id)}/event/{quote(event_id)}")
+        except TransportError as err:
+            log.warning("cannot read %s in %s: %s", event_id, room_id, err.errcode)
+            return None
+        stamp = event.get("origin_server_ts")
+        return int(stamp) if isinstance(stamp, int | float) else None
 
     async def _already_handled(self, events: Iterable[Any]) -> set[str]:
         ids = [i for i in (_source(e).get("event_id") for e in events) if isinstance(i, str)]
