@@ -33,7 +33,7 @@ test: lint
 unit: $(STAMP)
 	$(BIN)/python -m pytest tests/unit $(PYTEST_ARGS)
 
-integration: $(STAMP)
+integration: $(STAMP) $(INTEROP)/node_modules/.package-lock.json
 	sh .ci/system-packages.sh
 	$(BIN)/python -m pytest tests/integration $(PYTEST_ARGS)
 

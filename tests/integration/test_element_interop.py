@@ -1,0 +1,103 @@
+"""Element's own crypto (matrix-js-sdk + Rust crypto) with "exclude insecure devices" on.
+
+Each reply must decrypt in js-sdk and come from a device js-sdk sees as signed by
+its owner (no "not verified by its owner" shield): otherwise Element would not even
+have sent the bot the room key.
+"""
+
+from __future__ import annotations
+
+import shutil
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from botfixture import BotFactory, BotProcess, RunningBot
+from jsperson import JsPerson, log_in_again
+
+from bot.homeserver import EmbeddedSynapse, RegisteredUser
+
+UNSIGNED_DEVICE = 2  # EventShieldReason.UNSIGNED_DEVICE
+UNKNOWN_DEVICE = 3
+
+JsFactory = Callable[..., Awaitable[JsPerson]]
+
+
+@pytest.fixture
+async def js_person(synapse: EmbeddedSynapse, tmp_path: Path) -> AsyncIterator[JsFactory]:
+    started: list[JsPerson] = []
+
+    async def start(user: RegisteredUser | None = None, name: str = "Erin") -> JsPerson:
+        first_device = user is None
+        if user is None:
+            user = await synapse.register(f"{name.lower()}.{uuid.uuid4().hex[:8]}",
+                                          displayname=name)
+        person = await JsPerson.start(synapse, user, tmp_path / f"js-{len(started)}.log",
+                                      bootstrap=first_device)
+        started.append(person)
+        return person
+
+    yield start
+    for person in started:
+        await person.close()
+
+
+def assert_trusted(reply: dict[str, Any], bot_user: str) -> None:
+    """Decrypted, from the bot's device, which its owner has cross-signed."""
+    assert reply["sender"] == bot_user
+    assert reply["encrypted"] and not reply["decryption_failure"], reply
+    assert reply["signed_by_owner"] is True, reply
+    assert reply["shield_reason"] not in (UNSIGNED_DEVICE, UNKNOWN_DEVICE), reply
+
+
+async def test_an_element_dm_is_answered_at_once_on_every_device_and_after_restarts(
+    synapse: EmbeddedSynapse, bot_factory: BotFactory, js_person: JsFactory
+) -> None:
+    bot = await bot_factory()
+    erin = await js_person()
+    dm = await erin.create_dm(bot.user_id)
+    await erin.send(dm, "!help")  # at once: the bot has not joined yet
+
+    assert_trusted(await erin.wait_message(dm, bot.user_id, contains="!about:"), bot.user_id)
+
+    # A new device of the same person gets the bot's next reply too. (Until the person
+    # verifies it, Element will not let that device send with insecure devices excluded.)
+    laptop = await js_person(await log_in_again(synapse, erin.user))
+    await erin.send(dm, "!about")
+    assert_trusted(await laptop.wait_message(dm, bot.user_id, contains="Opt out with"),
+                   bot.user_id)
+
+    # The bot's crypto store is lost: a new device, signed again on start, trusted at once.
+    await bot.stop()
+    shutil.rmtree(bot.setup.data_dir / "crypto")
+    await bot.start()
+    await erin.send(dm, "!help")
+    assert_trusted(await erin.wait_message(dm, bot.user_id, contains="!about:"), bot.user_id)
+
+
+async def test_a_bot_stopped_with_sigterm_still_answers_after_restart(
+    bot_factory: BotFactory, js_person: JsFactory
+) -> None:
+    bot: RunningBot = await bot_factory()
+    await bot.stop()
+    process = BotProcess(bot.setup)
+    process.start()
+    try:
+        await process.wait_ready()
+        erin = await js_person()
+        dm = await erin.create_dm(bot.user_id)
+        await erin.send(dm, "!help")
+        assert_trusted(await erin.wait_message(dm, bot.user_id, contains="!about:"),
+                       bot.user_id)
+
+        assert process.terminate() == 0
+        process.start()
+        await process.wait_ready()
+        await erin.send(dm, "!about")
+        assert_trusted(await erin.wait_message(dm, bot.user_id, contains="Opt out with"),
+                       bot.user_id)
+    finally:
+        if process.proc is not None and process.proc.poll() is None:
+            process.kill()
