@@ -27,6 +27,7 @@ from bot.commands.deferred import Deferred, Outside
 from bot.commands.dispatch import Choose, CommandLine, Missing, bind, command_line
 from bot.commands.lexer import LexError, tokenize
 from bot.commands.registry import REGISTRY, AskFor, Command, CommandError, Registry, Where
+from bot.dm_reach import DmReach
 from bot.events import Incoming, Reaction, Receipt, RoomContext, StateChange
 from bot.features import quiet
 from bot.host import Hooks, RoleListener
@@ -112,6 +113,7 @@ class Grapevine:
         # Who sent recent messages, so a command sent as a reply can name that person.
         self._recent_senders: OrderedDict[str, str] = OrderedDict()
         self.pager = Pager(self.clock)
+        self.dm_reach = DmReach()
         self.config_moderators = self._config_moderators()
         self._power: dict[str, PowerLevels] = {}
         self._room_contexts: dict[str, RoomContext] = {}
@@ -636,6 +638,12 @@ class Grapevine:
         if near is not None:
             await ctx.reply(f"Did you mean {prefix}{near}? ({prefix}help lists what I can do.)")
         # Any other !word belongs to someone else (other bots share rooms): stay quiet.
+
+    def after_commit(self, action: Callable[[], Awaitable[None]]) -> None:
+        """Run ``action`` once the command's transaction has committed (never on rollback)."""
+        pending = _PENDING.get()
+        if pending is not None:
+            pending.after_commit.append(action)
 
     def _redact_after_commit(self, message: Incoming) -> None:
         async def redact() -> None:

@@ -21,6 +21,7 @@ from aiohttp import web
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.clock import Clock
+from bot.dm_reach import DmReach
 from bot.events import Incoming, Reaction, Receipt, RoomContext, StateChange
 from bot.pager import Pager
 from bot.power import PowerLevels
@@ -125,6 +126,13 @@ class Host(Protocol):
 
     @property
     def pager(self) -> Pager: ...
+
+    @property
+    def dm_reach(self) -> DmReach:
+        """Whether a DM reaches each person through their bridge (bot.dm_reach)."""
+
+    def after_commit(self, action: Callable[[], Awaitable[None]]) -> None:
+        """Run ``action`` once the command's transaction has committed (never on rollback)."""
 
     @property
     def started_at(self) -> datetime: ...

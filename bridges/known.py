@@ -68,6 +68,11 @@ KNOWN: dict[str, str] = {
 }
 NETWORKS = frozenset(KNOWN.values())
 
+# Bridges that never carry a DM from the bot to a remote person: heisenbridge ignores
+# invites from Matrix users it does not know and kicks its puppets out of invites from
+# those it does ("Will invite YOU instead", heisenbridge/__main__.py _on_mx_event).
+NO_DMS = frozenset({"heisenbridge"})
+
 
 class NetworkError(ValueError):
     """``grapevine_network`` is there but is not a network name."""
@@ -89,3 +94,9 @@ def network_of(data: Mapping[str, Any], localparts: Iterable[str]) -> str | None
         if isinstance(name, str) and name.lower() in KNOWN:
             return KNOWN[name.lower()]
     return None
+
+
+def takes_dms(data: Mapping[str, Any]) -> bool:
+    """False for a bridge known never to deliver the bot's direct messages."""
+    return not any(isinstance(name, str) and name.lower() in NO_DMS
+                   for name in (data.get("id"), data.get("sender_localpart")))

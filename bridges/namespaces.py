@@ -56,6 +56,8 @@ class Bridge:
     bots: tuple[re.Pattern[str], ...]
     ghosts: tuple[re.Pattern[str], ...]
     network: str | None = None
+    # False where the bridge never carries the bot's DMs to a ghost (bridges.known).
+    takes_dms: bool = True
 
     def owns(self, user_id: str) -> bool:
         return self.is_bot(user_id) or any(p.match(user_id) for p in self.ghosts)
@@ -81,6 +83,10 @@ class Namespaces:
 
     def is_ghost(self, user_id: str) -> bool:
         return any(b.is_ghost(user_id) for b in self.bridges)
+
+    def never_takes_dms(self, user_id: str) -> bool:
+        """A ghost whose bridge never carries the bot's direct messages to them."""
+        return any(b.is_ghost(user_id) and not b.takes_dms for b in self.bridges)
 
 
 def parse_registration(data: Mapping[str, Any], server_name: str, source: str = "") -> Bridge:
@@ -113,7 +119,8 @@ def parse_registration(data: Mapping[str, Any], server_name: str, source: str = 
     except known.NetworkError as exc:
         raise RegistrationError(f"{where}{exc}") from None
     return Bridge(
-        service_id, f"@{localpart}:{server_name}", tuple(bots), tuple(ghosts), network
+        service_id, f"@{localpart}:{server_name}", tuple(bots), tuple(ghosts), network,
+        known.takes_dms(data),
     )
 
 

@@ -103,10 +103,14 @@ def paginate(body: str, limits: Limits, pointer: Callable[[int], str]) -> tuple[
     A page that has more after it keeps ``max_lines - 1`` lines at most and ends with
     ``pointer(lines left)``; nothing is cut inside a word.
     """
-    lines = shown_lines(body, limits, _page_width(limits))
+    width = _page_width(limits)
+    lines = shown_lines(body, limits, width)
+    if len(lines) > limits.max_lines and limits.max_line_bytes is not None:
+        lines = compact(lines, limits.max_lines, width, limits)  # IRC: a line is a message
     whole = "\n".join(lines)
     if len(lines) <= limits.max_lines and len(whole) <= limits.max_length:
         return whole, []
+    lines = shown_lines(body, limits, width)  # paged as written, not squeezed
     reserve = len(pointer(len(lines))) + 1
     kept: list[str] = []
     used = 0
@@ -117,6 +121,27 @@ def paginate(body: str, limits: Limits, pointer: Callable[[int], str]) -> tuple[
         used += len(line) + 1
     rest = lines[len(kept):]
     return "\n".join([*kept, pointer(len(rest))]), rest
+
+
+JOIN = " · "
+
+
+def compact(lines: list[str], max_lines: int, width: int, limits: Limits) -> list[str]:
+    """Short neighbouring lines joined (``a · b``) until ``max_lines`` remain, if they can.
+
+    Where every line costs a message (IRC), a four-line notice is better as three whole
+    lines than as two and a pointer. The shortest joins go first; none passes ``width``.
+    Returns the lines as given when they cannot be brought down to ``max_lines``.
+    """
+    joined = list(lines)
+    while len(joined) > max_lines:
+        pairs = [(i, f"{joined[i]}{JOIN}{joined[i + 1]}") for i in range(len(joined) - 1)]
+        fitting = [(len(text), i, text) for i, text in pairs if _size(text, limits) <= width]
+        if not fitting:
+            return lines
+        _, i, text = min(fitting)
+        joined[i:i + 2] = [text]
+    return joined
 
 
 def _page_width(limits: Limits) -> int:

@@ -16,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot import voice
 from bot.commands.registry import REGISTRY, Command, Registry, Role
+from bot.dm_reach import cannot_reach_text
 from bot.events import Incoming, RoomContext
 from bot.host import Host
 from bridges import render
@@ -100,6 +101,11 @@ class Context:
         return limits_for(self.room.network)
 
     @property
+    def can_dm(self) -> bool:
+        """False for someone the bot knows its DMs do not reach (through their bridge)."""
+        return not self.app.dm_reach.cannot_reach(self.sender.user_id, self.now)
+
+    @property
     def prefix(self) -> str:
         return self.app.settings.bot.prefix
 
@@ -140,14 +146,13 @@ class Context:
         limits = self.limits if where == self.room.room_id else limits_for(None)
         if limits.plain_only:
             body = render.flatten(body)
-        body = self.app.pager.first_page(where, self.sender.user_id, body, limits, self.prefix)
         if private and not self.room.is_direct:
-            if not self.told_dm:
-                self.told_dm = True
-                await self._queue(room_id=self.room.room_id, body="I've sent you a direct message.")
-            await self._queue(to_user=self.sender.user_id, body=body, html=html,
-                              attachment=attachment, kind="private")
+            if self.can_dm:
+                body = self.app.pager.first_page(where, self.sender.user_id, body, limits,
+                                                 self.prefix)
+            await self.answer_by_dm(body, html=html, attachment=attachment)
             return
+        body = self.app.pager.first_page(where, self.sender.user_id, body, limits, self.prefix)
         await self._queue(
             kind="private" if self.room.is_direct else "reply",
             room_id=self.room.room_id,
@@ -156,6 +161,39 @@ class Context:
             attachment=attachment,
             extra={"m.relates_to": {"m.in_reply_to": {"event_id": self.message.event_id}}},
         )
+
+    async def answer_by_dm(self, body: str, *, html: str | None = None, kind: str = "private",
+                           attachment: Attachment | None = None,
+                           shared_room: bool | None = None) -> bool:
+        """A personal answer to the sender by DM, from any room; False if none can reach them.
+
+        The room hears once what is true: that a DM was sent (or, to someone on a bridge,
+        that they were invited to one), or that no DM reaches them and what works instead.
+        Nothing personal is ever put in the room in its place. ``shared_room`` says the
+        room is not the sender's own DM (default: unless it is a direct room).
+        """
+        shared = not self.room.is_direct if shared_room is None else shared_room
+        if shared and not self.told_dm:
+            self.told_dm = True
+            text = (self.app.dm_reach.told_text(self.sender.user_id) if self.can_dm
+                    else cannot_reach_text(self.app.transport.user_id))
+            await self._queue(room_id=self.room.room_id, body=text)
+            if self.can_dm:
+                self._watch_dm()
+        if shared and not self.can_dm:
+            return False
+        await self._queue(to_user=self.sender.user_id, body=body, html=html,
+                          attachment=attachment, kind=kind)
+        return True
+
+    def _watch_dm(self) -> None:
+        reach = self.app.dm_reach
+        user_id, room_id, now = self.sender.user_id, self.room.room_id, self.now
+
+        async def watch() -> None:
+            reach.watch(user_id, room_id, now)
+
+        self.app.after_commit(watch)
 
     async def dm(self, user_id: str, body: str, *, kind: str = "dm",
                  attachment: Attachment | None = None, dedupe_key: str | None = None) -> None:

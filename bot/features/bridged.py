@@ -20,8 +20,10 @@ from bot.commands.context import Context
 from bot.commands.registry import REGISTRY as commands
 from bot.commands.registry import Args, Param
 from bot.commands.values import AreaValue
+from bot.dm_reach import cannot_reach_text
 from bot.events import StateChange
 from bot.scheduler import Job
+from bot.transport.base import TransportError
 from bridges import email_digest, namespaces
 from bridges.capabilities import ROOM_FEATURES
 from bridges.detect import (
@@ -46,6 +48,7 @@ log = logging.getLogger(__name__)
 REFUSALS_EVERY = timedelta(minutes=10)
 REFUSALS_LOOKBACK = timedelta(days=1)
 DIGEST_HOUR = 8
+DM_CHECK_EVERY = timedelta(seconds=30)
 
 
 def load_namespaces(app: Host) -> Namespaces:
@@ -161,6 +164,40 @@ async def sheet(ctx: Context, args: Args) -> None:
 # -- wiring -----------------------------------------------------------------------------
 
 
+# -- direct messages that a bridge did not carry ------------------------------------------
+
+
+async def check_dms(app: Host) -> int:
+    """Settle DM invites to bridged people that have had their time; returns rooms told.
+
+    An invite still not accepted means the bridge did not carry it: the person hears
+    so in the room they asked in (once a day there), with what works instead.
+    """
+    now = app.clock.now()
+    told = 0
+    for user_id, room_id in app.dm_reach.due(now):
+        try:
+            dm = await app.transport.direct_room(user_id)
+            member = await app.transport.get_state(dm, "m.room.member", user_id)
+        except TransportError as exc:
+            log.info("cannot see whether %s took the DM: %s", user_id, exc.errcode)
+            continue
+        accepted = member is not None and member.get("membership") == "join"
+        app.dm_reach.settle(user_id, accepted, now)
+        if accepted:
+            continue
+        async with app.db.transaction() as session:
+            row = await outbox.enqueue(
+                session, now=now, room_id=room_id, kind="reply",
+                body=cannot_reach_text(app.transport.user_id),
+                dedupe_key=f"dm-not-taken:{room_id}:{user_id}:{_local_day(app, now)}",
+            )
+        told += row is not None
+    if told:
+        app.queued()
+    return told
+
+
 def jobs(app: Host) -> list[Job]:
     async def digests() -> None:
         await email_digest.send_pending(app)
@@ -168,11 +205,15 @@ def jobs(app: Host) -> list[Job]:
     async def refusals() -> None:
         await report_refusals(app)
 
+    async def dms() -> None:
+        await check_dms(app)
+
     tz = app.settings.bot.tz
     return [
         Job("email-digest", CronTrigger(hour=DIGEST_HOUR, minute=5, timezone=tz), digests),
         Job("bridges-refusals",
             IntervalTrigger(seconds=REFUSALS_EVERY.total_seconds()), refusals),
+        Job("bridges-dm-reach", IntervalTrigger(seconds=DM_CHECK_EVERY.total_seconds()), dms),
     ]
 
 
@@ -182,6 +223,8 @@ def install(app: Host) -> None:
     # Bridge bots relay nothing a person typed (remote people are ghosts); answering
     # them or counting their receipts would only make bots talk to bots.
     app.ignore_checks.append(known.is_bridge_bot)
+    app.dm_reach.bridged = known.is_ghost
+    app.dm_reach.never = known.never_takes_dms
     app.web_routes.extend(email_digest.routes(app))
     for job in jobs(app):
         app.add_job(job)

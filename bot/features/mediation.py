@@ -95,10 +95,7 @@ async def answer_privately(ctx: Context, body: str, attachment: Attachment | Non
     if await in_private_dm(ctx):
         await ctx.reply(body, attachment=attachment, private=False)
         return
-    if not ctx.told_dm:
-        ctx.told_dm = True
-        await ctx.reply("I've sent you a direct message.", private=False)
-    await ctx.dm(ctx.sender.user_id, body, kind="reply", attachment=attachment)
+    await ctx.answer_by_dm(body, kind="reply", attachment=attachment, shared_room=True)
 
 
 def _runs_case(ctx: Context, case: cases.Case, what: str) -> None:

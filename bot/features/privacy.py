@@ -101,7 +101,7 @@ def _key(ctx: Context) -> str:
 async def privacy(ctx: Context, args: Args) -> None:
     p = ctx.prefix
     days = ctx.app.settings.privacy.retention_days
-    await ctx.reply(
+    general = (
         "In group rooms I record message flow, never message text: which room, when, "
         "a pseudonym for the sender (a keyed hash of your Matrix id), and whether it was a "
         "message, reply, reaction or a mention of a funding notice.\n"
@@ -113,6 +113,13 @@ async def privacy(ctx: Context, args: Args) -> None:
         f"{p}privacy export: a copy of everything I hold about you.\n"
         f"{p}privacy forget: erase it."
     )
+    if not ctx.room.is_direct and not ctx.can_dm:
+        # Nothing here is about the sender, so where no DM can reach them it is said here.
+        await ctx.reply("I couldn't reach you privately through this bridge, so here is what "
+                        "I record about everyone, none of it about you in particular.\n"
+                        + general, private=False)
+        return
+    await ctx.reply(general)
 
 
 @commands.command("privacy optout", summary="stop recording your message-flow metadata",
@@ -145,16 +152,13 @@ async def optin(ctx: Context, args: Args) -> None:
 async def export(ctx: Context, args: Args) -> None:
     data = await export_everything(ctx.session, ctx.sender.user_id, _key(ctx), ctx.now)
     blob = json.dumps(data, indent=2, ensure_ascii=False, default=str).encode()
-    await ctx.dm(
-        ctx.sender.user_id,
+    await ctx.answer_by_dm(
         "Everything I hold about you is in the attached file (JSON). "
         f"{ctx.prefix}privacy forget erases it.",
         kind=EXPORT_KIND,
         attachment=Attachment(f"grapevine-export-{ctx.today.isoformat()}.json",
                               "application/json", blob),
     )
-    if not ctx.room.is_direct:
-        await ctx.reply("I've sent you a direct message.", private=False)
 
 
 FORGET_QUESTION = (

@@ -27,7 +27,7 @@ HEISENBRIDGE = {
 IRC = limits_for("irc")
 HELP = "\n".join(
     f"!command{i} option=value: what the command number {i} does, said in a few words"
-    for i in range(12)
+    for i in range(20)
 )
 
 
@@ -78,7 +78,7 @@ def _words(text: str) -> list[str]:
 def test_a_long_answer_on_irc_is_three_whole_lines_and_the_rest_waits() -> None:
     page, rest = paginate(HELP, IRC, more_pointer("!"))
     lines = page.splitlines()
-    assert len(lines) == 3 and lines[-1] == "... 10 more lines: !more"
+    assert len(lines) == 3 and lines[-1] == "... 18 more lines: !more"
     assert all(len(line.encode()) <= 350 for line in lines)
     assert lines[:2] + rest == HELP.splitlines()
 
@@ -113,7 +113,7 @@ def test_the_rest_survives_a_short_answer_and_goes_after_ten_minutes() -> None:
     clock = ManualClock()
     pager = Pager(clock)
     first = pager.first_page("!room", "@ann:hs", HELP, IRC, "!")
-    assert first.endswith("10 more lines: !more")
+    assert first.endswith("18 more lines: !more")
     assert pager.first_page("!room", "@ann:hs", "Cancelled; nothing was changed.", IRC, "!") == (
         "Cancelled; nothing was changed.")
     second = pager.more("!room", "@ann:hs", IRC, "!")

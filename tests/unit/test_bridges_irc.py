@@ -79,13 +79,13 @@ async def test_help_is_whole_in_three_lines(bw: BotWorld) -> None:
 
 async def test_more_follows_after_another_command(bw: BotWorld) -> None:
     room, ivy = await plumbed(bw)
-    [funding] = await bw.say(ivy, room, "!help funding")
+    [funding] = await bw.say(ivy, room, "!help volunteer")
     assert whole_irc_lines(funding) and funding.splitlines()[-1].endswith("lines: !more")
     [cancel] = await bw.say(ivy, room, "!cancel")
     assert cancel == "There was nothing to cancel."
     [second] = await bw.say(ivy, room, "!more")
     assert whole_irc_lines(second) and second.splitlines()[0] not in funding.splitlines()
-    assert second.splitlines()[0].startswith("!funding")
+    assert second.splitlines()[0].startswith("!volunteer")
 
 
 async def test_the_bridge_bot_is_never_answered(bw: BotWorld) -> None:
@@ -93,25 +93,57 @@ async def test_the_bridge_bot_is_never_answered(bw: BotWorld) -> None:
     assert await bw.say(HEISENBRIDGE, room, "!help") == []
 
 
-async def test_a_long_post_of_the_bots_own_arrives_in_three_lines_and_the_rest_on_more(
-    bw: BotWorld,
-) -> None:
-    room, ivy = await plumbed(bw)
-    notice = "\n".join([
-        "New funding notice F12: Warm Spaces Fund (Fenland Council)",
-        "£1,000 to £5,000, closes Friday 11 December 2026",
-        "For heating and opening community spaces this winter.",
-        "https://example.org/funding/warm-spaces-2026",
-        "Reply !funding show F12 for details.",
-    ])
+async def post_and_send(bw: BotWorld, room: str, body: str) -> str:
     async with bw.app.db.transaction() as session:
-        await outbox.enqueue(session, now=bw.clock.now(), room_id=room, body=notice,
+        await outbox.enqueue(session, now=bw.clock.now(), room_id=room, body=body,
                              kind="notice", own_post=True)
     worker = OutboxWorker(bw.app.db, WorldTransport(bw.world, bw.bot), bw.clock,
                           rest=bw.app.pager.keep_for_room)
     assert await worker.drain() == 1
-    posted = bw.world.messages(room, sender=bw.bot)[-1]
-    assert whole_irc_lines(posted)
-    assert posted.splitlines()[:2] == notice.splitlines()[:2]
+    return bw.world.messages(room, sender=bw.bot)[-1]
+
+
+async def test_a_four_line_notice_arrives_whole_in_three_lines(bw: BotWorld) -> None:
+    room, _ = await plumbed(bw)
+    notice = ("Funding F12: Warm Spaces Fund (Fenland Council)\n"
+              "£1,000 to £5,000 · closes Friday 11 December\n"
+              "For: Chatteris · food, warm spaces\n"
+              "https://example.org/funding/F12?r=abc123")
+    posted = await post_and_send(bw, room, notice)
+    assert whole_irc_lines(posted) and "more" not in posted
+    assert posted.replace(" · ", " ").split() == notice.replace(" · ", " ").split()
+    assert posted.splitlines()[-1].endswith("https://example.org/funding/F12?r=abc123")
+
+
+async def test_a_long_post_of_the_bots_own_pages_and_anyone_may_ask_for_more(
+    bw: BotWorld,
+) -> None:
+    room, ivy = await plumbed(bw)
+    digest = "\n".join(
+        f"Funding F{i}: Community Fund number {i} for groups across the county, "
+        f"£{i},000 to £{i + 5},000, closes Friday {i} January: https://example.org/f/{i}"
+        for i in range(1, 9))
+    posted = await post_and_send(bw, room, digest)
+    assert whole_irc_lines(posted) and posted.splitlines()[-1].endswith("lines: !more")
+    shown = posted.splitlines()[:-1]
+    assert shown == digest.splitlines()[:len(shown)]
     [rest] = await bw.say(ivy, room, "!more")
-    assert rest.splitlines() == notice.splitlines()[2:]
+    assert whole_irc_lines(rest)
+    assert rest.startswith(digest.splitlines()[len(shown)])
+
+
+async def test_an_irc_person_is_told_the_truth_about_dms_and_sees_nothing_personal(
+    bw: BotWorld,
+) -> None:
+    room, ivy = await plumbed(bw)
+    [general] = await bw.say(ivy, room, "!privacy")
+    assert whole_irc_lines(general)
+    assert general.startswith("I couldn't reach you privately through this bridge")
+    assert "direct message" not in general.replace("direct messages", "")
+    assert "never who read" in general and "no count under 5" in general
+    [honest] = await bw.say(ivy, room, "!privacy export")
+    assert honest.startswith("I couldn't reach you privately through this bridge")
+    assert "log in to the bridge" in honest and "group admin" in honest
+    assert whole_irc_lines(honest)
+    assert bw.dms(ivy) == []
+    assert all("user_id" not in m for m in bw.world.messages(room, sender=bw.bot))

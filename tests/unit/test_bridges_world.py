@@ -237,3 +237,33 @@ async def test_a_believed_bridge_event_outranks_the_guess_from_members(bw: BotWo
     await bw.app.on_state(bridge_event(room, WA_BOT, content=telegram))
     await bw.app.on_state(joined(room, f"@whatsapp_447700900556:{HS}"))
     assert await network_of(bw, room) == "telegram"
+
+
+async def test_a_dm_the_bridge_does_not_carry_is_owned_up_to_in_the_room(bw: BotWorld) -> None:
+    room, ghost = await portal(bw)
+    [told] = await bw.say(ghost, room, "!privacy")
+    assert told.startswith("I've invited you to a direct message")
+    dm = await bw.transport.direct_room(ghost)
+    assert any("message flow" in m for m in bw.dms(ghost))
+    # The bridge never joined the ghost to the DM: the invite is all there is.
+    bw.world._event(bw.world.room(dm), bw.bot, "m.room.member",
+                    {"membership": "invite"}, ghost)
+    assert await bridged.check_dms(bw.app) == 0  # not yet: the invite has two minutes
+    bw.clock.advance(minutes=2)
+    assert await bridged.check_dms(bw.app) == 1
+    await bw.deliver()
+    owned_up = bw.world.messages(room, sender=bw.bot)[-1]
+    assert owned_up.startswith("I couldn't reach you privately through this bridge")
+    [general] = await bw.say(ghost, room, "!privacy")
+    assert general.startswith("I couldn't reach you privately") and "message flow" in general
+    [nothing] = await bw.say(ghost, room, "!privacy export")
+    assert nothing.startswith("I couldn't reach you privately") and "{" not in nothing
+
+
+async def test_a_dm_the_ghost_accepts_settles_quietly(bw: BotWorld) -> None:
+    room, ghost = await portal(bw)
+    await bw.say(ghost, room, "!privacy")
+    bw.clock.advance(minutes=2)
+    assert await bridged.check_dms(bw.app) == 0
+    [answer] = await bw.say(ghost, room, "!privacy")
+    assert answer.startswith("I've invited you to a direct message")
