@@ -3,19 +3,20 @@
 Handlers decide and storage persists; this module only routes. Each command
 runs in one transaction together with the record that its event was handled
 and the replies it queued, so a crash or restart neither replays nor loses it.
+What it routes through lives beside it: who and where (``bot.directory``), the
+questions it has open (``bot.questions``), the greeting (``bot.greeting``),
+redacting personal data (``bot.redaction``) and its refusals
+(``bot.commands.refusals``).
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
-import uuid
-from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from contextvars import ContextVar
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 from aiohttp import web
@@ -26,33 +27,30 @@ from bot.commands.context import Context, Sender
 from bot.commands.deferred import Deferred, Outside
 from bot.commands.dispatch import Choose, CommandLine, Missing, bind, command_line
 from bot.commands.lexer import LexError, tokenize
+from bot.commands.refusals import not_allowed, sorry, unknown
 from bot.commands.registry import REGISTRY, AskFor, Command, CommandError, Registry, Where
+from bot.directory import Directory
 from bot.dm_reach import DmReach
 from bot.events import Incoming, Reaction, Receipt, RoomContext, StateChange
 from bot.features import quiet
+from bot.greeting import joined
 from bot.host import Hooks, RoleListener
 from bot.pager import Pager
 from bot.power import PowerLevels
+from bot.questions import Questions
 from bot.ratelimit import RateLimiter, Verdict
+from bot.redaction import redaction
 from bot.runtime.backoff import Backoff
 from bot.runtime.inflight import Lanes
 from bot.scheduler import Job, Scheduler
 from bot.transport.base import Transport, TransportError, is_transient
 from config.areas import AreaIndex
-from config.settings import ConfigError, Settings
+from config.settings import Settings
 from config.themes import Theme, load_themes
-from storage import outbox, prompts, roles, rooms, state
+from storage import outbox, rooms, state
 from storage.engine import Database
 
 log = logging.getLogger("grapevine")
-
-PROMPT_TTL = timedelta(minutes=10)
-RECENT_SENDERS = 5000
-GREETING = (
-    "Hello, I'm Grapevine, the community groups' helper bot.\n"
-    "I record who talks to whom and when (message-flow metadata), never what anyone writes.\n"
-    "Type {prefix}privacy for what that means and how to opt out, {prefix}help for commands."
-)
 
 @dataclass
 class _Pending:
@@ -65,13 +63,6 @@ class _Pending:
 # Per task, so commands running side by side in different rooms never run (or lose)
 # each other's after-commit actions.
 _PENDING: ContextVar[_Pending | None] = ContextVar("grapevine_pending", default=None)
-
-
-@dataclass
-class _Prompt:
-    command_line: str
-    waiting_for: dict[str, Any]
-    expires_at: datetime
 
 
 class Grapevine:
@@ -107,16 +98,15 @@ class Grapevine:
         self.closers: list[Callable[[], Awaitable[None]]] = []
         # Called when a role changes, e.g. to update power levels in the area's rooms.
         self.role_listeners: list[RoleListener] = []
-        self.ignore_checks: list[Callable[[str], bool]] = []
         self.started_at = self.clock.now()
         self.limiter = RateLimiter(settings.bot.commands_per_minute)
-        # Who sent recent messages, so a command sent as a reply can name that person.
-        self._recent_senders: OrderedDict[str, str] = OrderedDict()
         self.pager = Pager(self.clock)
         self.dm_reach = DmReach()
-        self.config_moderators = self._config_moderators()
-        self._power: dict[str, PowerLevels] = {}
-        self._room_contexts: dict[str, RoomContext] = {}
+        # Who and where (room kinds, power levels, roles, recent senders), cached.
+        self.directory = Directory(settings, db, transport, self.areas)
+        self.config_moderators = self.directory.config_moderators
+        self.ignore_checks = self.directory.ignore_checks
+        self.questions = Questions(db)
         self._wake: list[Callable[[], None]] = []
         # Set by the service: events are then handled in per-room lanes off the sync
         # loop. None (the shell, the in-process world): handled before on_message returns.
@@ -131,10 +121,6 @@ class Grapevine:
         # when it has not finished after ``working_after`` seconds (lanes only).
         self._heavy = asyncio.Semaphore(1)
         self.working_after = 3.0
-        # Prompts of commands carrying personal data stay in memory, never in the database.
-        self._private_prompts: dict[tuple[str, str], _Prompt] = {}
-        # (room, sender) pairs with a question open in the database; loaded on first use.
-        self._prompted: set[tuple[str, str]] | None = None
 
     # -- wiring ---------------------------------------------------------------------------
 
@@ -158,96 +144,24 @@ class Grapevine:
         for callback in self._wake:
             callback()
 
-    def _config_moderators(self) -> dict[str, frozenset[str]]:
-        problems: list[str] = []
-        result: dict[str, frozenset[str]] = {}
-        for area, users in self.settings.roles.moderators.items():
-            found = self.areas.resolve(area)
-            if len(found) != 1:
-                problems.append(
-                    f"roles.moderators.{area}: "
-                    + ("no such area" if not found else "ambiguous; use its GSS code")
-                )
-                continue
-            for user in users:
-                result[user] = result.get(user, frozenset()) | {found[0].code}
-        if problems:
-            raise ConfigError(problems)
-        return result
-
-    # -- who and where ------------------------------------------------------------------
+    # -- who and where (bot.directory) --------------------------------------------------
 
     async def power_levels(self, room_id: str) -> PowerLevels:
-        cached = self._power.get(room_id)
-        if cached is not None:
-            return cached
-        create: dict[str, Any] | None = None
-        power: dict[str, Any] | None = None
-        for event in await self.transport.room_state(room_id):
-            if event.get("type") == "m.room.create":
-                create = event
-            elif event.get("type") == "m.room.power_levels" and event.get("state_key") == "":
-                power = event.get("content")
-        levels = PowerLevels.from_state(create, power)
-        self._power[room_id] = levels
-        return levels
+        return await self.directory.power_levels(room_id)
 
     async def room_context(self, room_id: str) -> RoomContext:
         """What kind of room this is. Call it outside a transaction: it may ask the server."""
-        cached = self._room_contexts.get(room_id)
-        if cached is not None:
-            return cached
-        async with self.db.transaction() as session:
-            known = await rooms.get(session, room_id)
-        info = await self.transport.room_info(room_id)
-        # Only explicit signals: a two-person group room is still a group room.
-        is_direct = bool(known and known.is_direct) or info.is_direct
-        context = RoomContext(
-            room_id=room_id,
-            is_direct=is_direct,
-            network=known.network if known else None,
-            member_count=info.member_count,
-        )
-        self._room_contexts[room_id] = context
-        return context
+        return await self.directory.room_context(room_id)
 
     def forget_room_context(self, room_id: str) -> None:
-        self._room_contexts.pop(room_id, None)
-
-    async def sender(
-        self, session: AsyncSession, user_id: str, room: RoomContext, *, relayed: bool = False
-    ) -> Sender:
-        if relayed:
-            return Sender(user_id, relayed=True)
-        config = self.settings.roles
-        grants = await roles.grants_for(session, user_id)
-        moderated = set(self.config_moderators.get(user_id, frozenset()))
-        moderated |= {g.area_code for g in grants if g.role == "moderator"}
-        group_admin = False
-        if not room.is_direct:
-            group_admin = (await self.power_levels(room.room_id)).level(user_id) >= 50
-        return Sender(
-            user_id=user_id,
-            is_admin=user_id in config.admins,
-            is_coordinator=user_id in config.coordinators
-            or any(g.role == "coordinator" for g in grants),
-            moderated=frozenset(moderated),
-            is_group_admin=group_admin,
-        )
+        self.directory.forget_room_context(room_id)
 
     def sender_of(self, event_id: str) -> str | None:
-        return self._recent_senders.get(event_id)
-
-    def _remember_sender(self, message: Incoming) -> None:
-        self._recent_senders[message.event_id] = message.sender
-        while len(self._recent_senders) > RECENT_SENDERS:
-            self._recent_senders.popitem(last=False)
+        return self.directory.sender_of(event_id)
 
     def is_ignored_sender(self, user_id: str) -> bool:
         """The bot itself and other bots; bridge bots are added by the bridges feature."""
-        return user_id == self.transport.user_id or any(
-            check(user_id) for check in self.ignore_checks
-        )
+        return self.directory.is_ignored_sender(user_id)
 
     # -- events ---------------------------------------------------------------------------
 
@@ -255,7 +169,7 @@ class Grapevine:
         if message.replaces or message.msgtype not in {"m.text", "m.emote"}:
             # m.notice is how bots talk; answering it is how two bots loop.
             return
-        self._remember_sender(message)
+        self.directory.remember_sender(message)
         line = command_line(message.body, self.settings.bot.prefix)
         # Bots are ignored, except a relay bot passing on a person's "Name: !cmd",
         # which is answered as a member's (the relay's own power never counts).
@@ -269,9 +183,9 @@ class Grapevine:
             return
         if message.event_id in self._taken:
             return
-        room = self._room_contexts.get(message.room_id)
+        room = self.directory.known_room_context(message.room_id)
         if (room is not None and line is None and not lanes.busy(message.room_id)
-                and not await self._may_be_answering(message)):
+                and not await self.questions.may_be_answering(message)):
             await self._hear(message, room)  # ordinary chat: no task, no transaction
             return
         self._taken.add(message.event_id)
@@ -302,7 +216,7 @@ class Grapevine:
                 if not heard:
                     heard = True
                     await self._hear(message, room)
-                if line is None and not await self._may_be_answering(message):
+                if line is None and not await self.questions.may_be_answering(message):
                     return  # ordinary chat: no transaction at all
                 if not room.is_direct:
                     await self.power_levels(message.room_id)
@@ -415,10 +329,10 @@ class Grapevine:
                     if is_transient(err) and tries < self.retry_tries:
                         await asyncio.sleep(backoff.next_delay())
                         continue
-                    outside.replies[:] = [(_sorry("deferred work", outside.message), None)]
+                    outside.replies[:] = [(sorry("deferred work", outside.message), None)]
                     return
                 except Exception:
-                    outside.replies[:] = [(_sorry("deferred work", outside.message), None)]
+                    outside.replies[:] = [(sorry("deferred work", outside.message), None)]
                     return
 
     async def _working(self, ctx: Context) -> None:
@@ -430,16 +344,6 @@ class Grapevine:
                 dedupe_key=f"working:{ctx.message.event_id}",
             )
         self.queued()
-
-    async def _may_be_answering(self, message: Incoming) -> bool:
-        """Whether a plain message could be the answer to a question the bot asked."""
-        key = (message.room_id, message.sender)
-        if key in self._private_prompts:
-            return True
-        if self._prompted is None:
-            async with self.db.transaction() as session:
-                self._prompted = await prompts.waiting(session)
-        return key in self._prompted
 
     async def on_reaction(self, reaction: Reaction) -> None:
         if self.is_ignored_sender(reaction.sender):
@@ -455,7 +359,7 @@ class Grapevine:
 
     async def on_state(self, change: StateChange) -> None:
         if change.event_type in {"m.room.power_levels", "m.room.create"}:
-            self._power.pop(change.room_id, None)
+            self.directory.forget_power_levels(change.room_id)
         if change.event_type in {"m.room.member", "m.room.encryption"}:
             self.forget_room_context(change.room_id)
         if not self.hooks.state:
@@ -467,43 +371,12 @@ class Grapevine:
 
     async def on_joined(self, room_id: str, *, is_direct: bool) -> None:
         self.forget_room_context(room_id)
-        # Rooms the bot made itself (the room tree, case rooms, DMs) are not greeted:
-        # the greeting is for groups bringing it into their own chats.
-        own_room = is_direct or await self._created_by_me(room_id)
-        # A DM someone opened with the bot is where their offers and reminders should go.
-        others = []
-        if is_direct:
-            with contextlib.suppress(TransportError):
-                others = [u for u in await self.transport.members(room_id)
-                          if u != self.transport.user_id]
-        async with self.db.transaction() as session:
-            now = self.clock.now()
-            if len(others) == 1:
-                await state.remember_direct_room(session, others[0], room_id)
-            known = await rooms.get(session, room_id)
-            room = await rooms.joined(session, room_id, now, is_direct=is_direct)
-            if known is None and not own_room and room.greeted_at is None:
-                room.greeted_at = now
-                await outbox.enqueue(
-                    session, now=now, room_id=room_id, kind="greeting",
-                    body=GREETING.format(prefix=self.settings.bot.prefix),
-                    dedupe_key=f"greeting:{room_id}",
-                )
+        await joined(self, room_id, is_direct=is_direct)
         await self._committed()
-
-    async def _created_by_me(self, room_id: str) -> bool:
-        try:
-            state = await self.transport.room_state(room_id)
-        except TransportError:
-            return False
-        return any(
-            e.get("type") == "m.room.create" and e.get("sender") == self.transport.user_id
-            for e in state
-        )
 
     async def on_left(self, room_id: str) -> None:
         self.forget_room_context(room_id)
-        self._power.pop(room_id, None)
+        self.directory.forget_power_levels(room_id)
         async with self.db.transaction() as session:
             await rooms.left(session, room_id, self.clock.now())
 
@@ -531,7 +404,8 @@ class Grapevine:
         overrides: dict[str, str] | None = None,
     ) -> None:
         prefix = self.settings.bot.prefix
-        sender = await self.sender(session, message.sender, room, relayed=line.relayed)
+        sender = await self.directory.sender(session, message.sender, room,
+                                             relayed=line.relayed)
         ctx = self._context(session, message, room, sender, now)
         try:
             tokens = tokenize(line.text)
@@ -548,7 +422,7 @@ class Grapevine:
         if not await quiet.may_answer(self, session, message, room, sender):
             return
         if found is None:
-            await self._unknown(ctx, tokens.words)
+            await unknown(ctx, self.registry, tokens.words)
             return
         command, consumed = found
         ctx.command = command
@@ -569,7 +443,7 @@ class Grapevine:
             await ctx.reply(f"Run {prefix}{command.name} in your group's own room, not here.")
             return
         if not sender.may(command):
-            await ctx.reply(self._not_allowed(command, sender))
+            await ctx.reply(not_allowed(command, sender, prefix))
             return
         if command.words != ("cancel",):
             # A new command abandons any question still open for this sender here.
@@ -580,19 +454,10 @@ class Grapevine:
             await ctx.reply(str(exc))
             return
         except Missing as missing:
-            await self._ask_missing(ctx, line, overrides, missing.param.name)
+            await self.questions.ask_missing(ctx, line, overrides, missing.param.name)
             return
         except Choose as choose:
-            options = choose.choice.options
-            await self._ask(ctx, line, overrides or {}, {
-                "kind": "choice", "param": choose.param.name,
-                "options": [canonical for _, canonical in options],
-            })
-            numbered = "\n".join(f"{i}. {label}" for i, (label, _) in enumerate(options, 1))
-            await ctx.reply(
-                f"{choose.choice.question}\n{numbered}\n"
-                f"Reply with a number (1-{len(options)}), or {prefix}cancel."
-            )
+            await self.questions.ask_choice(ctx, line, overrides, choose)
             return
         await self._execute(ctx, command, args, line, overrides)
 
@@ -604,40 +469,13 @@ class Grapevine:
         except CommandError as exc:
             await ctx.reply(str(exc))
         except AskFor as ask:
-            await self._ask_missing(ctx, line, overrides, ask.param)
+            await self.questions.ask_missing(ctx, line, overrides, ask.param)
         except TransportError as exc:
             if is_transient(exc):
                 raise  # the whole command is rolled back and tried again
-            await ctx.reply(_sorry(f"command {command.name}", ctx.message))
+            await ctx.reply(sorry(f"command {command.name}", ctx.message))
         except Exception:
-            await ctx.reply(_sorry(f"command {command.name}", ctx.message))
-
-    def _not_allowed(self, command: Command, sender: Sender) -> str:
-        needed = " or ".join(sorted(r.value for r in command.roles))
-        prefix = self.settings.bot.prefix
-        if sender.relayed:
-            return (
-                f"{prefix}{command.name} needs the {needed} role. Messages relayed through "
-                "another account count as a member's: send it from your own account."
-            )
-        return (
-            f"{prefix}{command.name} needs the {needed} role, which you don't have here. "
-            f"{prefix}roles lists who does."
-        )
-
-    async def _unknown(self, ctx: Context, words: tuple[str, ...]) -> None:
-        if not words:
-            return
-        prefix = self.settings.bot.prefix
-        first = words[0].lower()
-        if first in self.registry.top_words():
-            subs = ", ".join(" ".join(c.words[1:]) for c in self.registry.subcommands(first))
-            await ctx.reply(f"{prefix}{first} needs one of: {subs}. See {prefix}help {first}.")
-            return
-        near = self.registry.near_miss(first)
-        if near is not None:
-            await ctx.reply(f"Did you mean {prefix}{near}? ({prefix}help lists what I can do.)")
-        # Any other !word belongs to someone else (other bots share rooms): stay quiet.
+            await ctx.reply(sorry(f"command {command.name}", ctx.message))
 
     def after_commit(self, action: Callable[[], Awaitable[None]]) -> None:
         """Run ``action`` once the command's transaction has committed (never on rollback)."""
@@ -646,96 +484,28 @@ class Grapevine:
             pending.after_commit.append(action)
 
     def _redact_after_commit(self, message: Incoming) -> None:
-        async def redact() -> None:
-            try:
-                await self.transport.redact(message.room_id, message.event_id,
-                                            "personal data stored")
-            except TransportError as exc:
-                # Usually no power to redact here (it needs 50): the person must know
-                # their details are still on show, and how to take them down.
-                log.warning("could not redact %s: %s", message.event_id, exc.errcode)
-                async with self.db.transaction() as session:
-                    await outbox.enqueue(
-                        session, now=self.clock.now(), to_user=message.sender, kind="dm",
-                        dedupe_key=f"unredacted:{message.event_id}",
-                        body="I stored what you sent, but I couldn't remove your message from "
-                             "the room (I need moderator power there). Please delete it "
-                             "yourself, and send personal details to me here instead.",
-                    )
-                self.queued()
+        self.after_commit(redaction(self, message))
 
-        pending = _PENDING.get()
-        if pending is not None:
-            pending.after_commit.append(redact)
-
-    # -- conversations --------------------------------------------------------------------
-
-    async def _ask_missing(self, ctx: Context, line: CommandLine,
-                           overrides: dict[str, str] | None, name: str) -> None:
-        assert ctx.command is not None
-        param = ctx.command.param(name)
-        question = param.question if param else f"What {name}?"
-        await self._ask(ctx, line, overrides or {}, {"kind": "missing", "param": name})
-        await ctx.reply(f"{question} (or {self.settings.bot.prefix}cancel)")
-
-    async def _ask(self, ctx: Context, line: CommandLine, overrides: dict[str, str],
-                   waiting: dict[str, Any]) -> None:
-        waiting = {**waiting, "overrides": overrides, "relayed": line.relayed}
-        expires = ctx.now + PROMPT_TTL
-        key = (ctx.room.room_id, ctx.sender.user_id)
-        if ctx.command is not None and ctx.command.personal:
-            self._private_prompts[key] = _Prompt(line.text, waiting, expires)
-        else:
-            await prompts.put(ctx.session, *key, line.text, waiting, expires)
-            if self._prompted is not None:
-                self._prompted.add(key)
+    # -- answers to the bot's questions (bot.questions) -----------------------------------
 
     async def _maybe_answer_prompt(
         self, session: AsyncSession, message: Incoming, room: RoomContext, now: datetime
     ) -> None:
         key = (room.room_id, message.sender)
-        private = self._private_prompts.get(key)
-        if private is not None and private.expires_at <= now:
-            del self._private_prompts[key]
-            private = None
-        if private is not None:
-            pending: _Prompt | None = private
+        question, private = await self.questions.open(session, key, now)
+        if private:
             self._redact_after_commit(message)
-        else:
-            row = await prompts.get(session, *key, now)
-            pending = _Prompt(row.command_line, row.waiting_for, row.expires_at) if row else None
-        if pending is None:
+        if question is None:
             return
-        waiting = pending.waiting_for
-        answer = message.body.strip().splitlines()[0].strip() if message.body.strip() else ""
-        overrides = dict(waiting.get("overrides") or {})
-        if waiting["kind"] == "choice":
-            options = waiting["options"]
-            number = answer.rstrip(".)").strip()
-            if not number.isdigit() or not 1 <= int(number) <= len(options):
-                sender = await self.sender(session, message.sender, room)
-                await self._context(session, message, room, sender, now).reply(
-                    f"Reply with a number from 1 to {len(options)}, "
-                    f"or {self.settings.bot.prefix}cancel."
-                )
-                return
-            overrides[waiting["param"]] = options[int(number) - 1]
-        else:
-            overrides[waiting["param"]] = answer
+        try:
+            overrides = question.answered(message.body, self.settings.bot.prefix)
+        except CommandError as exc:
+            sender = await self.directory.sender(session, message.sender, room)
+            await self._context(session, message, room, sender, now).reply(str(exc))
+            return
         await self.cancel_prompt(session, *key)
-        line = CommandLine(pending.command_line, relayed=bool(waiting.get("relayed")))
+        line = CommandLine(question.command_line, relayed=question.relayed)
         await self._command(session, message, room, line, now, overrides)
 
     async def cancel_prompt(self, session: AsyncSession, room_id: str, user_id: str) -> bool:
-        private = self._private_prompts.pop((room_id, user_id), None) is not None
-        if self._prompted is not None:
-            self._prompted.discard((room_id, user_id))
-        return await prompts.clear(session, room_id, user_id) or private
-
-
-def _sorry(what: str, message: Incoming) -> str:
-    """The answer to a bug: a reference to find the log line by, and no details."""
-    reference = uuid.uuid4().hex[:8]
-    log.exception("%s failed (reference %s, event %s)", what, reference, message.event_id)
-    return (f"Sorry, something went wrong on my side (reference {reference}). "
-            "Nothing was changed; please try again later.")
+        return await self.questions.cancel(session, room_id, user_id)

@@ -1,0 +1,140 @@
+"""Who and where: what kind of room an event came from, who holds which role there,
+and who sent recent messages, cached so a busy room costs no repeated server reads.
+
+The router asks it before each command (network reads first, outside the
+transaction); state events and joins and leaves invalidate what they change.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from collections.abc import Callable
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bot.commands.context import Sender
+from bot.events import Incoming, RoomContext
+from bot.power import PowerLevels
+from bot.transport.base import Transport
+from config.areas import AreaIndex
+from config.settings import ConfigError, Settings
+from storage import roles, rooms
+from storage.engine import Database
+
+RECENT_SENDERS = 5000
+
+
+def config_moderators(settings: Settings, areas: AreaIndex) -> dict[str, frozenset[str]]:
+    """User id -> the area codes the config file makes them moderate; every bad area
+    named at once, so a deployer fixes the file in one go."""
+    problems: list[str] = []
+    result: dict[str, frozenset[str]] = {}
+    for area, users in settings.roles.moderators.items():
+        found = areas.resolve(area)
+        if len(found) != 1:
+            problems.append(
+                f"roles.moderators.{area}: "
+                + ("no such area" if not found else "ambiguous; use its GSS code")
+            )
+            continue
+        for user in users:
+            result[user] = result.get(user, frozenset()) | {found[0].code}
+    if problems:
+        raise ConfigError(problems)
+    return result
+
+
+class Directory:
+    def __init__(self, settings: Settings, db: Database, transport: Transport,
+                 areas: AreaIndex) -> None:
+        self.settings = settings
+        self.db = db
+        self.transport = transport
+        self.config_moderators = config_moderators(settings, areas)
+        # Predicates naming other bots; bridge bots are added by the bridges feature.
+        self.ignore_checks: list[Callable[[str], bool]] = []
+        # Who sent recent messages, so a command sent as a reply can name that person.
+        self._recent_senders: OrderedDict[str, str] = OrderedDict()
+        self._power: dict[str, PowerLevels] = {}
+        self._room_contexts: dict[str, RoomContext] = {}
+
+    async def power_levels(self, room_id: str) -> PowerLevels:
+        cached = self._power.get(room_id)
+        if cached is not None:
+            return cached
+        create: dict[str, Any] | None = None
+        power: dict[str, Any] | None = None
+        for event in await self.transport.room_state(room_id):
+            if event.get("type") == "m.room.create":
+                create = event
+            elif event.get("type") == "m.room.power_levels" and event.get("state_key") == "":
+                power = event.get("content")
+        levels = PowerLevels.from_state(create, power)
+        self._power[room_id] = levels
+        return levels
+
+    def forget_power_levels(self, room_id: str) -> None:
+        self._power.pop(room_id, None)
+
+    def known_room_context(self, room_id: str) -> RoomContext | None:
+        """The cached kind of room, without asking anyone (None if not cached)."""
+        return self._room_contexts.get(room_id)
+
+    async def room_context(self, room_id: str) -> RoomContext:
+        """What kind of room this is. Call it outside a transaction: it may ask the server."""
+        cached = self._room_contexts.get(room_id)
+        if cached is not None:
+            return cached
+        async with self.db.transaction() as session:
+            known = await rooms.get(session, room_id)
+        info = await self.transport.room_info(room_id)
+        # Only explicit signals: a two-person group room is still a group room.
+        is_direct = bool(known and known.is_direct) or info.is_direct
+        context = RoomContext(
+            room_id=room_id,
+            is_direct=is_direct,
+            network=known.network if known else None,
+            member_count=info.member_count,
+        )
+        self._room_contexts[room_id] = context
+        return context
+
+    def forget_room_context(self, room_id: str) -> None:
+        self._room_contexts.pop(room_id, None)
+
+    async def sender(
+        self, session: AsyncSession, user_id: str, room: RoomContext, *, relayed: bool = False
+    ) -> Sender:
+        """The roles a person holds here: config, grants, and their power in this room."""
+        if relayed:
+            return Sender(user_id, relayed=True)
+        config = self.settings.roles
+        grants = await roles.grants_for(session, user_id)
+        moderated = set(self.config_moderators.get(user_id, frozenset()))
+        moderated |= {g.area_code for g in grants if g.role == "moderator"}
+        group_admin = False
+        if not room.is_direct:
+            group_admin = (await self.power_levels(room.room_id)).level(user_id) >= 50
+        return Sender(
+            user_id=user_id,
+            is_admin=user_id in config.admins,
+            is_coordinator=user_id in config.coordinators
+            or any(g.role == "coordinator" for g in grants),
+            moderated=frozenset(moderated),
+            is_group_admin=group_admin,
+        )
+
+    def sender_of(self, event_id: str) -> str | None:
+        return self._recent_senders.get(event_id)
+
+    def remember_sender(self, message: Incoming) -> None:
+        self._recent_senders[message.event_id] = message.sender
+        while len(self._recent_senders) > RECENT_SENDERS:
+            self._recent_senders.popitem(last=False)
+
+    def is_ignored_sender(self, user_id: str) -> bool:
+        """The bot itself and other bots; bridge bots are added by the bridges feature."""
+        return user_id == self.transport.user_id or any(
+            check(user_id) for check in self.ignore_checks
+        )
