@@ -27,6 +27,7 @@ from bot.events import EventSink, Incoming, Reaction, Receipt, StateChange
 from bot.runtime import history, login
 from bot.runtime.backoff import Backoff, sleep_unless
 from bot.runtime.inflight import Inflight
+from bot.runtime.undecryptable import Undecryptable
 from bot.transport.base import RateLimited, TransportError, UnknownToken, is_transient
 from bot.transport.matrix import NETWORK, MatrixTransport, checked, guarded
 from config.settings import Settings
@@ -148,6 +149,7 @@ class SyncLoop:
         relogin: Callable[[], Awaitable[None]] | None = None,
         backoff: Backoff | None = None,
         inflight: Inflight | None = None,
+        undecryptable: Undecryptable | None = None,
     ) -> None:
         self.client = client
         self.transport = transport
@@ -159,6 +161,7 @@ class SyncLoop:
         self._relogin = relogin or (lambda: login.relogin(client, settings, db))
         self.backoff = backoff or Backoff()
         self.inflight = inflight or Inflight()
+        self.undecryptable = undecryptable or Undecryptable(client, transport, clock)
         self._stored: str | None = None
         self._stop = asyncio.Event()
         self._joined: set[str] = set()
@@ -192,6 +195,7 @@ class SyncLoop:
                 await self._keep_keys()
                 await self._deliver(response, token)
                 await self._retry_invites()
+                await self._reopen()
                 self.inflight.mark(response.next_batch, self.clock.now())
                 await self._store_token()
             except RateLimited as err:
@@ -406,7 +410,7 @@ class SyncLoop:
 
     async def _dispatch_one(self, room_id: str, event: Any, *, state_only: bool) -> None:
         if isinstance(event, nio.MegolmEvent):
-            event = await self._decrypt(room_id, event)
+            event = await self._decrypt(room_id, event, live=not state_only)
             if event is None:
                 return
         source = _source(event)
@@ -425,23 +429,22 @@ class SyncLoop:
             if reaction is not None:
                 await self._hand(kind, event_id, self.sink.on_reaction(reaction))
 
-    async def _decrypt(self, room_id: str, event: nio.MegolmEvent) -> Any | None:
-        """nio decrypts what it can during sync; for the rest, try again and ask for keys."""
+    async def _decrypt(self, room_id: str, event: nio.MegolmEvent, *, live: bool) -> Any | None:
+        """nio decrypts what it can during sync; a live message it could not waits for its key."""
         if self.client.olm is not None:
             try:
                 return self.client.decrypt_event(event)
             except nio.EncryptionError:
                 pass
-        log.warning(
-            "cannot decrypt %s in %s (session %s): asking for its key",
-            event.event_id,
-            room_id,
-            event.session_id,
-        )
-        if self.client.olm is not None:
-            with contextlib.suppress(Exception):
-                await self.client.request_room_key(event)
+        if live and event.sender != self.user_id:
+            await self.undecryptable.add(room_id, event)
         return None
+
+    async def _reopen(self) -> None:
+        """Messages whose keys came late are handled now; long-unreadable ones are reported."""
+        for room_id, event in self.undecryptable.retry():
+            await self._dispatch(room_id, event)
+        await self.undecryptable.tell_overdue()
 
     async def _hand(self, what: str | None, ref: str | None, call: Awaitable[None]) -> None:
         """One sink call; its failure is logged and never stops the loop."""

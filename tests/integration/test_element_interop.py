@@ -7,17 +7,22 @@ have sent the bot the room key.
 
 from __future__ import annotations
 
+import asyncio
 import shutil
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
-from botfixture import BotFactory, BotProcess, RunningBot
+from botfixture import BotFactory, BotProcess, RunningBot, make_bot_setup
 from jsperson import JsPerson, log_in_again
+from test_manners import ClockedBot
 
 from bot.homeserver import EmbeddedSynapse, RegisteredUser
+from bot.runtime.undecryptable import GRACE, NOTICE
+from tests.botworld import ManualClock
 
 UNSIGNED_DEVICE = 2  # EventShieldReason.UNSIGNED_DEVICE
 UNKNOWN_DEVICE = 3
@@ -101,3 +106,57 @@ async def test_a_bot_stopped_with_sigterm_still_answers_after_restart(
     finally:
         if process.proc is not None and process.proc.poll() is None:
             process.kill()
+
+
+async def test_a_late_key_gets_the_command_answered_and_a_withheld_one_one_plain_notice(
+    synapse: EmbeddedSynapse, synapse_admin: RegisteredUser, tmp_path: Path,
+    js_person: JsFactory,
+) -> None:
+    clock = ManualClock(datetime(2026, 11, 20, 10, 0, tzinfo=UTC))
+    setup = await make_bot_setup(synapse, synapse_admin, tmp_path / "clocked",
+                                 matrix={"sync_timeout_ms": 500})
+    bot = await ClockedBot(setup, clock).start()
+    try:
+        erin = await js_person()
+        dm = await erin.create_dm(bot.user_id)
+        await erin.send(dm, "!help")
+        await erin.wait_message(dm, bot.user_id, contains="!about:")
+        waiting = bot.service.sync.undecryptable  # type: ignore[union-attr]
+
+        # A late key: the message waits, then is answered once the key arrives.
+        await erin.call("rotate", room_id=dm)
+        await erin.call("hold_keys")
+        await erin.send(dm, "!about")
+        await until(lambda: waiting.waiting == 1, "the bot to wait for the key")
+        assert (await erin.call("release_keys"))["released"] >= 1
+        assert_trusted(await erin.wait_message(dm, bot.user_id, contains="Opt out with"),
+                       bot.user_id)
+
+        # Keys withheld: one plain notice, however many messages cannot be read.
+        await erin.call("rotate", room_id=dm)
+        await erin.call("hold_keys")
+        for command in ("!help", "!privacy"):
+            await erin.send(dm, command)
+            await until(lambda: waiting.waiting == 1, "the bot to wait for the key")
+            clock.advance(seconds=GRACE.total_seconds() + 1)
+            await until(lambda: waiting.waiting == 0, "the bot to give up on the key")
+        notice = await erin.wait_message(dm, bot.user_id, contains="couldn't read")
+        assert_trusted(notice, bot.user_id)
+        assert notice["body"] == NOTICE
+
+        await erin.call("rotate", room_id=dm)
+        await erin.call("release_keys")  # keys flow again
+        await erin.send(dm, "!about")
+        await erin.wait_message(dm, bot.user_id, contains="Opt out with")
+        bodies = (await erin.call("bodies", room_id=dm, sender=bot.user_id))["bodies"]
+        assert [b for b in bodies if "couldn't read" in b] == [NOTICE]
+        assert len([b for b in bodies if "Opt out with" in b]) == 2  # the late one, once
+    finally:
+        await bot.stop()
+
+
+async def until(check: Callable[[], bool], what: str, timeout: float = 30.0) -> None:
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not check():
+        assert asyncio.get_running_loop().time() < deadline, f"timed out waiting for {what}"
+        await asyncio.sleep(0.1)

@@ -1,8 +1,8 @@
 // A person on Element's own crypto stack (matrix-js-sdk with its Rust crypto), with
 // "exclude insecure devices" on, driven by the Python tests: one JSON request per line
 // on stdin ({"id", "op", ...}), one JSON answer per line on stdout ({"id", "ok", ...}).
-// Logs go to stderr. Ops: start, create_dm, send, wait_message, devices, hold_keys,
-// release_keys, stop.
+// Logs go to stderr. Ops: start, create_dm, send, wait_message, bodies, devices, rotate,
+// hold_keys, release_keys, stop.
 import { createInterface } from "node:readline";
 import * as sdk from "matrix-js-sdk";
 import { OnlySignedDevicesIsolationMode } from "matrix-js-sdk/lib/crypto-api/index.js";
@@ -21,7 +21,7 @@ let holding = false;
 const held = [];
 
 async function fetchFn(input, init) {
-  const url = typeof input === "string" ? input : input.url;
+  const url = String(input instanceof Request ? input.url : input);
   if (holding && url.includes("/sendToDevice/m.room.encrypted/")) {
     held.push([input, init]);
     return new Response("{}", { status: 200, headers: { "Content-Type": "application/json" } });
@@ -143,6 +143,20 @@ const ops = {
       result.push({ device_id: deviceId, signed_by_owner: Boolean(status?.signedByOwner) });
     }
     return { devices: result };
+  },
+
+  // Everything `sender` said in the room that this device can read, oldest first.
+  async bodies({ room_id, sender }) {
+    const room = client.getRoom(room_id);
+    const events = room ? room.getLiveTimeline().getEvents() : [];
+    return { bodies: events.filter((e) => e.getSender() === sender &&
+      e.getType() === "m.room.message").map((e) => e.getContent().body) };
+  },
+
+  // A fresh room key for the next message (so it must be shared again).
+  async rotate({ room_id }) {
+    await client.getCrypto().forceDiscardSession(room_id);
+    return {};
   },
 
   async hold_keys() {
