@@ -16,9 +16,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from botfixture import BotFactory, BotProcess, RunningBot, make_bot_setup
+from botfixture import BotFactory, BotProcess, RunningBot, bring_bot_in, make_bot_setup
+from conftest import PersonFactory
 from jsperson import JsPerson, log_in_again
 from test_manners import ClockedBot
+from test_volunteers import register_group
 
 from bot.homeserver import EmbeddedSynapse, RegisteredUser
 from bot.runtime.undecryptable import GRACE, NOTICE
@@ -58,7 +60,8 @@ def assert_trusted(reply: dict[str, Any], bot_user: str) -> None:
 
 
 async def test_an_element_dm_is_answered_at_once_on_every_device_and_after_restarts(
-    synapse: EmbeddedSynapse, bot_factory: BotFactory, js_person: JsFactory
+    synapse: EmbeddedSynapse, bot_factory: BotFactory, js_person: JsFactory,
+    person_factory: PersonFactory,
 ) -> None:
     bot = await bot_factory()
     erin = await js_person()
@@ -66,6 +69,19 @@ async def test_an_element_dm_is_answered_at_once_on_every_device_and_after_resta
     await erin.send(dm, "!help")  # at once: the bot has not joined yet
 
     assert_trusted(await erin.wait_message(dm, bot.user_id, contains="!about:"), bot.user_id)
+    await erin.send(dm, "!volunteer register skills=driving area=Wisbech "
+                        "availability=weekends over18=yes")
+    assert_trusted(await erin.wait_message(dm, bot.user_id, contains="Welcome to the volunteer"),
+                   bot.user_id)
+
+    # A group asks for a driver: the bot writes to Erin first, in her encrypted DM.
+    host = await person_factory("Hana", e2e=False)
+    room = await bring_bot_in(host, bot, "Wisbech Food Bank")
+    await register_group(bot, room, host.user_id)
+    await host.send(room, '!volunteer need 1 role="Driver" when="sat 10am-1pm" area=Wisbech')
+    await host.wait_for_message(room, sender=bot.user_id, contains="V1:", timeout=60)
+    assert_trusted(await erin.wait_message(dm, bot.user_id, contains="needs 1 x Driver"),
+                   bot.user_id)
 
     # A new device of the same person gets the bot's next reply too. (Until the person
     # verifies it, Element will not let that device send with insecure devices excluded.)
