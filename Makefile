@@ -26,7 +26,12 @@ lint: imports
 imports: $(STAMP)
 	$(BIN)/lint-imports --no-cache architecture.ini
 
-test: lint
+# matrix-js-sdk for the Element interop tests, pinned by the lock file (npm ci when it changes).
+INTEROP := tests/interop
+$(INTEROP)/node_modules/.package-lock.json: $(INTEROP)/package-lock.json
+	cd $(INTEROP) && npm ci --no-audit --no-fund
+
+test: lint $(INTEROP)/node_modules/.package-lock.json
 	sh .ci/system-packages.sh
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
