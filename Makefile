@@ -33,6 +33,7 @@ $(INTEROP)/node_modules/.package-lock.json: $(INTEROP)/package-lock.json
 
 test: lint $(INTEROP)/node_modules/.package-lock.json
 	sh .ci/system-packages.sh
+	PYTHON=$(PYTHON) bash tests/integration/install-irc.sh
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 unit: $(STAMP)

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 from botfixture import bot, bot_factory  # noqa: F401 (fixtures for every integration test)
+from ircnet import IrcNetwork, IrcRegistration, prepare_registration, start_network
 from people import FakeBridge, Person, new_person
 from twoservers import (  # noqa: F401 (two federating servers, for test_federation)
     federated_bot_factory,
@@ -24,8 +25,17 @@ PersonFactory = Callable[..., Awaitable[Person]]
 
 
 @pytest.fixture(scope="session")
-async def synapse(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[EmbeddedSynapse]:
-    homeserver = EmbeddedSynapse(tmp_path_factory.mktemp("synapse"))
+def heisenbridge_registration(tmp_path_factory: pytest.TempPathFactory) -> IrcRegistration:
+    """heisenbridge's own ``--generate`` output; a failure is kept for the IRC tests to report."""
+    return prepare_registration(tmp_path_factory.mktemp("heisenbridge"))
+
+
+@pytest.fixture(scope="session")
+async def synapse(
+    tmp_path_factory: pytest.TempPathFactory, heisenbridge_registration: IrcRegistration
+) -> AsyncIterator[EmbeddedSynapse]:
+    homeserver = EmbeddedSynapse(tmp_path_factory.mktemp("synapse"),
+                                 appservice_files=heisenbridge_registration.files)
     _whatsapp_appservice(homeserver)  # registrations are read at start-up
     await homeserver.start()
     yield homeserver
@@ -82,3 +92,18 @@ def _whatsapp_appservice(homeserver: EmbeddedSynapse) -> AppService:
     return homeserver.add_appservice(
         "whatsapp", sender_localpart="whatsappbot", user_prefix="whatsapp_"
     )
+
+
+@pytest.fixture(scope="session")
+async def irc_network(
+    synapse: EmbeddedSynapse, heisenbridge_registration: IrcRegistration,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> AsyncIterator[IrcNetwork]:
+    """A real IRC server (ngircd) and the real heisenbridge, owned by an operator, once a
+    session; each test plumbs its own room to its own channel. Fails when they cannot run."""
+    operator = await new_person(synapse, "Operator")
+    network = await start_network(synapse, heisenbridge_registration,
+                                  tmp_path_factory.mktemp("irc"), operator)
+    yield network
+    network.stop()
+    await operator.close()
