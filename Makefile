@@ -41,6 +41,7 @@ unit: $(STAMP)
 
 integration: $(STAMP) $(INTEROP)/node_modules/.package-lock.json
 	sh .ci/system-packages.sh
+	PYTHON=$(PYTHON) bash tests/integration/install-irc.sh
 	$(BIN)/python -m pytest tests/integration $(PYTEST_ARGS)
 
 bench: $(STAMP)
