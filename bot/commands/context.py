@@ -106,6 +106,13 @@ class Context:
         return not self.app.dm_reach.cannot_reach(self.sender.user_id, self.now)
 
     @property
+    def confirm_privately(self) -> bool | None:
+        """``private=`` for a reply that only confirms what the sender just asked for in the
+        room: as usual (by DM) where a DM reaches them, else in the room, where it tells
+        nothing they did not say themselves (an IRC person's ``!privacy optout``)."""
+        return None if self.can_dm else False
+
+    @property
     def prefix(self) -> str:
         return self.app.settings.bot.prefix
 

@@ -86,7 +86,11 @@ def state_hook(app: Host, known: Namespaces) -> StateHook:
         if network is None or await bridge_rows.get(session, change.room_id) is not None:
             return  # not a bridge's user, or the room's bridge event already said
         room = await rooms.get(session, change.room_id)
-        if room is not None and room.network is None:
+        bridge = known.bridge_of(change.state_key)
+        # Earlier versions named a room after the bridge's id ("heisenbridge"): a guess
+        # this one can correct, unlike a network a believed bridge event named.
+        stale = {None, bridge.id.lower()} if bridge is not None else {None}
+        if room is not None and room.network in stale and room.network != network:
             room.network = network
             app.forget_room_context(change.room_id)
 

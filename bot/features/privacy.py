@@ -127,13 +127,15 @@ async def privacy(ctx: Context, args: Args) -> None:
 async def optout(ctx: Context, args: Args) -> None:
     key = _key(ctx)
     if not await flow.opt_out(ctx.session, key, ctx.now):
-        await ctx.reply(f"You're already opted out. {ctx.prefix}privacy optin resumes recording.")
+        await ctx.reply(f"You're already opted out. {ctx.prefix}privacy optin resumes recording.",
+                        private=ctx.confirm_privately)
         return
     intake_of(ctx.app).drop(key)
     await ctx.reply(
         "Done: from now on I record nothing about your messages, reactions or reads.\n"
         f"What I recorded before goes after {ctx.app.settings.privacy.retention_days} days, "
-        f"or now with {ctx.prefix}privacy forget."
+        f"or now with {ctx.prefix}privacy forget.",
+        private=ctx.confirm_privately,
     )
 
 
@@ -141,10 +143,10 @@ async def optout(ctx: Context, args: Args) -> None:
                   where=Where.DM)
 async def optin(ctx: Context, args: Args) -> None:
     if not await flow.opt_in(ctx.session, _key(ctx)):
-        await ctx.reply("You weren't opted out: nothing changed.")
+        await ctx.reply("You weren't opted out: nothing changed.", private=ctx.confirm_privately)
         return
     await ctx.reply(f"Thanks: I record your message flow again (never text). "
-                    f"{ctx.prefix}privacy optout stops it.")
+                    f"{ctx.prefix}privacy optout stops it.", private=ctx.confirm_privately)
 
 
 @commands.command("privacy export", summary="everything I hold about you, as a JSON file",

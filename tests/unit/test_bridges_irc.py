@@ -147,3 +147,28 @@ async def test_an_irc_person_is_told_the_truth_about_dms_and_sees_nothing_person
     assert whole_irc_lines(honest)
     assert bw.dms(ivy) == []
     assert all("user_id" not in m for m in bw.world.messages(room, sender=bw.bot))
+
+
+async def test_a_room_once_named_after_heisenbridge_is_corrected_to_irc(bw: BotWorld) -> None:
+    alice = bw.world.user("alice", "Alice")
+    room = bw.world.create_room(alice, name="Old plumb")
+    await bw.world.join(bw.bot, room)
+    async with bw.app.db.transaction() as session:
+        known = await rooms.get(session, room)
+        assert known is not None
+        known.network = "heisenbridge"  # what the bot recorded before it knew the table
+    await bw.app.on_state(joined(room, f"@irc_local_ivy:{HS}"))
+    async with bw.app.db.transaction() as session:
+        known = await rooms.get(session, room)
+    assert known is not None and known.network == "irc"
+
+
+async def test_an_irc_person_can_still_opt_out_and_hears_it_in_the_channel(bw: BotWorld) -> None:
+    room, ivy = await plumbed(bw)
+    [done] = await bw.say(ivy, room, "!privacy optout")
+    assert done.startswith("Done: from now on I record nothing") and whole_irc_lines(done)
+    [again] = await bw.say(ivy, room, "!privacy optout")
+    assert again.startswith("You're already opted out")
+    [back] = await bw.say(ivy, room, "!privacy optin")
+    assert back.startswith("Thanks: I record your message flow again")
+    assert bw.dms(ivy) == []
