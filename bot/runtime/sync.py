@@ -431,11 +431,12 @@ class SyncLoop:
 
     async def _decrypt(self, room_id: str, event: nio.MegolmEvent, *, live: bool) -> Any | None:
         """nio decrypts what it can during sync; a live message it could not waits for its key."""
-        if self.client.olm is not None:
-            try:
-                return self.client.decrypt_event(event)
-            except nio.EncryptionError:
-                pass
+        if self.client.olm is None:
+            return None  # encryption off: features/encrypted.py says so in the room
+        try:
+            return self.client.decrypt_event(event)
+        except nio.EncryptionError:
+            pass
         if live and event.sender != self.user_id:
             await self.undecryptable.add(room_id, event)
         return None
