@@ -171,6 +171,16 @@ async def own_posts_since(session: AsyncSession, room_id: str, since: datetime) 
     )
 
 
+async def last_dm_room(session: AsyncSession, user_id: str) -> str | None:
+    """The room the last direct message to ``user_id`` went to; None until one was sent."""
+    return await session.scalar(
+        select(OutboxMessage.room_id)
+        .where(OutboxMessage.to_user == user_id, OutboxMessage.sent_at.is_not(None))
+        .order_by(OutboxMessage.sent_at.desc(), OutboxMessage.id.desc())
+        .limit(1)
+    )
+
+
 def backoff(attempts: int, base: float = 2.0, cap: float = 600.0) -> timedelta:
     return timedelta(seconds=min(cap, base ** max(attempts, 1)))
 

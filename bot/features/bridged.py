@@ -180,8 +180,11 @@ async def check_dms(app: Host) -> int:
     now = app.clock.now()
     told = 0
     for user_id, room_id in app.dm_reach.due(now):
+        async with app.db.transaction() as session:
+            dm = await outbox.last_dm_room(session, user_id)
+        if dm is None:
+            continue  # not sent yet: looking must not make (and invite to) a new DM room
         try:
-            dm = await app.transport.direct_room(user_id)
             member = await app.transport.get_state(dm, "m.room.member", user_id)
         except TransportError as exc:
             log.info("cannot see whether %s took the DM: %s", user_id, exc.errcode)
