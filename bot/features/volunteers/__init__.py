@@ -1,0 +1,23 @@
+"""!volunteer: a pool of ready-to-go volunteers shared between groups, matched by command.
+
+Profiles live only in DMs (the profile commands are ``personal``: redacted once
+stored, answered by DM). Groups ask in their own room; offers go by DM with an
+expiry; places are taken atomically (storage.volunteers.take_place). A host
+learns a volunteer's Matrix id only when they accept, and about DBS only that
+they "meet the DBS requirement". Reminders are sweeps over rows, keyed by an
+outbox dedupe key, so a sweep run twice or late sends each reminder once.
+"""
+
+from __future__ import annotations
+
+# Imported in this order so the commands register (and !help lists them) as they always have.
+# isort: off
+from bot.features.volunteers import profiles
+from bot.features.volunteers import requests
+from bot.features.volunteers import offers
+from bot.features.volunteers import certificate
+from bot.features.volunteers import sweeps
+# isort: on
+from bot.features.volunteers.sweeps import jobs, sweep
+
+__all__ = ["certificate", "jobs", "offers", "profiles", "requests", "sweep", "sweeps"]
