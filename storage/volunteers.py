@@ -11,203 +11,42 @@ the rules over it in one statement. The rules are not stated here: they are
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Any
 
-from sqlalchemy import (
-    JSON,
-    BigInteger,
-    Boolean,
-    Date,
-    Float,
-    ForeignKey,
-    Index,
-    Integer,
-    PrimaryKeyConstraint,
-    String,
-    UniqueConstraint,
-    delete,
-    exists,
-    func,
-    or_,
-    select,
-    text,
-    update,
-)
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import Mapped, mapped_column
-from sqlalchemy.sql.elements import ColumnElement
 
 from storage.groups import Group
-from storage.models import Base, Id
-from storage.volunteer_index import Candidate, cells_within
 
-OPEN, CANCELLED = "open", "cancelled"
-# Stands in for the Matrix id of a host who asked to be forgotten (nobody is told anything).
-FORGOTTEN = ""
-OFFERED, ACCEPTED, WAITLISTED = "offered", "accepted", "waitlisted"
-DECLINED, EXPIRED, WITHDRAWN, CLOSED = "declined", "expired", "withdrawn", "closed"
-LIVE = (OFFERED, ACCEPTED, WAITLISTED)
-
-
-class Volunteer(Base):
-    """One person's profile, registered and kept only in a DM with the bot."""
-
-    __tablename__ = "volunteers"
-    id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
-    user_id: Mapped[str] = mapped_column(String(255), unique=True)
-    skills: Mapped[list[str]] = mapped_column(JSON, default=list)
-    # The same skills as bits (bot.features.matching.skill_bits), for ranking in SQL.
-    skill_mask: Mapped[int] = mapped_column(BigInteger, default=0)
-    area_code: Mapped[str] = mapped_column(String(16))
-    lat: Mapped[float] = mapped_column(Float)
-    lon: Mapped[float] = mapped_column(Float)
-    radius_km: Mapped[float] = mapped_column(Float)
-    # Weekly availability: bit day*3+part (see bot/features/availability.py).
-    slots: Mapped[int] = mapped_column(Integer)
-    # 0 none, 1 basic, 2 standard, 3 enhanced: ordered, so "at least" is a comparison.
-    dbs_level: Mapped[int] = mapped_column(Integer, default=0)
-    dbs_workforce: Mapped[str | None] = mapped_column(String(8))
-    dbs_checked: Mapped[date | None] = mapped_column(Date)
-    dbs_recheck: Mapped[date | None] = mapped_column(Date)
-    update_service: Mapped[bool] = mapped_column(Boolean, default=False)
-    share: Mapped[bool] = mapped_column(Boolean, default=True)
-    paused: Mapped[bool] = mapped_column(Boolean, default=False)
-    paused_until: Mapped[datetime | None]
-    adult_confirmed_at: Mapped[datetime]
-    availability_confirmed_at: Mapped[datetime]
-    registered_at: Mapped[datetime]
-    updated_at: Mapped[datetime]
-    last_offered_at: Mapped[datetime | None]
-
-    @property
-    def ref(self) -> str:
-        return f"volunteer {self.id}"
-
-
-MATCH_COLUMNS = ("slots", "dbs_level", "dbs_recheck", "lat", "lon", "radius_km", "paused",
-                 "paused_until", "skill_mask", "last_offered_at", "open_to_all")
-
-
-class VolunteerReach(Base):
-    """A grid cell a volunteer's travel circle touches: the matching index.
-
-    Each row carries a copy of what matching reads (availability, DBS, place,
-    radius, pause, skills, when last asked, and whether other groups' requests
-    may reach them), so a request is matched and ranked on its cell's rows
-    alone; only the best few are then joined to their profiles. The copies are
-    rewritten by ``save_profile``, ``mark_offered`` and ``refresh_sharing``.
-    On SQLite the rows are stored in key order (WITHOUT ROWID): a cell is one
-    contiguous read.
-    """
-
-    __tablename__ = "volunteer_reach"
-    cell: Mapped[int] = mapped_column(Integer)
-    volunteer_id: Mapped[int] = mapped_column(
-        ForeignKey("volunteers.id", ondelete="CASCADE"), index=True
-    )
-    slots: Mapped[int] = mapped_column(Integer)
-    dbs_level: Mapped[int] = mapped_column(Integer)
-    dbs_recheck: Mapped[date | None] = mapped_column(Date)
-    lat: Mapped[float] = mapped_column(Float)
-    lon: Mapped[float] = mapped_column(Float)
-    radius_km: Mapped[float] = mapped_column(Float)
-    paused: Mapped[bool] = mapped_column(Boolean)
-    paused_until: Mapped[datetime | None]
-    skill_mask: Mapped[int] = mapped_column(BigInteger)
-    last_offered_at: Mapped[datetime | None]
-    # share=yes and (came through no group, or through one that shares): any verified
-    # group's request may reach them. Their own groups' requests always may.
-    open_to_all: Mapped[bool] = mapped_column(Boolean)
-
-    # PostgreSQL keeps the copies in the key's index too, so a cell is an index-only scan.
-    __table_args__ = (
-        PrimaryKeyConstraint("cell", "volunteer_id", postgresql_include=list(MATCH_COLUMNS)),
-        {"sqlite_with_rowid": False},
-    )
-
-
-class VolunteerGroup(Base):
-    """A group a volunteer came through."""
-
-    __tablename__ = "volunteer_groups"
-    volunteer_id: Mapped[int] = mapped_column(
-        ForeignKey("volunteers.id", ondelete="CASCADE"), primary_key=True
-    )
-    group_id: Mapped[int] = mapped_column(ForeignKey("groups.id"), primary_key=True, index=True)
-
-
-class VolunteerRequest(Base):
-    """``V<id>``: a group asks for people for a shift."""
-
-    __tablename__ = "volunteer_requests"
-    id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
-    group_id: Mapped[int] = mapped_column(ForeignKey("groups.id"), index=True)
-    room_id: Mapped[str] = mapped_column(String(255))
-    created_by: Mapped[str] = mapped_column(String(255))
-    count: Mapped[int] = mapped_column(Integer)
-    role: Mapped[str] = mapped_column(String(200))
-    starts_at: Mapped[datetime] = mapped_column(index=True)
-    ends_at: Mapped[datetime]
-    slots: Mapped[int] = mapped_column(Integer)
-    area_code: Mapped[str] = mapped_column(String(16))
-    lat: Mapped[float] = mapped_column(Float)
-    lon: Mapped[float] = mapped_column(Float)
-    skills: Mapped[list[str]] = mapped_column(JSON, default=list)
-    dbs_level: Mapped[int] = mapped_column(Integer, default=0)
-    # Places taken; only ever changed by a conditional UPDATE under the row lock.
-    accepted: Mapped[int] = mapped_column(Integer, default=0)
-    status: Mapped[str] = mapped_column(String(16), default=OPEN)
-    created_at: Mapped[datetime]
-    cancelled_at: Mapped[datetime | None]
-
-    @property
-    def ref(self) -> str:
-        return f"V{self.id}"
-
-
-class VolunteerOffer(Base):
-    """``O<id>``: one person asked (or asking, via take) for one request."""
-
-    __tablename__ = "volunteer_offers"
-    id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
-    request_id: Mapped[int] = mapped_column(ForeignKey("volunteer_requests.id"), index=True)
-    user_id: Mapped[str] = mapped_column(String(255), index=True)
-    status: Mapped[str] = mapped_column(String(16), default=OFFERED)
-    via: Mapped[str] = mapped_column(String(8), default="offer")
-    offered_at: Mapped[datetime]
-    expires_at: Mapped[datetime]
-    answered_at: Mapped[datetime | None]
-    # Moved from the waitlist to a place; the person is told once (outbox dedupe key).
-    promoted_at: Mapped[datetime | None]
-
-    __table_args__ = (
-        UniqueConstraint("request_id", "user_id"),
-        Index("ix_volunteer_offers_due", "status", "expires_at"),
-    )
-
-    @property
-    def ref(self) -> str:
-        return f"O{self.id}"
-
-
-class VolunteerHours(Base):
-    """Hours a host confirmed for one person on one request."""
-
-    __tablename__ = "volunteer_hours"
-    id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
-    request_id: Mapped[int] = mapped_column(ForeignKey("volunteer_requests.id"))
-    user_id: Mapped[str] = mapped_column(String(255), index=True)
-    group_id: Mapped[int] = mapped_column(ForeignKey("groups.id"))
-    hours: Mapped[float] = mapped_column(Float)
-    worked_on: Mapped[date] = mapped_column(Date)
-    confirmed_by: Mapped[str] = mapped_column(String(255))
-    confirmed_at: Mapped[datetime]
-
-    __table_args__ = (UniqueConstraint("request_id", "user_id"),)
-
+# The tables and the index live beside this module; callers keep using them from here.
+from storage.volunteer_index import (  # noqa: F401
+    all_candidates,
+    candidate_for,
+    cells_within,
+    mark_offered,
+    match,
+)
+from storage.volunteer_models import (  # noqa: F401
+    ACCEPTED,
+    CANCELLED,
+    CLOSED,
+    DECLINED,
+    EXPIRED,
+    FORGOTTEN,
+    LIVE,
+    OFFERED,
+    OPEN,
+    WAITLISTED,
+    WITHDRAWN,
+    Volunteer,
+    VolunteerGroup,
+    VolunteerHours,
+    VolunteerOffer,
+    VolunteerReach,
+    VolunteerRequest,
+)
 
 # -- profiles ---------------------------------------------------------------------------
 
@@ -274,118 +113,6 @@ async def delete_profile(session: AsyncSession, volunteer: Volunteer) -> None:
     await session.execute(delete(VolunteerGroup).where(VolunteerGroup.volunteer_id == volunteer.id))
     await session.delete(volunteer)
     await session.flush()
-
-
-async def candidate_for(session: AsyncSession, volunteer: Volunteer) -> Candidate:
-    groups = await session.execute(
-        select(Group.id, Group.share_volunteers)
-        .join(VolunteerGroup, VolunteerGroup.group_id == Group.id)
-        .where(VolunteerGroup.volunteer_id == volunteer.id, Group.unregistered_at.is_(None))
-    )
-    return to_candidate(volunteer, {gid: share for gid, share in groups})
-
-
-def to_candidate(v: Volunteer, groups: dict[int, bool]) -> Candidate:
-    return Candidate(
-        volunteer_id=v.id, user_id=v.user_id, lat=v.lat, lon=v.lon, radius_km=v.radius_km,
-        slots=v.slots, dbs_level=v.dbs_level, dbs_recheck=v.dbs_recheck, paused=v.paused,
-        paused_until=v.paused_until, share=v.share, groups=groups,
-        skill_mask=v.skill_mask, last_offered_at=v.last_offered_at,
-    )
-
-
-# -- matching ---------------------------------------------------------------------------
-
-
-async def match(session: AsyncSession, *, cell: int, group_id: int,
-                rules: Sequence[ColumnElement[bool]], order: Sequence[ColumnElement[Any]],
-                limit: int | None = None, exclude_request: int | None = None,
-                exclude_user: str | None = None) -> list[Candidate]:
-    """The first ``limit`` rows of one cell of the index that pass ``rules``, in ``order``.
-
-    Storage only runs the statement: the rules and the order are
-    ``bot.features.matching``'s (its ``sql_rules`` and ``sql_order`` mirror its
-    ``refusal`` and ``rank_key``). The chosen few are then joined to their
-    profiles; ``groups`` on each candidate holds only the requesting group when it
-    is theirs (the sharing rule is already applied).
-    """
-    r = VolunteerReach
-    query = (
-        select(r.volunteer_id, r.lat, r.lon, r.radius_km, r.slots, r.dbs_level, r.dbs_recheck,
-               r.paused, r.paused_until, r.open_to_all, r.skill_mask, r.last_offered_at)
-        .where(r.cell == cell, *rules)
-    )
-    skip = await _excluded_ids(session, exclude_request, exclude_user)
-    if skip:
-        query = query.where(r.volunteer_id.not_in(skip))
-    query = query.order_by(*order)
-    if limit is not None:
-        query = query.limit(limit)
-    connection = await session.connection()
-    if connection.dialect.name == "postgresql":
-        # JIT-compiling this short query costs more (about 10 ms) than running it.
-        await session.execute(text("SET LOCAL jit = off"))
-    rows = (await session.execute(query)).all()
-    ids = [row.volunteer_id for row in rows]
-    people = {vid: (user, is_own) for vid, user, is_own in await session.execute(
-        select(Volunteer.id, Volunteer.user_id,
-               exists().where(VolunteerGroup.volunteer_id == Volunteer.id,
-                              VolunteerGroup.group_id == group_id))
-        .where(Volunteer.id.in_(ids)))} if ids else {}
-    return [
-        Candidate(
-            volunteer_id=row.volunteer_id, user_id=people[row.volunteer_id][0], lat=row.lat,
-            lon=row.lon, radius_km=row.radius_km, slots=row.slots, dbs_level=row.dbs_level,
-            dbs_recheck=row.dbs_recheck, paused=row.paused, paused_until=row.paused_until,
-            share=row.open_to_all, groups={group_id: True} if people[row.volunteer_id][1]
-            else {}, skill_mask=row.skill_mask, last_offered_at=row.last_offered_at,
-        )
-        for row in rows
-    ]
-
-
-async def _excluded_ids(session: AsyncSession, request_id: int | None,
-                        user_id: str | None) -> list[int]:
-    """Profiles already asked for a request (and its host): a short constant list."""
-    users = select(VolunteerOffer.user_id).where(VolunteerOffer.request_id == request_id)
-    wanted = or_(Volunteer.user_id.in_(users), Volunteer.user_id == user_id)
-    if request_id is None and user_id is None:
-        return []
-    return list(await session.scalars(select(Volunteer.id).where(wanted)))
-
-
-async def all_candidates(session: AsyncSession) -> list[Candidate]:
-    """Every profile, read in full: the plain scan the index is measured against."""
-    memberships: dict[int, dict[int, bool]] = {}
-    rows = await session.execute(
-        select(VolunteerGroup.volunteer_id, Group.id, Group.share_volunteers)
-        .join(Group, Group.id == VolunteerGroup.group_id)
-        .where(Group.unregistered_at.is_(None))
-    )
-    for vid, gid, share in rows:
-        memberships.setdefault(vid, {})[gid] = share
-    v = Volunteer
-    profiles = await session.execute(select(
-        v.id, v.user_id, v.lat, v.lon, v.radius_km, v.slots, v.dbs_level, v.dbs_recheck,
-        v.paused, v.paused_until, v.share, v.skill_mask, v.last_offered_at))
-    return [
-        Candidate(volunteer_id=p.id, user_id=p.user_id, lat=p.lat, lon=p.lon,
-                  radius_km=p.radius_km, slots=p.slots, dbs_level=p.dbs_level,
-                  dbs_recheck=p.dbs_recheck, paused=p.paused, paused_until=p.paused_until,
-                  share=p.share, groups=memberships.get(p.id, {}), skill_mask=p.skill_mask,
-                  last_offered_at=p.last_offered_at)
-        for p in profiles
-    ]
-
-
-async def mark_offered(session: AsyncSession, volunteer_ids: list[int], now: datetime) -> None:
-    if volunteer_ids:
-        reach_id = VolunteerReach.volunteer_id
-        for table, key in ((Volunteer, Volunteer.id), (VolunteerReach, reach_id)):
-            await session.execute(
-                update(table).where(key.in_(volunteer_ids)).values(last_offered_at=now)
-                .execution_options(synchronize_session=False)
-            )
 
 
 # -- requests and offers ----------------------------------------------------------------
