@@ -8,28 +8,29 @@ exist: the reply is word for word the one for a case number never used.
 Session attendance is membership, not speech: everyone joined to the case room
 when the session starts or ends (the bot records nothing about who says what in
 a case room). Notes are taken only in a direct message with the bot, sealed
-with the configured key, and never posted anywhere but back to that DM.
+with the configured key, and never posted anywhere but back to that DM
+(``mediation_notes``). The sweeps are in ``mediation_sweeps``.
 """
 
 from __future__ import annotations
 
 import hashlib
-from datetime import datetime, time, timedelta
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
-from apscheduler.triggers.cron import CronTrigger
-from apscheduler.triggers.interval import IntervalTrigger
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.commands.context import Context
 from bot.commands.registry import REGISTRY as commands
 from bot.commands.registry import Args, CommandError, Param, Role, Where
 from bot.commands.values import Choice, DateValue, ListOf, Person, Ref, Text
-from bot.features import agreement, sealing
-from bot.features.case_rooms import case_rooms, provision_rooms
+from bot.features import agreement
+from bot.features.case_rooms import case_rooms
+from bot.features.mediation_sweeps import jobs
+from bot.features.mediation_sweeps import purge_notes as purge_notes
+from bot.features.mediation_sweeps import remind as remind
 from bot.features.representatives import Reps
-from bot.scheduler import Job
-from storage import groups, outbox
+from storage import groups
 from storage import mediation as cases
 from storage.outbox import Attachment
 
@@ -37,7 +38,6 @@ if TYPE_CHECKING:
     from bot.host import Host
 
 CASE = Param("case", Ref("M"), positional=True)
-REMIND_FROM = time(9, 0)
 
 
 def not_found(ctx: Context, number: int) -> str:
@@ -191,7 +191,7 @@ async def _present(ctx: Context) -> set[str]:
     return {u for u in members if u != ctx.app.transport.user_id}
 
 
-def _hm(ctx: Context, moment: datetime) -> str:
+def hm(ctx: Context, moment: datetime) -> str:
     return f"{moment.astimezone(ctx.tz):%H:%M}"
 
 
@@ -205,11 +205,11 @@ async def session_command(ctx: Context, args: Args) -> None:
     if args.what == "start":
         if running is not None:
             raise CommandError(f"Session {running.number} has been running since "
-                               f"{_hm(ctx, running.started_at)}; end it first with "
+                               f"{hm(ctx, running.started_at)}; end it first with "
                                f"{ctx.prefix}mediation session end.")
         row = await cases.start_session(ctx.session, case.id, ctx.sender.user_id, ctx.now,
                                         sorted(present))
-        await ctx.reply(f"Session {row.number} started at {_hm(ctx, ctx.now)}. "
+        await ctx.reply(f"Session {row.number} started at {hm(ctx, ctx.now)}. "
                         f"Present: {', '.join(row.attendees)}.")
         return
     if running is None:
@@ -268,7 +268,7 @@ async def confirm(ctx: Context, args: Args) -> None:
     tail = (f"Still waiting for: {', '.join(waiting)}." if waiting
             else f"{norm.ref} is now agreed by all parties.")
     await ctx.reply(f"{norm.ref} confirmed for {groups_text} by {ctx.sender.user_id} "
-                    f"at {_hm(ctx, ctx.now)}. {tail}")
+                    f"at {hm(ctx, ctx.now)}. {tail}")
 
 
 @commands.command("mediation action", summary="record an action with an owner and a due date",
@@ -382,138 +382,3 @@ async def close(ctx: Context, args: Args) -> None:
         f"{case.ref} closed: {args.outcome}. The agreement, sessions and actions are kept "
         f"({ctx.prefix}mediation summary); the mediator's notes will be deleted on {purge_day}."
     )
-
-
-# -- the mediator's notes (DM only) ------------------------------------------------------
-
-
-
-@commands.command("mediation note", summary="add a private note to a case (mediator, by DM)",
-                  params=[CASE, Param("text", Text(max_length=4000), positional=True,
-                                      ask="What's the note? (in quotes)")],
-                  rest="more words", where=Where.DM, personal=True)
-async def note(ctx: Context, args: Args) -> None:
-    if not await in_private_dm(ctx):
-        raise CommandError("Notes are taken only in a direct message with me; I've removed "
-                           "your message here. Send it again in our DM.")
-    case = await visible_case(ctx, args.case)
-    if ctx.sender.user_id != case.mediator:
-        raise CommandError(f"Notes on {case.ref} are its mediator's own; only they add them.")
-    if not case.is_open:
-        raise CommandError(f"{case.ref} is closed; its notes can't be added to.")
-    text = " ".join(part for part in (args.text, args.rest) if part)
-    try:
-        sealed = sealing.seal(ctx.app.settings.privacy.notes_key, text)
-    except sealing.NoKey as exc:
-        raise CommandError(str(exc)) from None
-    await cases.add_note(ctx.session, case.id, ctx.sender.user_id, sealed, ctx.now)
-    count = len(await cases.notes(ctx.session, case.id))
-    await answer_privately(ctx, f"Note {count} on {case.ref} kept, encrypted; your message is "
-                           f"removed. {ctx.prefix}mediation notes {case.ref} reads them back here.")
-
-
-@commands.command("mediation notes", summary="read a case's notes (mediator or coordinator, DM)",
-                  params=[CASE], where=Where.DM)
-async def read_notes(ctx: Context, args: Args) -> None:
-    case = await visible_case(ctx, args.case)
-    if ctx.sender.user_id != case.mediator and not ctx.sender.is_coordinator:
-        raise CommandError(f"Only {case.ref}'s mediator and coordinators can read its notes.")
-    if case.notes_purged_at is not None:
-        await answer_privately(ctx, f"{case.ref}'s notes were deleted on "
-                        f"{agreement.day(case.notes_purged_at, ctx.tz)}, after it closed.")
-        return
-    rows = await cases.notes(ctx.session, case.id)
-    if not rows:
-        await answer_privately(ctx, f"{case.ref} has no notes.")
-        return
-    try:
-        sealing.cipher(ctx.app.settings.privacy.notes_key)
-    except sealing.NoKey as exc:
-        raise CommandError(str(exc)) from None
-    lines = [f"{case.ref} notes:"]
-    for number, row in enumerate(rows, 1):
-        text = sealing.unseal(ctx.app.settings.privacy.notes_key, row.sealed)
-        when = f"{agreement.day(row.written_at, ctx.tz)} {_hm(ctx, row.written_at)}"
-        lines.append(f"{number}. {when}: "
-                     + (text if text is not None else "(sealed with another key; unreadable)"))
-    # Sealed again for the outbox: the opened notes exist only in memory, here and in
-    # the outbox worker as it sends them; pending, failed or sent, the row is ciphertext.
-    here = await in_private_dm(ctx)
-    await outbox.enqueue(ctx.session, now=ctx.now, kind=outbox.SEALED_KIND,
-                         body=sealing.seal_text(ctx.app.settings.privacy.notes_key,
-                                                "\n".join(lines)),
-                         room_id=ctx.room.room_id if here else None,
-                         to_user=None if here else ctx.sender.user_id)
-    ctx.app.queued()
-    if not here:
-        await answer_privately(ctx, f"I've sent {case.ref}'s notes to our direct messages.")
-
-
-# -- scheduled sweeps --------------------------------------------------------------------
-
-
-async def remind(app: Host, now: datetime) -> int:
-    """Post due and overdue reminders for actions; each at most once, whenever it runs.
-
-    Only in the day (from REMIND_FROM local time): a sweep just after midnight, or
-    one catching up early in the morning, leaves them for the first sweep after it.
-    """
-    local = now.astimezone(app.settings.bot.tz)
-    if local.time() < REMIND_FROM:
-        return 0
-    today = local.date()
-    prefix = app.settings.bot.prefix
-    posted = 0
-    async with app.db.transaction() as session:
-        for row, case in await cases.open_actions(session):
-            if case.room_id is None:
-                continue
-            day = agreement.day(row.due, app.settings.bot.tz)
-            if today > row.due and row.overdue_reminded_at is None:
-                body = (f"{row.ref} ({case.ref}) for {row.owner} was due on {day} and isn't "
-                        f"marked done: {row.text}. Done? {prefix}mediation done {row.ref}")
-                key, row.overdue_reminded_at = "overdue", now
-                row.reminded_at = row.reminded_at or now
-            elif row.due - timedelta(days=1) <= today <= row.due and row.reminded_at is None:
-                when = "today" if today == row.due else "tomorrow"
-                body = (f"Reminder: {row.ref} ({case.ref}) for {row.owner} is due {when}: "
-                        f"{row.text}. Done? {prefix}mediation done {row.ref}")
-                key, row.reminded_at = "due", now
-            else:
-                continue
-            queued = await outbox.enqueue(
-                session, now=now, room_id=case.room_id, kind="reminder", body=body,
-                extra={"m.mentions": {"user_ids": [row.owner]}},
-                dedupe_key=f"mediation:action:{row.id}:{key}",
-            )
-            posted += queued is not None
-    if posted:
-        app.queued()
-    return posted
-
-
-async def purge_notes(app: Host, now: datetime) -> int:
-    """Delete notes of cases closed more than ``notes_retention_days`` ago."""
-    days = app.settings.privacy.notes_retention_days
-    async with app.db.transaction() as session:
-        return await cases.purge_notes(session, now - timedelta(days=days), now)
-
-
-def jobs(app: Host) -> list[Job]:
-    """The sweeps for the scheduler: each is idempotent and safe to run late or twice."""
-    tz = app.settings.bot.tz
-
-    async def reminders() -> None:
-        await remind(app, app.clock.now())
-
-    async def retention() -> None:
-        await purge_notes(app, app.clock.now())
-
-    async def rooms() -> None:
-        await provision_rooms(app)
-
-    return [
-        Job("mediation-reminders", IntervalTrigger(minutes=30, timezone=tz), reminders),
-        Job("mediation-notes-retention", CronTrigger(hour=3, minute=20, timezone=tz), retention),
-        Job("mediation-rooms", IntervalTrigger(minutes=10, timezone=tz), rooms),
-    ]
