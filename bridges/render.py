@@ -130,18 +130,25 @@ def compact(lines: list[str], max_lines: int, width: int, limits: Limits) -> lis
     """Short neighbouring lines joined (``a · b``) until ``max_lines`` remain, if they can.
 
     Where every line costs a message (IRC), a four-line notice is better as three whole
-    lines than as two and a pointer. The shortest joins go first; none passes ``width``.
+    lines than as two and a pointer. The shortest joins go first; none passes ``width``;
+    a line that ends a sentence is simply followed by the next.
     Returns the lines as given when they cannot be brought down to ``max_lines``.
     """
     joined = list(lines)
     while len(joined) > max_lines:
-        pairs = [(i, f"{joined[i]}{JOIN}{joined[i + 1]}") for i in range(len(joined) - 1)]
+        pairs = [(i, _join(joined[i], joined[i + 1])) for i in range(len(joined) - 1)]
         fitting = [(len(text), i, text) for i, text in pairs if _size(text, limits) <= width]
         if not fitting:
             return lines
         _, i, text = min(fitting)
         joined[i:i + 2] = [text]
     return joined
+
+
+def _join(left: str, right: str) -> str:
+    """Two lines as one: a sentence that ended goes on with a space, anything else with ·."""
+    return f"{left} {right}" if left.rstrip().endswith((".", "!", "?", ":")) else (
+        f"{left}{JOIN}{right}")
 
 
 def _page_width(limits: Limits) -> int:

@@ -12,7 +12,7 @@ from bot.pager import Pager
 from bridges import namespaces
 from bridges.capabilities import limits_for
 from bridges.namespaces import RegistrationError, parse_registration
-from bridges.render import more_pointer, paginate
+from bridges.render import compact, more_pointer, paginate
 from tests.botworld import ManualClock
 
 HS = "example.org"
@@ -130,3 +130,11 @@ def test_the_rest_of_the_bots_own_post_is_there_for_anyone_in_the_room() -> None
     assert pager.more("!room", "@ann:hs", IRC, "!") == (
         "F12 closes Friday\nhttps://example.org/f12")
     assert pager.more("!room", "@bob:hs", IRC, "!") is None
+
+
+def test_short_lines_are_joined_as_sentences_or_with_a_dot_only_where_they_fit() -> None:
+    assert compact(["Funding F1: Food Fund", "£500 to £5,000", "Done."], 1, 100, IRC) == [
+        "Funding F1: Food Fund · £500 to £5,000 · Done."]
+    assert compact(["One sentence.", "Another"], 1, 100, IRC) == ["One sentence. Another"]
+    too_long = ["word " * 30, "word " * 30]
+    assert compact(too_long, 1, 100, IRC) == too_long
