@@ -4,11 +4,12 @@ and the DM the bot sends on its own (held overnight).
 
 from __future__ import annotations
 
-from datetime import date, datetime, time, timedelta
+from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from bot import voice
 from bot.commands.context import Context
 from bot.commands.registry import CommandError
 from bot.commands.values import Choice, ListOf, Text
@@ -27,7 +28,6 @@ OFFER_TTL = timedelta(hours=24)
 RECHECK_YEARS = 3
 RECHECK_REMINDER_DAYS = (7, 30, 60)
 NUDGE_AFTER = timedelta(days=90)
-QUIET_FROM, QUIET_UNTIL = time(21), time(8)
 REQUESTS_PER_DAY = 3
 
 
@@ -38,12 +38,14 @@ WORKFORCE = Choice(("child", "adult", "both"))
 
 
 def quiet_until(now: datetime, tz: ZoneInfo) -> datetime:
-    """When a DM queued now may go out: at once, or at 08:00 if it is 21:00-08:00 local."""
-    local = now.astimezone(tz)
-    if QUIET_UNTIL <= local.time() < QUIET_FROM:
-        return now
-    day = local.date() + timedelta(days=1) if local.time() >= QUIET_FROM else local.date()
-    return datetime.combine(day, QUIET_UNTIL, tzinfo=tz)
+    """When a DM queued now may go out: at once, or when the night ends (the bot's one
+    rule for quiet hours, :func:`bot.voice.allowed_from`).
+
+    A held time is given in local time, as this pool has always had it, so the 24
+    hours of an offer made in the night count on the wall clock from 08:00.
+    """
+    allowed = voice.allowed_from(now, tz)
+    return now if allowed == now else allowed.astimezone(tz)
 
 
 def add_years(d: date, years: int) -> date:
