@@ -30,11 +30,21 @@ def _settings(path: Path | None, *, runtime: bool) -> Settings | None:
     return settings
 
 
+# Libraries that narrate their own workings at INFO (a line per scheduled job, per
+# migration step): a deployer sees our one line per event instead; -v shows theirs.
+CHATTY = ("apscheduler", "alembic", "aiohttp.access")
+
+
 def _logging(verbose: bool, quiet: bool = False) -> None:
+    """One INFO line per significant event (logged in, running, in sync, joined, a command
+    failed, a send retried), the rest at DEBUG; ``-v`` shows everything."""
     logging.basicConfig(
         level=logging.DEBUG if verbose else logging.WARNING if quiet else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    if not verbose:
+        for name in CHATTY:
+            logging.getLogger(name).setLevel(logging.WARNING)
     # nio logs event contents at debug level: keep message text out of logs.
     logging.getLogger("nio").setLevel(logging.ERROR)
     logging.getLogger("peewee").setLevel(logging.WARNING)

@@ -22,7 +22,7 @@ from bot.web import WebServer, install_health
 from config.settings import Settings
 from storage.engine import Database
 from storage.lock import InstanceLock
-from storage.migrate import upgrade
+from storage.migrate import current_heads, upgrade
 
 log = logging.getLogger("grapevine")
 
@@ -61,7 +61,11 @@ class Service:
         settings.bot.data_dir.mkdir(parents=True, exist_ok=True)
         await self.lock.acquire()
         try:
+            before = await current_heads(self.db.engine)
             await upgrade(self.db.engine)
+            after = await current_heads(self.db.engine)
+            if after != before:  # alembic's own step-by-step lines are for -v
+                log.info("database schema upgraded to %s", ", ".join(after))
             self._client = await login.connect(settings, self.db)
             transport = MatrixTransport(self._client, self.db)
             self.scheduler = Scheduler(self.db, self.clock, settings.bot.tz)

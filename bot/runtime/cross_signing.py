@@ -192,7 +192,7 @@ async def _upload_identity(
         if status == 401:
             return "the homeserver refused the bot's password for publishing cross-signing keys"
         raise refusal("POST", UPLOAD_KEYS, status, parsed)
-    log.info("published the cross-signing keys (master %s)", identity.public("master"))
+    log.debug("published the cross-signing keys (master %s)", identity.public("master"))
     return None
 
 
@@ -213,7 +213,7 @@ async def _sign_device(client: nio.AsyncClient, identity: Identity,
                             {user_id: {device_id: signed}})).get("failures") or {}
     if failures:
         raise TransportError("M_UNKNOWN", f"signing device {device_id}: {failures}")
-    log.info("signed device %s with the self-signing key", device_id)
+    log.debug("signed device %s with the self-signing key", device_id)
     return None
 
 

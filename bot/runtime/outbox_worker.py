@@ -244,7 +244,7 @@ class OutboxWorker:
     async def _record_sent(self, row: OutboxMessage, event_id: str, room_id: str) -> None:
         async with self.db.transaction() as session:
             await outbox.mark_sent(session, row.id, event_id, self.clock.now(), room_id)
-        log.info("outbox %d sent as %s", row.id, event_id)
+        log.debug("outbox %d sent as %s", row.id, event_id)
 
     async def _later(
         self, row: OutboxMessage, err: TransportError, wait: float | None = None

@@ -225,6 +225,8 @@ class SyncLoop:
             token = response.next_batch
             self._first = False
             self.last_sync_at = self.clock.now()
+            if not self.ready.is_set():
+                log.info("in sync with the homeserver: listening")
             self.ready.set()
 
     async def _store_token(self) -> None:

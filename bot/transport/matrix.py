@@ -499,7 +499,7 @@ class MatrixTransport:
         )
         async with self.db.transaction() as session:
             await state.set_value(session, key, room_id)
-        log.info("made direct room %s", room_id)
+        log.debug("made direct room %s", room_id)
         try:
             await self._note_direct(user_id, room_id)
         except TransportError as err:

@@ -146,16 +146,17 @@ class RunningBot:
 class BotProcess:
     """``grapevine run -c FILE`` in a subprocess, as production runs it."""
 
-    def __init__(self, setup: BotSetup) -> None:
+    def __init__(self, setup: BotSetup, *options: str) -> None:
         self.setup = setup
         self.config = setup.write_config()
+        self.options = options  # more command-line options, e.g. "-v"
         self.proc: subprocess.Popen[bytes] | None = None
         self.log = setup.data_dir / "bot.log"
 
     def start(self) -> None:
         with self.log.open("ab") as log:
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "bot.cli", "run", "-c", str(self.config)],
+                [sys.executable, "-m", "bot.cli", "run", "-c", str(self.config), *self.options],
                 cwd=REPO, env=self.setup.environment(), stdout=log, stderr=subprocess.STDOUT,
             )
 
