@@ -22,7 +22,7 @@ def _asyncpg_dsn(url: str) -> str:
     return url.replace("postgresql+asyncpg://", "postgresql://", 1)
 
 
-async def _make_pg_database() -> str:
+async def make_pg_database() -> str:
     """A fresh database per test on the shared server, so runs never see each other."""
     name = f"gv_{RUN_ID}_{uuid.uuid4().hex[:8]}"
     admin = await asyncpg.connect(_asyncpg_dsn(PG_URL))
@@ -33,7 +33,7 @@ async def _make_pg_database() -> str:
     return PG_URL.rsplit("/", 1)[0] + f"/{name}"
 
 
-async def _drop_pg_database(url: str) -> None:
+async def drop_pg_database(url: str) -> None:
     name = url.rsplit("/", 1)[1]
     admin = await asyncpg.connect(_asyncpg_dsn(PG_URL))
     try:
@@ -48,11 +48,11 @@ async def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterato
     if request.param == "sqlite":
         yield f"sqlite+aiosqlite:///{tmp_path / 'grapevine.db'}"
         return
-    url = await _make_pg_database()
+    url = await make_pg_database()
     try:
         yield url
     finally:
-        await _drop_pg_database(url)
+        await drop_pg_database(url)
 
 
 @pytest.fixture

@@ -1,5 +1,11 @@
 """The whole bot against the test Synapse: in-process (fast, app inside reach) or as a
-real ``grapevine run`` subprocess (for SIGKILL and second-instance tests)."""
+real ``grapevine run`` subprocess (for SIGKILL and second-instance tests).
+
+Every test that starts a bot runs twice: with the bot on SQLite (in its data directory)
+and on the real PostgreSQL (a fresh database of its own, dropped afterwards): the
+``bot_databases`` fixture is parametrized by engine and every way of making a bot
+takes it.
+"""
 
 from __future__ import annotations
 
@@ -25,6 +31,7 @@ from bot.demo import demo_zone
 from bot.homeserver import EmbeddedSynapse, RegisteredUser
 from bot.service import Service
 from config.settings import Settings, load_settings
+from tests.conftest import drop_pg_database, make_pg_database
 
 REPO = Path(__file__).resolve().parents[2]
 # [matrix] values passed to `grapevine run` through the environment, never the file.
@@ -89,10 +96,41 @@ def _toml(value: Any) -> str:
     return '"' + str(value).replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
+class BotDatabases:
+    """Where a test's bots keep their data: SQLite in each bot's data directory, or a
+    fresh PostgreSQL database per bot on the test server."""
+
+    def __init__(self, engine: str) -> None:
+        self.engine = engine
+        self.made: list[str] = []
+
+    async def storage(self) -> dict[str, Any]:
+        """The ``[storage]`` settings for one more bot."""
+        if self.engine == "sqlite":
+            return {}
+        url = await make_pg_database()
+        self.made.append(url)
+        return {"url": url}
+
+    async def drop(self) -> None:
+        for url in self.made:
+            await drop_pg_database(url)
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+async def bot_databases(request: pytest.FixtureRequest) -> AsyncIterator[BotDatabases]:
+    databases = BotDatabases(request.param)
+    try:
+        yield databases
+    finally:
+        await databases.drop()
+
+
 async def make_bot_setup(
-    synapse: EmbeddedSynapse, admin: RegisteredUser, data_dir: Path, **sections: dict[str, Any]
+    synapse: EmbeddedSynapse, admin: RegisteredUser, data_dir: Path,
+    databases: BotDatabases, **sections: dict[str, Any]
 ) -> BotSetup:
-    """A fresh bot account (a server admin without rate limits) and its settings."""
+    """A fresh bot account (a server admin without rate limits), its database and settings."""
     localpart = f"grapevine_{uuid.uuid4().hex[:8]}"
     password = uuid.uuid4().hex
     user = await synapse.register(localpart, password, admin=True, displayname="Grapevine")
@@ -105,6 +143,7 @@ async def make_bot_setup(
                    "cross_signing_key": uuid.uuid4().hex},
         "privacy": {"pseudonym_secret": uuid.uuid4().hex},
         "web": {"listen": f"127.0.0.1:{free_port()}"},
+        "storage": await databases.storage(),
     }
     for section, extra in sections.items():
         values.setdefault(section, {}).update(extra)
@@ -199,13 +238,16 @@ BotFactory = Callable[..., Awaitable[RunningBot]]
 class Bots:
     """Bots started on one homeserver during a test, each with its own account and data."""
 
-    def __init__(self, synapse: EmbeddedSynapse, admin: RegisteredUser, root: Path) -> None:
+    def __init__(self, synapse: EmbeddedSynapse, admin: RegisteredUser, root: Path,
+                 databases: BotDatabases) -> None:
         self.synapse, self.admin, self.root = synapse, admin, root
+        self.databases = databases
         self.running: list[RunningBot] = []
 
     async def start(self, **sections: dict[str, Any]) -> RunningBot:
         data_dir = self.root / f"bot{len(self.running)}"
-        setup = await make_bot_setup(self.synapse, self.admin, data_dir, **sections)
+        setup = await make_bot_setup(self.synapse, self.admin, data_dir, self.databases,
+                                     **sections)
         bot = await RunningBot(setup).start()
         self.running.append(bot)
         return bot
@@ -217,10 +259,11 @@ class Bots:
 
 @pytest.fixture
 async def bot_factory(
-    synapse: EmbeddedSynapse, synapse_admin: RegisteredUser, tmp_path: Path
+    synapse: EmbeddedSynapse, synapse_admin: RegisteredUser, tmp_path: Path,
+    bot_databases: BotDatabases,
 ) -> AsyncIterator[BotFactory]:
     """``await bot_factory(roles={...})``: a running bot with its own account and database."""
-    bots = Bots(synapse, synapse_admin, tmp_path)
+    bots = Bots(synapse, synapse_admin, tmp_path, bot_databases)
     yield bots.start
     await bots.stop()
 

@@ -10,7 +10,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
 import pytest
-from botfixture import bot, bot_factory  # noqa: F401 (fixtures for every integration test)
+from botfixture import bot, bot_databases, bot_factory  # noqa: F401 (fixtures for every test)
 from ircnet import IrcNetwork, IrcRegistration, prepare_registration, start_network
 from people import FakeBridge, Person, new_person
 from twoservers import (  # noqa: F401 (two federating servers, for test_federation)

@@ -10,6 +10,7 @@ from pathlib import Path
 
 from botfixture import (
     REPO,
+    BotDatabases,
     BotFactory,
     BotProcess,
     RunningBot,
@@ -36,10 +37,11 @@ def replies_by_command(events: list[dict], bot_id: str) -> Counter[str]:
 
 async def test_killed_mid_stream_and_restarted_every_command_is_answered_exactly_once(
     synapse: EmbeddedSynapse, synapse_admin: RegisteredUser, person_factory: PersonFactory,
-    tmp_path: Path,
+    tmp_path: Path, bot_databases: BotDatabases,
 ) -> None:
     setup = await make_bot_setup(
-        synapse, synapse_admin, tmp_path / "bot", bot={"commands_per_minute": 1000}
+        synapse, synapse_admin, tmp_path / "bot", bot_databases,
+        bot={"commands_per_minute": 1000},
     )
     process = BotProcess(setup)
     process.start()

@@ -11,7 +11,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from botfixture import BotFactory, BotSetup, RunningBot, bring_bot_in, make_bot_setup
+from botfixture import (
+    BotDatabases,
+    BotFactory,
+    BotSetup,
+    RunningBot,
+    bring_bot_in,
+    make_bot_setup,
+)
 from conftest import PersonFactory
 from cryptography.fernet import Fernet
 from people import Person
@@ -53,12 +60,13 @@ ClockedFactory = Callable[[datetime], Awaitable[ClockedBot]]
 @pytest.fixture
 async def clocked_bot(
     synapse: EmbeddedSynapse, synapse_admin: RegisteredUser, tmp_path: Path,
+    bot_databases: BotDatabases,
 ) -> AsyncIterator[ClockedFactory]:
     running: list[ClockedBot] = []
 
     async def make(start: datetime) -> ClockedBot:
         setup = await make_bot_setup(synapse, synapse_admin, tmp_path / f"clocked{len(running)}",
-                                     bot={"commands_per_minute": 1000})
+                                     bot_databases, bot={"commands_per_minute": 1000})
         bot = await ClockedBot(setup, ManualClock(start)).start()
         running.append(bot)
         return bot
@@ -313,7 +321,7 @@ async def test_personal_commands_leave_no_trace_in_the_database_logs_or_room(
     note_event = await mia.send(mia_dm, note)
     await mia.wait_for_message(mia_dm, sender=bot.user_id, contains="Note 1", timeout=30)
 
-    stored = database_bytes(bot)
+    stored = await database_bytes(bot)
     for secret in (f"VOL-{marker}", f"NOTE-{marker}", register.splitlines()[0]):
         assert secret.encode() not in stored, secret
     logged = "\n".join(bot_log.lines)

@@ -16,6 +16,7 @@ from people import MatrixRequestFailed, Person
 from bot.features import mediation
 from storage import mediation as cases
 from storage.groups import Group
+from tests.at_rest import stored_bytes
 
 NOT_FOUND = "M{n} not found. !mediation lists the cases you can see."
 
@@ -51,9 +52,9 @@ async def everyone_says_hello(bot: RunningBot, room: str, people: list[Person],
         await asyncio.sleep(0.2)
 
 
-def database_bytes(bot: RunningBot) -> bytes:
-    """The database file and its write-ahead log, as someone who copied them would read them."""
-    return b"".join(p.read_bytes() for p in Path(bot.setup.data_dir).glob("grapevine.db*"))
+async def database_bytes(bot: RunningBot) -> bytes:
+    """What the bot's database keeps, as someone who copied it would read it."""
+    return await stored_bytes(bot.app.db)
 
 
 async def ask(person: Person, room: str, command: str, bot: RunningBot, contains: str,
@@ -144,12 +145,13 @@ async def test_a_case_on_synapse_from_open_to_close_private_to_its_parties(
                                predicate=lambda e: e.get("state_key") == bot.user_id,
                                timeout=30)
     await ask(mia, mia_dm, '!mediation note M1 "Keys worry NOTE-MARKER-3141"', bot, "Note 1")
-    assert b"We book the hall a month ahead" in database_bytes(bot)  # the agreement is plain
-    assert b"NOTE-MARKER-3141" not in database_bytes(bot)  # the note is not
+    # The agreement is plain, the note is not.
+    assert b"We book the hall a month ahead" in await database_bytes(bot)
+    assert b"NOTE-MARKER-3141" not in await database_bytes(bot)
     readback = await ask(mia, mia_dm, "!mediation notes M1", bot, "M1 notes")
     assert "NOTE-MARKER-3141" in readback
     # The read-back went through the outbox sealed: no clear copy was ever written.
-    assert b"NOTE-MARKER-3141" not in database_bytes(bot)
+    assert b"NOTE-MARKER-3141" not in await database_bytes(bot)
 
     closed = await ask(mia, case_room, "!mediation close outcome=agreement", bot, "M1 closed")
     assert "notes will be deleted on" in closed

@@ -123,7 +123,7 @@ async def bot_settings(synapse: EmbeddedSynapse, tmp_path: Path) -> Settings:
 
 @pytest.fixture
 async def running(
-    bot_settings: Settings, sqlite_database: Database
+    bot_settings: Settings, database: Database
 ) -> AsyncIterator[Callable[..., Any]]:
     """`await running(**loop_options)`: a started bot; all are stopped after the test."""
     bots: list[RunningBot] = []
@@ -135,15 +135,15 @@ async def running(
         mortal: bool = False,
         **options: Any,
     ) -> RunningBot:
-        client = await login.connect(settings, sqlite_database)
-        transport = MatrixTransport(client, sqlite_database)
+        client = await login.connect(settings, database)
+        transport = MatrixTransport(client, database)
         if before_sync is not None:
             await before_sync(transport)
         sink = RecordingSink(mortal=mortal)
         loop = SyncLoop(
             client,
             transport,
-            sqlite_database,
+            database,
             sink,
             settings,
             SystemClock(),
@@ -189,7 +189,7 @@ async def test_messages_arrive_once_each_in_order_even_past_a_failing_handler(
 
 
 async def test_a_restart_neither_replays_handled_batches_nor_acts_on_history(
-    alice: Person, running: Callable[..., Any], sqlite_database: Database, bot_settings: Settings
+    alice: Person, running: Callable[..., Any], database: Database, bot_settings: Settings
 ) -> None:
     room = await alice.create_room(
         name="Old room", invite=[bot_settings.matrix.user_id], encrypted=True
@@ -212,7 +212,7 @@ async def test_a_restart_neither_replays_handled_batches_nor_acts_on_history(
 
     assert second.sink.bodies(room) == ["two, while the bot was away", "three"]
     assert room in second.sink.joined  # rooms are announced again on start; the sink is idempotent
-    async with sqlite_database.transaction() as session:
+    async with database.transaction() as session:
         assert await state.get_value(session, "next_batch") is not None
         assert await state.get_value(session, "device_id") == second.client.device_id
     assert first.client.device_id == second.client.device_id
@@ -252,12 +252,12 @@ async def test_the_loop_survives_the_homeserver_going_down(
 
 
 async def test_the_outbox_posts_once_through_the_real_transport(
-    alice: Person, running: Callable[..., Any], sqlite_database: Database
+    alice: Person, running: Callable[..., Any], database: Database
 ) -> None:
     bot = await running()
     room = await room_with_bot(alice, bot)
     clock = SystemClock()
-    async with sqlite_database.transaction() as session:
+    async with database.transaction() as session:
         queued = await outbox.enqueue(session, now=clock.now(), body="Funding: £500", room_id=room)
         crashed = await outbox.enqueue(session, now=clock.now(), body="Reminder", room_id=room)
         assert queued is not None and crashed is not None
@@ -266,7 +266,7 @@ async def test_the_outbox_posts_once_through_the_real_transport(
     content = text_content("Reminder", extra={MARKER: crashed.id})
     first_send = await bot.transport.send(room, content, txn_id=txn_id(crashed.id))
 
-    worker = OutboxWorker(sqlite_database, bot.transport, clock)
+    worker = OutboxWorker(database, bot.transport, clock)
     assert await worker.drain() == 2
     again = await bot.transport.send(room, content, txn_id=txn_id(crashed.id))
 
@@ -278,24 +278,24 @@ async def test_the_outbox_posts_once_through_the_real_transport(
         "Funding: £500",
     ]
     assert again == first_send
-    async with sqlite_database.transaction() as session:
+    async with database.transaction() as session:
         found = await session.get(OutboxMessage, crashed.id)
         # Picked twice (before the crash and now), sent once: the event is the first send.
         assert found is not None and (found.attempts, found.event_id) == (2, first_send)
-    async with sqlite_database.transaction() as session:
+    async with database.transaction() as session:
         assert await outbox.pending_count(session) == 0
 
 
 async def test_a_direct_message_opens_a_dm_room_once(
-    alice: Person, running: Callable[..., Any], sqlite_database: Database
+    alice: Person, running: Callable[..., Any], database: Database
 ) -> None:
     bot = await running()
     clock = SystemClock()
-    async with sqlite_database.transaction() as session:
+    async with database.transaction() as session:
         for body in ("Your shift is confirmed", "See you Tuesday"):
             await outbox.enqueue(session, now=clock.now(), body=body, to_user=alice.user_id)
 
-    assert await OutboxWorker(sqlite_database, bot.transport, clock).drain() == 2
+    assert await OutboxWorker(database, bot.transport, clock).drain() == 2
 
     dm = await alice.wait_for_invite(joined=True)
     heard = await alice.wait_for_message(dm, sender=bot.user_id, contains="Tuesday", since=0)
@@ -309,7 +309,7 @@ async def test_a_refused_token_leads_to_a_fresh_login_on_the_same_device(
     running: Callable[..., Any],
     bot_settings: Settings,
     synapse: EmbeddedSynapse,
-    sqlite_database: Database,
+    database: Database,
 ) -> None:
     plain = bot_settings.model_copy(
         update={"matrix": bot_settings.matrix.model_copy(update={"encryption": False})}
@@ -323,19 +323,19 @@ async def test_a_refused_token_leads_to_a_fresh_login_on_the_same_device(
 
     await until(lambda: bot.sink.bodies(room) == ["still there?"], "the message after re-login")
     assert bot.client.device_id == device and bot.client.access_token != old_token
-    async with sqlite_database.transaction() as session:
+    async with database.transaction() as session:
         assert await state.get_value(session, "access_token") == bot.client.access_token
 
 
 async def test_an_encrypted_dm_from_element_gets_an_encrypted_reply_once(
-    alice: Person, running: Callable[..., Any], sqlite_database: Database
+    alice: Person, running: Callable[..., Any], database: Database
 ) -> None:
     bot = await running()
     dm = await alice.create_dm(bot.user_id)
     await until(lambda: bot.sink.joined.get(dm) is True, "the bot to join the DM as direct")
     await until(lambda: dm in bot.client.rooms, "the bot to sync the DM")
     clock = SystemClock()
-    async with sqlite_database.transaction() as session:
+    async with database.transaction() as session:
         reply = await outbox.enqueue(session, now=clock.now(), body="Hello Alice", room_id=dm)
         assert reply is not None
         await outbox.mark_attempt(session, reply.id, clock.now())
@@ -343,11 +343,11 @@ async def test_an_encrypted_dm_from_element_gets_an_encrypted_reply_once(
     content = text_content("Hello Alice", extra={MARKER: reply.id})
     await bot.transport.send(dm, content, txn_id=txn_id(reply.id))
 
-    assert await OutboxWorker(sqlite_database, bot.transport, clock).drain() == 1
+    assert await OutboxWorker(database, bot.transport, clock).drain() == 1
 
     heard = await alice.wait_for_message(dm, sender=bot.user_id, contains="Hello")
     assert heard["content"][MARKER] == reply.id
-    async with sqlite_database.transaction() as session:
+    async with database.transaction() as session:
         found = await session.get(OutboxMessage, reply.id)
         # Picked before the crash and again now; found in history, so not sent again.
         assert found is not None and found.attempts == 2 and found.sent_at is not None
@@ -391,7 +391,7 @@ async def test_edits_reactions_receipts_and_state_arrive_as_what_they_are(
 
 
 async def test_an_access_token_from_config_is_used_and_a_dead_one_stops_with_advice(
-    synapse: EmbeddedSynapse, tmp_path: Path, sqlite_database: Database
+    synapse: EmbeddedSynapse, tmp_path: Path, database: Database
 ) -> None:
     user = await synapse.register(f"tokenbot.{tmp_path.name[-12:].replace('_', '')}")
 
@@ -399,7 +399,7 @@ async def test_an_access_token_from_config_is_used_and_a_dead_one_stops_with_adv
         matrix = {"homeserver": synapse.base_url, "user_id": user.user_id, "access_token": token}
         return load_settings(None, matrix=matrix, bot={"data_dir": tmp_path / "data"})
 
-    client = await login.connect(settings(user.access_token), sqlite_database)
+    client = await login.connect(settings(user.access_token), database)
     try:
         assert (client.user_id, client.device_id) == (user.user_id, user.device_id)
         assert client.olm is not None  # encryption is on by default, with its store on disk
@@ -408,7 +408,7 @@ async def test_an_access_token_from_config_is_used_and_a_dead_one_stops_with_adv
         await client.close()
 
     with pytest.raises(login.LoginFailed, match="token was refused and no matrix"):
-        await login.connect(settings("not-a-token"), sqlite_database)
+        await login.connect(settings("not-a-token"), database)
 
 
 async def test_the_transport_builds_a_space_with_a_restricted_room_in_v12(
@@ -508,15 +508,15 @@ class SlowDownClient:
 
 
 async def test_the_transport_waits_out_short_rate_limits_and_raises_long_ones(
-    sqlite_database: Database,
+    database: Database,
 ) -> None:
     patient = SlowDownClient(refusals=2, retry_after_ms=50)
-    transport = MatrixTransport(cast(Any, patient), sqlite_database, rate_limit_budget=1.0)
+    transport = MatrixTransport(cast(Any, patient), database, rate_limit_budget=1.0)
     assert await transport.send("!r:localhost", {"body": "hi"}, txn_id="grapevine-7") == "$sent"
     assert patient.txn_ids == ["grapevine-7"] * 3
 
     stubborn = SlowDownClient(refusals=1, retry_after_ms=5_000)
-    transport = MatrixTransport(cast(Any, stubborn), sqlite_database, rate_limit_budget=1.0)
+    transport = MatrixTransport(cast(Any, stubborn), database, rate_limit_budget=1.0)
     with pytest.raises(RateLimited) as refused:
         await transport.send("!r:localhost", {"body": "hi"}, txn_id="grapevine-8")
     assert refused.value.retry_after_ms == 5_000

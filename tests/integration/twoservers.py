@@ -24,7 +24,7 @@ from typing import Any
 from urllib.parse import quote
 
 import pytest
-from botfixture import Bots, RunningBot
+from botfixture import BotDatabases, Bots, RunningBot
 from people import Person, new_person
 
 from bot.homeserver import EmbeddedSynapse, HomeserverError, LoopbackCA, RegisteredUser
@@ -112,10 +112,10 @@ FederatedBotFactory = Callable[..., Awaitable[RunningBot]]
 
 @pytest.fixture
 async def federated_bot_factory(
-    federation: Federation, tmp_path: Path
+    federation: Federation, tmp_path: Path, bot_databases: BotDatabases,
 ) -> AsyncIterator[FederatedBotFactory]:
     """A bot on ``home`` that accepts invites from ``away`` too (its own server always)."""
-    bots = Bots(federation.home, federation.home_admin, tmp_path / "federated")
+    bots = Bots(federation.home, federation.home_admin, tmp_path / "federated", bot_databases)
 
     async def make(**sections: dict[str, Any]) -> RunningBot:
         matrix = {"autojoin_servers": [federation.away.server_name], "encryption": False}

@@ -20,7 +20,8 @@ from bot.transport.world import WorldTransport
 from config.settings import Settings, load_settings
 from storage import mediation as cases
 from storage.groups import Group
-from storage.models import Base, OutboxMessage
+from storage.models import OutboxMessage
+from tests.at_rest import stored_bytes
 from tests.botworld import BotWorld, bot_world
 
 BOT = "@grapevine:grapevine.local"
@@ -219,19 +220,7 @@ async def test_a_representative_gets_the_agreement_by_dm_when_asking_from_the_gr
 
 
 async def held_at_rest(bw: BotWorld, marker: str) -> bool:
-    """Whether ``marker`` is anywhere the database keeps data: on SQLite the file and its
-    write-ahead log, byte for byte; on PostgreSQL every row of every table, as text."""
-    if bw.app.db.dialect == "sqlite":
-        database = Path(bw.app.db.url.removeprefix("sqlite+aiosqlite:///"))
-        files = database.parent.glob(database.name + "*")
-        return any(marker.encode() in path.read_bytes() for path in files)
-    async with bw.app.db.transaction() as session:
-        for table in Base.metadata.sorted_tables:
-            for row in await session.execute(select(table)):
-                if any(marker in (v.decode(errors="replace") if isinstance(v, bytes) else str(v))
-                       for v in row):
-                    return True
-    return False
+    return marker.encode() in await stored_bytes(bw.app.db)
 
 
 class Refusing(WorldTransport):
