@@ -16,7 +16,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from botfixture import BotFactory, BotProcess, RunningBot, bring_bot_in, make_bot_setup
+from botfixture import (
+    BotDatabases,
+    BotFactory,
+    BotProcess,
+    RunningBot,
+    bring_bot_in,
+    make_bot_setup,
+)
 from conftest import PersonFactory
 from jsperson import JsPerson, log_in_again
 from test_manners import ClockedBot
@@ -126,10 +133,10 @@ async def test_a_bot_stopped_with_sigterm_still_answers_after_restart(
 
 async def test_a_late_key_gets_the_command_answered_and_a_withheld_one_one_plain_notice(
     synapse: EmbeddedSynapse, synapse_admin: RegisteredUser, tmp_path: Path,
-    js_person: JsFactory,
+    js_person: JsFactory, bot_databases: BotDatabases,
 ) -> None:
     clock = ManualClock(datetime(2026, 11, 20, 10, 0, tzinfo=UTC))
-    setup = await make_bot_setup(synapse, synapse_admin, tmp_path / "clocked",
+    setup = await make_bot_setup(synapse, synapse_admin, tmp_path / "clocked", bot_databases,
                                  matrix={"sync_timeout_ms": 500})
     bot = await ClockedBot(setup, clock).start()
     try:

@@ -22,7 +22,7 @@ from urllib.parse import quote
 
 import pytest
 import yaml
-from botfixture import RunningBot, bring_bot_in, make_bot_setup
+from botfixture import BotDatabases, RunningBot, bring_bot_in, make_bot_setup
 from ircnet import RELAY_NICK, IrcClient, IrcNetwork, guide_shell
 from people import Person
 from sqlalchemy import select
@@ -100,10 +100,10 @@ def _unprefixed(line: str) -> str:
 @pytest.fixture
 async def group(
     irc_network: IrcNetwork, synapse: EmbeddedSynapse, synapse_admin: RegisteredUser,
-    person_factory: object, tmp_path: Path,
+    person_factory: object, tmp_path: Path, bot_databases: BotDatabases,
 ) -> AsyncIterator[IrcGroup]:
     alice: Person = await person_factory("Alice", e2e=False)  # type: ignore[operator]
-    setup = await make_bot_setup(synapse, synapse_admin, tmp_path / "bot",
+    setup = await make_bot_setup(synapse, synapse_admin, tmp_path / "bot", bot_databases,
                                  roles={"coordinators": [alice.user_id]})
     bots_copy(irc_network.registration.path, setup.data_dir)
     bot = await RunningBot(setup).start()
