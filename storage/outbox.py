@@ -108,6 +108,18 @@ async def mark_attempts(session: AsyncSession, message_ids: list[int], now: date
 # A row whose body is text sealed with the notes key (bot/features/sealing.py): it is
 # opened only in memory, by the outbox worker, as it is sent (mediation notes read back).
 SEALED_KIND = "sealed"
+async def restore_attempts(session: AsyncSession, attempts: dict[int, int]) -> None:
+    """Put back the attempt counts of rows picked but never tried (their room stalled)."""
+    by_count: dict[int, list[int]] = {}
+    for message_id, count in attempts.items():
+        by_count.setdefault(count, []).append(message_id)
+    for count, ids in by_count.items():
+        await session.execute(
+            update(OutboxMessage).where(OutboxMessage.id.in_(ids)).values(attempts=count)
+            .execution_options(synchronize_session=False)
+        )
+
+
 # Kinds whose text is personal: once delivered, the bot keeps no copy of it.
 PRIVATE_KINDS = frozenset({"dm", "private", SEALED_KIND})
 

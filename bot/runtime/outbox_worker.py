@@ -151,16 +151,21 @@ class OutboxWorker:
             }
         sent = 0
         stalled: set[str] = set()  # rooms that failed this pass: keep their order
+        untried: dict[int, int] = {}
         for row in rows:
-            if self._stop.is_set():
-                break
             target = row.room_id or f"user:{row.to_user}"
-            if target in stalled:
+            if self._stop.is_set() or target in stalled:
+                untried[row.id] = row.attempts
                 continue
             if await self._deliver(row):
                 sent += 1
             else:
                 stalled.add(target)
+        if untried:
+            # Waiting behind a failure is not a failure: without this, rows queued behind
+            # a flaky send ran up attempts (and backoff, and gave up) without being tried.
+            async with self.db.transaction() as session:
+                await outbox.restore_attempts(session, untried)
         return sent
 
     async def _deliver(self, row: OutboxMessage) -> bool:

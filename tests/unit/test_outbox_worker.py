@@ -213,6 +213,24 @@ async def test_a_failing_send_is_retried_with_growing_delays_then_given_up_after
     assert server.sends == []
 
 
+async def test_messages_waiting_behind_a_failed_send_keep_their_attempts(
+    sqlite_database: Database, server: FakeRoomServer, clock: Clock
+) -> None:
+    first = await queue(sqlite_database, clock, "one", room_id="!busy:localhost")
+    behind = [await queue(sqlite_database, clock, f"reply {i}", room_id="!busy:localhost")
+              for i in range(3)]
+    server.failures["!busy:localhost"] = [TransportError("HTTP_502", "bad gateway", status=502)]
+    worker = worker_for(sqlite_database, server, clock)
+    assert await worker.drain() == 0
+    assert (await row(sqlite_database, first)).attempts == 1
+    # Waiting is not failing: untried rows would otherwise run up backoff and be given up.
+    assert [(await row(sqlite_database, i)).attempts for i in behind] == [0, 0, 0]
+    assert await worker.drain() == 3
+    clock.current = (await row(sqlite_database, first)).not_before
+    assert await worker.drain() == 1
+    assert sorted(server.bodies("!busy:localhost")) == ["one", "reply 0", "reply 1", "reply 2"]
+
+
 async def test_a_direct_message_goes_to_the_users_dm_room(
     sqlite_database: Database, server: FakeRoomServer, clock: Clock
 ) -> None:
