@@ -128,9 +128,13 @@ async def bot_databases(request: pytest.FixtureRequest) -> AsyncIterator[BotData
 
 async def make_bot_setup(
     synapse: EmbeddedSynapse, admin: RegisteredUser, data_dir: Path,
-    databases: BotDatabases, **sections: dict[str, Any]
+    databases: BotDatabases | None = None, **sections: dict[str, Any]
 ) -> BotSetup:
-    """A fresh bot account (a server admin without rate limits), its database and settings."""
+    """A fresh bot account (a server admin without rate limits), its database and settings.
+
+    Pass the test's ``bot_databases`` so the test runs on both engines; without it the
+    bot is on SQLite only.
+    """
     localpart = f"grapevine_{uuid.uuid4().hex[:8]}"
     password = uuid.uuid4().hex
     user = await synapse.register(localpart, password, admin=True, displayname="Grapevine")
@@ -143,7 +147,7 @@ async def make_bot_setup(
                    "cross_signing_key": uuid.uuid4().hex},
         "privacy": {"pseudonym_secret": uuid.uuid4().hex},
         "web": {"listen": f"127.0.0.1:{free_port()}"},
-        "storage": await databases.storage(),
+        "storage": await databases.storage() if databases is not None else {},
     }
     for section, extra in sections.items():
         values.setdefault(section, {}).update(extra)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from botfixture import BotProcess, make_bot_setup
+from botfixture import BotDatabases, BotProcess, make_bot_setup
 
 from bot.homeserver import EmbeddedSynapse, RegisteredUser
 
@@ -13,9 +13,9 @@ FIRST_SYNC = "in sync with the homeserver"
 
 
 async def started(synapse: EmbeddedSynapse, admin: RegisteredUser, data_dir: Path,
-                  *options: str) -> list[str]:
+                  databases: BotDatabases, *options: str) -> list[str]:
     """The log of one start of `grapevine run`, up to and including its first sync."""
-    setup = await make_bot_setup(synapse, admin, data_dir)
+    setup = await make_bot_setup(synapse, admin, data_dir, databases)
     process = BotProcess(setup, *options)
     process.start()
     try:
@@ -30,8 +30,9 @@ async def started(synapse: EmbeddedSynapse, admin: RegisteredUser, data_dir: Pat
 
 async def test_the_start_up_log_is_a_few_lines_saying_what_happened(
     synapse: EmbeddedSynapse, synapse_admin: RegisteredUser, tmp_path: Path,
+    bot_databases: BotDatabases,
 ) -> None:
-    lines = await started(synapse, synapse_admin, tmp_path / "bot")
+    lines = await started(synapse, synapse_admin, tmp_path / "bot", bot_databases)
     text = "\n".join(lines)
     assert len(lines) < 15, text
     assert any("logged in as" in line for line in lines), text
@@ -42,8 +43,9 @@ async def test_the_start_up_log_is_a_few_lines_saying_what_happened(
 
 async def test_dash_v_shows_what_the_quiet_log_leaves_out(
     synapse: EmbeddedSynapse, synapse_admin: RegisteredUser, tmp_path: Path,
+    bot_databases: BotDatabases,
 ) -> None:
-    lines = await started(synapse, synapse_admin, tmp_path / "bot", "-v")
+    lines = await started(synapse, synapse_admin, tmp_path / "bot", bot_databases, "-v")
     text = "\n".join(lines)
     assert any(" DEBUG " in line for line in lines), text
     assert any("apscheduler" in line for line in lines), text
