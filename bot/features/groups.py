@@ -16,6 +16,7 @@ from bot.commands.registry import REGISTRY as commands
 from bot.commands.registry import Args, AskFor, CommandError, Param, Role
 from bot.commands.values import (
     AreaValue,
+    BadValue,
     Choice,
     Integer,
     ListOf,
@@ -24,9 +25,10 @@ from bot.commands.values import (
     ThemeValue,
     YesNo,
 )
-from bot.transport.base import TransportError
+from bot.features.group_routes import route_for
 from config.areas import name_key
 from config.organisations import GROUP_TYPE_ALIASES, GROUP_TYPES, REACHES, SIZES
+from config.themes import resolve_theme
 from storage import groups
 from storage.groups import Group
 
@@ -34,7 +36,25 @@ EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 MAX_LINES = 11
 MANAGERS = [Role.GROUP_ADMIN, Role.MODERATOR, Role.COORDINATOR]
 
-TYPE = Choice(GROUP_TYPES, aliases=GROUP_TYPE_ALIASES)
+
+
+class GroupType(Choice):
+    """The organisation's legal form; a service typed here (foodbank) is pointed to themes=."""
+
+    async def parse(self, raw: str, ctx: Context) -> str:
+        try:
+            return await super().parse(raw, ctx)
+        except BadValue:
+            theme = resolve_theme(raw, ctx.app.themes)
+            if theme is None:
+                raise
+            raise BadValue(
+                f"{raw} is a service: themes={theme.key}; type is the organisation's form: "
+                f"{', '.join(self.options)}"
+            ) from None
+
+
+TYPE = GroupType(GROUP_TYPES, aliases=GROUP_TYPE_ALIASES)
 PROFILE = {
     "name": Param("name", Text(max_length=200), ask="What is the group called?"),
     "type": Param("type", TYPE, ask=f"What kind of group is it? ({', '.join(GROUP_TYPES)})"),
@@ -300,7 +320,8 @@ async def directory(ctx: Context, args: Args) -> None:
             "No listed groups match; try fewer words or a bigger area "
             f"({ctx.prefix}directory area=all lists every one)."
         )
-    lines = [f"{describe(ctx, g)}{'' if g.verified else ' unverified'}: {await _reach(ctx, g)}"
+    on_matrix = ctx.room.network is None
+    lines = [f"{_listing(ctx, g)}: {await _reach(ctx, g, on_matrix)}"
              for g in found[:MAX_LINES]]
     if len(found) > MAX_LINES:
         lines.append(f"...and {len(found) - MAX_LINES} more; narrow with words, area=, theme= "
@@ -308,12 +329,19 @@ async def directory(ctx: Context, args: Args) -> None:
     await ctx.reply("\n".join(lines))
 
 
-async def _reach(ctx: Context, group: Group) -> str:
-    """How to reach the group: its room's alias, else its room id; "not on chat"."""
+def _listing(ctx: Context, group: Group) -> str:
+    """G1 Wisby Food Bank (charity, Wisby) unverified; food, advice."""
+    status = "" if group.verified else " unverified"
+    return f"{describe(ctx, group)}{status}; {', '.join(group.themes) or 'no themes'}"
+
+
+async def _reach(ctx: Context, group: Group, on_matrix: bool) -> str:
+    """How this asker can reach the group: never a raw room id."""
     if group.room_id is None:
         return "not on chat"
-    try:
-        alias = await ctx.app.transport.get_state(group.room_id, "m.room.canonical_alias")
-    except TransportError:
-        alias = None
-    return str((alias or {}).get("alias") or group.room_id)
+    route = await route_for(ctx.app.transport, group, on_matrix=on_matrix)
+    if route is not None:
+        return route
+    if on_matrix:
+        return "invite-only room (ask a coordinator to introduce you)"
+    return "on Matrix (ask a coordinator to introduce you)"

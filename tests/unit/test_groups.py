@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from storage import groups
+from storage import groups, rooms
 from storage.engine import Database
 from storage.groups import Group
 from tests.botworld import BotWorld, bot_world
@@ -16,6 +16,7 @@ from tests.small_county import write_test_areas
 
 COORDINATOR = "@cora:grapevine.local"
 WISBY_CLERK = "@clerk:grapevine.local"
+ALIAS = "#wisbyfood:grapevine.local"
 REGISTER = ('!group register name="Wisby Food Bank" type=charity area=Wisby '
             "themes=food,advice size=small")
 
@@ -104,7 +105,7 @@ async def test_a_coordinator_registers_a_group_not_on_chat_by_email(county: BotW
     [again] = await county.say(COORDINATOR, office, REGISTER + " room=none email=x@y.example")
     assert again == "G1 Wisby Food Bank (charity, Wisby) is already registered."
     [listed] = await county.say(COORDINATOR, office, "!directory food bank")
-    assert listed == "G1 Wisby Food Bank (charity, Wisby) unverified: not on chat"
+    assert listed == "G1 Wisby Food Bank (charity, Wisby) unverified; food, advice: not on chat"
 
 
 async def test_a_moderator_verifies_a_group_of_their_area_and_the_group_is_told(
@@ -168,8 +169,10 @@ async def test_the_directory_finds_listed_groups_by_words_area_theme_and_type(
                                    "area=Wisby themes=food size=micro listed=no")
     await county.deliver()
 
-    assert await county.say(gail, food, "!directory area=Fenmarsh") == [
-        f"G1 Wisby Food Bank (charity, Wisby) unverified: {food}"]
+    [in_fenmarsh] = await county.say(gail, food, "!directory area=Fenmarsh")
+    assert in_fenmarsh == ("G1 Wisby Food Bank (charity, Wisby) unverified; food, advice: "
+                           "invite-only room (ask a coordinator to introduce you)")
+    assert food not in in_fenmarsh
     [youth_only] = await county.say(gail, food, "!directory theme=youth")
     assert youth_only.startswith("G2 Hillside Youth Club")
     [by_words] = await county.say(gail, food, "!directory WISBY food-bank.")
@@ -198,3 +201,55 @@ async def test_listed_groups_and_a_rooms_old_profile_are_found_on_each_database(
         assert await groups.by_room(session, "!c:x") is None
         old = await groups.by_room_any(session, "!c:x")
         assert old is not None and old.name == "Gone"
+
+
+def _set_state(bw: BotWorld, room: str, sender: str, kind: str, content: dict[str, str]) -> None:
+    """A room admin changes the room's state (its alias, who may join)."""
+    bw.world._event(bw.world.room(room), sender, kind, content, "")
+
+
+async def test_the_directory_gives_matrix_people_a_route_and_never_a_room_id(
+    county: BotWorld,
+) -> None:
+    food, gail, _ = await group_room(county, "food")
+    await county.say(gail, food, REGISTER)
+    youth = county.world.create_room(gail, name="youth", power={gail: 50})
+    await county.world.join(county.bot, youth)
+    await county.say(gail, youth, '!group register name="Wisby Youth Club" type=club '
+                                  "area=Wisby themes=youth size=micro")
+    _set_state(county, food, gail, "m.room.canonical_alias", {"alias": ALIAS})
+    _set_state(county, youth, gail, "m.room.join_rules", {"join_rule": "public"})
+    [listed] = await county.say(gail, food, "!directory area=Wisby")
+    assert listed.splitlines() == [
+        "G1 Wisby Food Bank (charity, Wisby) unverified; food, advice: #wisbyfood:grapevine.local",
+        "G2 Wisby Youth Club (sports-club, Wisby) unverified; youth: "
+        f"https://matrix.to/#/{youth.replace('!', '%21')}?via=grapevine.local",
+    ]
+
+
+async def test_a_service_typed_as_type_is_pointed_to_themes(county: BotWorld) -> None:
+    food, gail, _ = await group_room(county, "food")
+    [told] = await county.say(gail, food, "!directory type=foodbank")
+    assert told.startswith("type: foodbank is a service: themes=food; type is the "
+                           "organisation's form: unregistered-group, charity, cic")
+    [refused] = await county.say(gail, food, REGISTER.replace("type=charity", "type=foodbank"))
+    assert "themes=food" in refused
+    async with county.app.db.transaction() as session:
+        assert await groups.by_room(session, food) is None
+
+
+async def test_someone_on_a_bridge_gets_no_matrix_link(county: BotWorld) -> None:
+    food, gail, _ = await group_room(county, "food")
+    await county.say(gail, food, REGISTER)
+    _set_state(county, food, gail, "m.room.canonical_alias", {"alias": ALIAS})
+    whatsapp = county.world.create_room(gail, name="WhatsApp group")
+    await county.world.join(county.bot, whatsapp)
+    await county.deliver()
+    async with county.app.db.transaction() as session:
+        known = await rooms.get(session, whatsapp)
+        assert known is not None
+        known.network = "whatsapp"
+    county.app.forget_room_context(whatsapp)
+    [listed] = await county.say(gail, whatsapp, "!directory food")
+    assert listed == ("G1 Wisby Food Bank (charity, Wisby) unverified; food, advice: "
+                      "on Matrix (ask a coordinator to introduce you)")
