@@ -41,6 +41,14 @@ async def group_room(bw: BotWorld, name: str = "Wisby Food Bank chat") -> tuple[
     return room, admin, member
 
 
+async def registered_room(bw: BotWorld, admin: str, name: str, profile: str) -> str:
+    """Another room of the admin's, registered as a group with the given profile."""
+    room = bw.world.create_room(admin, name=name, power={admin: 50})
+    await bw.world.join(bw.bot, room)
+    await bw.say(admin, room, f"!group register {profile}")
+    return room
+
+
 async def office_of(bw: BotWorld, user: str) -> str:
     """A room of the user's own with the bot, for commands that need no group room."""
     room = bw.world.create_room(user, name="Office")
@@ -159,10 +167,8 @@ async def test_the_directory_finds_listed_groups_by_words_area_theme_and_type(
 ) -> None:
     food, gail, _ = await group_room(county, "food")
     await county.say(gail, food, REGISTER)
-    youth = county.world.create_room(gail, name="youth", power={gail: 50})
-    await county.world.join(county.bot, youth)
-    await county.say(gail, youth, '!group register name="Hillside Youth Club" type=club '
-                                  "area=E04900004 themes=youth size=micro")
+    await registered_room(county, gail, "youth", 'name="Hillside Youth Club" type=club '
+                          "area=E04900004 themes=youth size=micro")
     hidden = county.world.create_room(gail, name="hidden", power={gail: 50})
     await county.world.join(county.bot, hidden)
     await county.say(gail, hidden, '!group register name="Quiet Food Club" type=group '
@@ -213,9 +219,7 @@ async def test_the_directory_gives_matrix_people_a_route_and_never_a_room_id(
 ) -> None:
     food, gail, _ = await group_room(county, "food")
     await county.say(gail, food, REGISTER)
-    youth = county.world.create_room(gail, name="youth", power={gail: 50})
-    await county.world.join(county.bot, youth)
-    await county.say(gail, youth, '!group register name="Wisby Youth Club" type=club '
+    youth = await registered_room(county, gail, "youth", 'name="Wisby Youth Club" type=club '
                                   "area=Wisby themes=youth size=micro")
     _set_state(county, food, gail, "m.room.canonical_alias", {"alias": ALIAS})
     _set_state(county, youth, gail, "m.room.join_rules", {"join_rule": "public"})
