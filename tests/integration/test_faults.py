@@ -17,7 +17,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import nio
-from botfixture import RunningBot, make_bot_setup
+from botfixture import BotDatabases, RunningBot, make_bot_setup
 from faultproxy import FAULTS, FaultProxy
 from people import Person
 
@@ -52,13 +52,13 @@ def replies_per_command(events: list[dict[str, Any]], bot: str) -> Counter[str]:
 
 async def test_two_hundred_commands_through_a_failing_network_get_one_answer_each(
     synapse: EmbeddedSynapse, synapse_admin: RegisteredUser, person_factory: Any,
-    tmp_path: Path,
+    tmp_path: Path, bot_databases: BotDatabases,
 ) -> None:
     upstream = urlsplit(synapse.base_url)
     assert upstream.hostname is not None and upstream.port is not None
     proxy = await FaultProxy(upstream.hostname, upstream.port, seed=12).start()
     setup = await make_bot_setup(
-        synapse, synapse_admin, tmp_path / "bot",
+        synapse, synapse_admin, tmp_path / "bot", bot_databases,
         matrix={"homeserver": proxy.url, "encryption": False},
         bot={"commands_per_minute": 100_000},
     )
