@@ -24,7 +24,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.commands.when import local_datetime
+from bot.clock import local_datetime
 from storage import groups, outbox, rooms
 from storage.models import OutboxMessage
 

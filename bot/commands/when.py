@@ -66,10 +66,11 @@ import calendar
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import date, datetime, time, timedelta
 from typing import Generic, Literal, TypeVar
 from zoneinfo import ZoneInfo
 
+from bot.clock import local_datetime as local_datetime
 from bot.commands.lexer import normalise
 
 __all__ = [
@@ -445,12 +446,6 @@ def _clock_seconds(clock: _Clock) -> int:
         return 0
     t = clock.resolve_alone()
     return t.hour * 3600 + t.minute * 60 + t.second
-
-
-def local_datetime(d: date, t: time, tz: ZoneInfo) -> datetime:
-    """d at wall-clock time t in tz, with gaps and folds settled as the module docstring says."""
-    wall = datetime.combine(d, t.replace(tzinfo=None), tzinfo=tz)  # fold=0: the earlier reading
-    return wall.astimezone(UTC).astimezone(tz)  # a time in the gap comes out moved forward
 
 
 def _split_window(s: str) -> tuple[str, str, str]:

@@ -81,3 +81,16 @@ def test_a_forbidden_import_fails_the_lint_step(tree: Path, relative: str, sourc
     assert "BROKEN" in result.stdout
     assert refusal in result.stdout
     assert f"{relative[:-3].replace('/', '.')} -> " in result.stdout
+
+
+def test_an_import_circle_fails_the_lint_step(tree: Path) -> None:
+    added = [add_module(tree, "storage/circle_a.py", "from storage import circle_b\n"),
+             add_module(tree, "storage/circle_b.py", "from storage import circle_a\n")]
+    try:
+        result = make_imports(tree)
+    finally:
+        for path in added:
+            path.unlink()
+    assert result.returncode != 0
+    assert "No cycles are allowed in storage" in result.stdout
+    assert ".circle_a -> .circle_b" in result.stdout or ".circle_b -> .circle_a" in result.stdout
