@@ -100,7 +100,8 @@ def _key(ctx: Context) -> str:
 @commands.command("privacy", summary="what I record about message flow, and why", where=Where.DM)
 async def privacy(ctx: Context, args: Args) -> None:
     p = ctx.prefix
-    days = ctx.app.settings.privacy.retention_days
+    kept = ctx.app.settings.privacy
+    days = kept.retention_days
     general = (
         "In group rooms I record message flow, never message text: which room, when, "
         "a pseudonym for the sender (a keyed hash of your Matrix id), and whether it was a "
@@ -109,6 +110,9 @@ async def privacy(ctx: Context, args: Args) -> None:
         "Nothing at all from direct messages or mediation case rooms.\n"
         f"Why: to see which groups notices reach and which they miss. Kept {days} days.\n"
         "Only coordinators see the results, and no count under 5 is shown.\n"
+        f"What I send: my copy of a direct message goes once it is sent; of a reply or "
+        f"notice, the text after {kept.outbox_body_days} days and the rest after "
+        f"{kept.outbox_keep_days}.\n"
         f"{p}privacy optout / optin: stop or resume recording you.\n"
         f"{p}privacy export: a copy of everything I hold about you.\n"
         f"{p}privacy forget: erase it."

@@ -63,6 +63,7 @@ async def test_privacy_asked_in_a_group_is_answered_by_direct_message(town: BotW
     [answer] = town.dms(MO)
     assert "never message text" in answer and "Nothing at all from direct messages" in answer
     assert "Kept 180 days" in answer and len(answer.splitlines()) <= 12
+    assert "the text after 7 days and the rest after 30" in answer
 
 
 async def test_export_sends_everything_held_about_the_person_as_a_json_file(
