@@ -14,7 +14,7 @@ import numpy as np
 from reach.evaluate import Evaluation
 from reach.gaps import Gaps
 from reach.graph import NODE_KINDS, ReachGraph
-from reach.predict import Prediction
+from reach.predict import AreaReach, Prediction
 from reach.seeding import SeedChoice
 from reach.structure import Structure
 
@@ -108,6 +108,32 @@ def render_evaluation(ev: Evaluation, names: Mapping[str, str] | None = None) ->
     more = len(ev.rows) - len(shown)
     if more:
         lines.insert(-2, f"...and {more} more districts")
+    return "\n".join(lines[:MAX_LINES])
+
+
+TRACE = ("Reached = a room that got the notice (posted or passed on) and left a trace: "
+         "a reply, reaction, forward, read receipt or link opened by a person "
+         "(link previews and repeat opens are not counted).")
+
+
+def render_traces(ev: Evaluation, total: AreaReach, observed_total: int,
+                  names: Mapping[str, str] | None = None) -> str:
+    """`!reach report`: rooms reached (with a trace) predicted against observed."""
+    pct = round(ev.level * 100)
+    g = total.groups_reached
+    lines = [TRACE,
+             f"All rooms: predicted {count(g.mean)} ({count(g.lo)}-{count(g.hi)}, {pct}% interval)"
+             f", observed {count(observed_total)}"]
+    shown = ev.rows[: MAX_LINES - 4]
+    for r in shown:
+        mark = "in" if r.inside else "OUT"
+        lines.append(f"{_name(r.area, names)}: predicted {count(r.predicted)} "
+                     f"({count(r.lo)}-{count(r.hi)}), observed {count(r.observed)} [{mark}]")
+    more = len(ev.rows) - len(shown)
+    if more:
+        lines.append(f"...and {more} more districts")
+    cover = ", ".join(f"{round(k * 100)}%: {v:.0%}" for k, v in ev.coverage.items())
+    lines.append(f"Districts inside their intervals at {cover}.")
     return "\n".join(lines[:MAX_LINES])
 
 

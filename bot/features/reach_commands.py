@@ -24,11 +24,12 @@ from bot.commands.values import AreaValue, Decimal, Integer, ListOf, Ref, Text
 from bot.features import reach_network
 from bot.features.reach_network import Network, Records
 from reach import charts, report
-from reach.evaluate import evaluate, observed_by_district
+from reach.evaluate import Observed, evaluate
 from reach.gaps import AreaInfo, find_gaps
 from reach.predict import Prediction, predict
 from reach.seeding import choose_seeds, equity_weights
 from reach.structure import analyse
+from reach.traces import ALL, fit_rates, observed_traces, predict_traces
 from storage import funding, roles
 from storage.outbox import Attachment
 
@@ -232,16 +233,22 @@ async def reach_report(ctx: Context, args: Args) -> None:
     notice = args.notice
     posted = await _posted_in(ctx, notice)
     signals = await reach_network.signals(ctx.session, notice)
+    history = await reach_network.trace_history(ctx.session, notice)
 
     async def job(out: Outside, net: Network) -> None:
         seeds = [s for s in posted if s in net.graph.index]
 
         def work() -> tuple[str, bytes]:
-            pred = _predict(net, seeds, notice)
-            ev = evaluate(pred.districts, observed_by_district(net.graph, signals), "groups")
-            title = f"F{notice}: predicted vs observed groups reached"
-            return report.render_evaluation(ev, net.labels), charts.prediction_chart(
-                ev, net.labels, title)
+            rates = fit_rates(((reach_network.network_of(net.records, room), hit)
+                               for room, hit in history),
+                              reach_network.node_networks(net))
+            pred = predict_traces(net.graph, net.p, seeds, reach_network.node_networks(net),
+                                  rates, runs=RUNS, seed=notice)
+            seen = observed_traces(net.graph, signals)
+            ev = evaluate(pred.districts, {d: Observed(n, 0) for d, n in seen.items()}, "groups")
+            title = f"F{notice}: predicted vs observed rooms reached (with a trace)"
+            return (report.render_traces(ev, pred.total, seen.get(ALL, 0), net.labels),
+                    charts.prediction_chart(ev, net.labels, title))
 
         text, png = await out.thread(work)
         out.reply(f"F{notice}: " + text,

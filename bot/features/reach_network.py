@@ -18,8 +18,9 @@ from config.areas import AreaIndex
 from reach.calibrate import Calibration, fit_ic, steps_from_times
 from reach.evaluate import RoomSignal
 from reach.graph import FlowTie, Membership, ReachGraph, RoomNode, build_graph, hub_ties
+from reach.traces import MATRIX
 from storage import flow, funding, groups, rooms, tree
-from storage.flow import FlowEvent
+from storage.flow import FlowEvent, FlowReceipts
 from storage.funding import FundingDelivery
 from storage.mediation import Case
 
@@ -51,6 +52,7 @@ class Records:
     activity: dict[str, tuple[int, int]]  # room -> (messages, active senders)
     deliveries: dict[int, dict[str, datetime]]  # notice -> room -> sent at
     forwards: list[Forward] = field(default_factory=list)
+    networks: dict[str, str] = field(default_factory=dict)  # room -> bridged network, if any
 
 
 @dataclass(frozen=True)
@@ -139,7 +141,10 @@ def within(records: Records, keep: Callable[[str], bool]) -> Records:
 async def load_records(session: AsyncSession) -> Records:
     case_rooms = set(await session.scalars(select(Case.room_id).where(Case.room_id.is_not(None))))
     facts: dict[str, RoomFacts] = {}
+    networks: dict[str, str] = {}
     for known in await rooms.active(session):
+        if known.network:
+            networks[known.room_id] = known.network
         if not known.is_direct and known.room_id not in case_rooms:
             facts[known.room_id] = RoomFacts(known.room_id, known.room_id, False, None, False)
     for t in (await tree.all_rooms(session)).values():
@@ -165,6 +170,7 @@ async def load_records(session: AsyncSession) -> Records:
         activity=await flow.room_activity(session),
         deliveries=dict(deliveries),
         forwards=forwards,
+        networks=networks,
     )
 
 
@@ -181,6 +187,33 @@ async def signals(session: AsyncSession, notice_id: int) -> list[RoomSignal]:
                    forwards=tally[room]["forward"], link_opens=opens.get(room, 0))
         for room in sorted(set(tally) | set(reads) | set(opens))
     ]
+
+
+def network_of(records: Records, room: str) -> str:
+    return records.networks.get(room, MATRIX)
+
+
+def node_networks(net: Network) -> list[str]:
+    """Each graph node's network, in graph order (plain Matrix unless bridged)."""
+    return [network_of(net.records, key) for key in net.graph.keys]
+
+
+async def trace_history(session: AsyncSession, exclude: int) -> list[tuple[str, bool]]:
+    """(room, left a trace?) for each room every other notice was delivered to: the
+    evidence for the per-network trace rates. Traces as in ``signals``."""
+    traced: set[tuple[int, str]] = set()
+    rows = await session.execute(
+        select(FlowEvent.notice_id, FlowEvent.room_id).where(FlowEvent.notice_id.is_not(None),
+                                                             FlowEvent.notice_id != exclude))
+    traced |= {(int(n), r) for n, r in rows.tuples() if n is not None}
+    reads = await session.execute(select(FlowReceipts.notice_id, FlowReceipts.room_id).where(
+        FlowReceipts.count > 0, FlowReceipts.notice_id != exclude))
+    traced |= {(int(n), r) for n, r in reads.tuples()}
+    out = []
+    for d in await session.scalars(select(FundingDelivery).where(
+            FundingDelivery.notice_id != exclude)):
+        out.append((d.room_id, d.opens > 0 or (d.notice_id, d.room_id) in traced))
+    return out
 
 
 async def delivery_rooms(session: AsyncSession, notice_id: int) -> list[str]:

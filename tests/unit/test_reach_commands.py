@@ -111,8 +111,10 @@ async def test_predict_report_seed_gaps_and_map_answer_a_coordinator(county: Bot
                for f in files)
     await county.deliver()
     reported, mapped = county.world.messages(dm, sender=county.bot)[-2:]
-    assert reported.startswith("F1: Predicted vs observed groups reached")
-    assert "Observed reach is a lower bound" in reported
+    assert reported.startswith("F1: Reached = a room that got the notice")
+    assert "link opened by a person (link previews and repeat opens are not counted)" in reported
+    total = next(line for line in reported.splitlines() if line.startswith("All rooms:"))
+    assert total.endswith("90% interval), observed <5")
     assert mapped.startswith("The network: 5 rooms and groups")
     [seeded] = await county.say(CORA, dm, "!reach seed F1 k=2 equity=1")
     assert seeded.startswith("F1: Post in these 2 room(s) (equity 1):")
