@@ -147,15 +147,15 @@ async def test_a_notice_round_trip_ends_in_a_report_of_observed_against_predicte
 
     await until(observed, "replies, reactions, receipts and the forward in the flow records")
     await cora.send(dm, "!reach report F1")
-    chart = await cora.wait_for_message(dm, sender=bot.user_id, contains="Predicted vs observed",
+    chart = await cora.wait_for_message(dm, sender=bot.user_id, contains="Reached = a room",
                                         timeout=WAIT)
     assert chart["content"]["msgtype"] == "m.image"
     assert chart["content"]["info"]["mimetype"] == "image/png"
     assert str(chart["content"]["url"]).startswith("mxc://")
     text = chart["content"]["body"]
-    assert text.startswith("F1: Predicted vs observed groups reached")
-    assert "Fenland: predicted <5" in text and "observed <5" in text
-    assert "Coverage" in text and "lower bound" in text
+    assert text.startswith("F1: Reached = a room that got the notice")
+    assert "All rooms: predicted <5" in text and "90% interval), observed <5" in text
+    assert "Fenland: predicted <5" in text and "Districts inside their intervals at" in text
     async with bot.app.db.transaction() as session:
         reads = list(await session.scalars(select(FlowReceipts)))
     assert sorted(r.count for r in reads) == [1, 1]
