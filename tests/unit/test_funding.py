@@ -446,11 +446,29 @@ async def test_a_notice_link_counts_opens_per_room_and_never_who(tmp_path: Path)
 
         web_app = web.Application()
         web_app.router.add_routes(funding_links.routes(bw.app))
+        firefox = {"User-Agent": "Mozilla/5.0 (X11; Linux x86_64; rv:133.0) Firefox/133.0"}
+        safari = {"User-Agent": "Mozilla/5.0 (iPhone; CPU iPhone OS 17_5) Safari/604.1"}
         async with TestClient(TestServer(web_app)) as client:
-            for _ in range(3):
-                response = await client.get(path, allow_redirects=False)
+
+            async def go(headers: dict[str, str], method: str = "GET") -> None:
+                response = await client.request(method, path, headers=headers,
+                                                allow_redirects=False)
                 assert response.status == 302
                 assert response.headers["Location"] == "https://example.org/warm"
+
+            for _ in range(3):  # one person clicking three times: one open
+                await go(firefox)
+            await go(safari)  # another person
+            # Link previews and HEAD requests are redirected but are no one's visit.
+            for agent in ("Synapse (bot; +https://github.com/matrix-org/synapse)",
+                          "Slackbot-LinkExpanding 1.0 (+https://api.slack.com/robots)",
+                          "WhatsApp/2.23.20.0", "TelegramBot (like TwitterBot)",
+                          "facebookexternalhit/1.1", "Mozilla/5.0 (compatible; Discordbot/2.0)",
+                          "Twitterbot/1.0", ""):
+                await go({"User-Agent": agent})
+            await go(firefox, "HEAD")
+            bw.clock.current += funding_links.REPEAT_WINDOW  # the same person, later: counts
+            await go(firefox)
             assert (await client.get("/n/F99/abc", allow_redirects=False)).status == 404
         async with bw.app.db.transaction() as session:
             opens = {d.room_id: d.opens for d in await funding.deliveries(session, 1)}
