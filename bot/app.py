@@ -22,7 +22,7 @@ from typing import Any
 from aiohttp import web
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.clock import Clock, SystemClock
+from bot.clock import Clock, SharedClock, shared
 from bot.commands.context import Context, Sender
 from bot.commands.deferred import Deferred, Outside
 from bot.commands.dispatch import Choose, CommandLine, Missing, bind, command_line
@@ -84,7 +84,7 @@ class Grapevine:
         self.settings = settings
         self.db = db
         self.transport = transport
-        self.clock = clock or SystemClock()
+        self._clock = shared(clock)
         self.areas = areas or AreaIndex.load(settings.areas.file)
         self.themes = themes or load_themes()
         self.registry = registry
@@ -143,6 +143,16 @@ class Grapevine:
     def queued(self) -> None:
         for callback in self._wake:
             callback()
+
+    @property
+    def clock(self) -> SharedClock:
+        """The bot's one clock, shared with its outbox worker, scheduler and sync loop."""
+        return self._clock
+
+    @clock.setter
+    def clock(self, clock: Clock) -> None:
+        # Every component holds the shared clock, so this moves them all, not the app alone.
+        self._clock.follow(clock)
 
     # -- who and where (bot.directory) --------------------------------------------------
 

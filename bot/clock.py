@@ -1,4 +1,11 @@
-"""The bot reads time only through a clock, so tests can move it (DST, quiet hours, deadlines)."""
+"""The bot reads time only through a clock, so tests can move it (DST, quiet hours, deadlines).
+
+One running bot has one :class:`SharedClock`: the app, the outbox worker, the
+scheduler and the sync loop all hold the same one, so replacing the clock it
+follows (``app.clock = other``) moves every component at once. A component
+that kept its own clock would disagree with the app about what is due, which
+is how tests came to pass only at some hours of the day.
+"""
 
 from __future__ import annotations
 
@@ -14,6 +21,25 @@ class Clock(Protocol):
 class SystemClock:
     def now(self) -> datetime:
         return datetime.now(UTC)
+
+
+class SharedClock:
+    """The one clock every part of a running bot reads; ``follow`` swaps what it tells."""
+
+    def __init__(self, source: Clock | None = None) -> None:
+        self.source: Clock = source or SystemClock()
+
+    def now(self) -> datetime:
+        return self.source.now()
+
+    def follow(self, source: Clock) -> None:
+        if source is not self:  # following itself would recurse forever
+            self.source = source
+
+
+def shared(clock: Clock | None) -> SharedClock:
+    """``clock`` if it is already shared, else a shared clock that follows it."""
+    return clock if isinstance(clock, SharedClock) else SharedClock(clock)
 
 
 def local_datetime(d: date, t: time, tz: ZoneInfo) -> datetime:

@@ -9,7 +9,7 @@ import signal
 from typing import Any
 
 from bot.app import Grapevine
-from bot.clock import Clock, SystemClock
+from bot.clock import Clock, shared
 from bot.features import install_all, sealing
 from bot.runtime import login
 from bot.runtime.inflight import Inflight, Lanes
@@ -42,7 +42,8 @@ class Service:
     def __init__(self, settings: Settings, *, clock: Clock | None = None,
                  web: bool = True) -> None:
         self.settings = settings
-        self.clock = clock or SystemClock()
+        # One clock for the app, the worker, the scheduler and the sync loop.
+        self.clock = shared(clock)
         self.db = Database(settings.database_url)
         self.lock = InstanceLock(self.db.engine)
         self.web = WebServer(settings.web.listen) if web else None
@@ -127,6 +128,9 @@ class Service:
         self._tasks = []
         # Unfinished commands are heard again after a restart: the token waited for them.
         await self.inflight.cancel()
+        if self.scheduler is not None:
+            self.scheduler.shutdown()  # no job may start on a database about to close
+            await self.scheduler.wait_stopped()
         if self.app is not None:
             await self.app.close()
         await self._close()

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import TextIO
 
 from bot.app import Grapevine
+from bot.clock import SharedClock
 from bot.features import sealing
 from bot.runtime.outbox_worker import OutboxWorker
 from bot.service import assemble
@@ -105,7 +106,8 @@ class Shell:
 
 async def run_shell(settings: Settings | None = None, *, stdin: TextIO = sys.stdin,
                     out: TextIO = sys.stdout) -> int:
-    world = World("shell.local")
+    clock = SharedClock()  # the world stamps events by the bot's own clock
+    world = World("shell.local", clock=clock)
     bot_id = world.user("grapevine", "Grapevine")
     you = f"@you:{world.server_name}"
     with tempfile.TemporaryDirectory(prefix="grapevine-shell-") as scratch:
@@ -118,7 +120,7 @@ async def run_shell(settings: Settings | None = None, *, stdin: TextIO = sys.std
         db = Database(f"sqlite+aiosqlite:///{Path(scratch) / 'shell.db'}")
         await upgrade(db.engine)
         transport = WorldTransport(world, bot_id)
-        app = assemble(settings, db, transport)
+        app = assemble(settings, db, transport, clock=clock)
         transport.attach(app)
         worker = OutboxWorker(db, transport, app.clock, rest=app.pager.keep_for_room,
                               prefix=app.settings.bot.prefix,

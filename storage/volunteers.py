@@ -12,7 +12,7 @@ the rules over it in one statement. The rules are not stated here: they are
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import date, datetime
 from typing import Any
 
 from sqlalchemy import delete, func, select, update
@@ -384,14 +384,12 @@ async def export_person(session: AsyncSession, user_id: str) -> dict[str, Any]:
     return out
 
 
-async def forget_person(session: AsyncSession, user_id: str, *,
-                        now: datetime | None = None) -> int:
+async def forget_person(session: AsyncSession, user_id: str, *, now: datetime) -> int:
     """Erase the person's profile, offers and hours; returns the rows removed.
 
     A place they held goes to the next on the waitlist (told by the next sweep).
     Requests they made for a group stay: they belong to the group.
     """
-    now = now or datetime.now(UTC)
     removed = 0
     held = await session.scalars(select(VolunteerOffer).where(
         VolunteerOffer.user_id == user_id, VolunteerOffer.status == ACCEPTED))

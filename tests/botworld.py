@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -17,17 +16,7 @@ from config.settings import Settings, load_settings
 from storage import outbox
 from storage.engine import Database
 from storage.migrate import upgrade
-
-
-class ManualClock:
-    def __init__(self, start: datetime | None = None) -> None:
-        self.current = start or datetime(2026, 11, 20, 10, 0, tzinfo=UTC)
-
-    def now(self) -> datetime:
-        return self.current
-
-    def advance(self, **delta: float) -> None:
-        self.current += timedelta(**delta)
+from tests.clocks import ManualClock
 
 
 class BotWorld:
@@ -78,16 +67,17 @@ class BotWorld:
 
 @asynccontextmanager
 async def bot_world(tmp_path: Path, *, settings: Settings | None = None,
-                    db_url: str | None = None, **overrides: Any) -> AsyncIterator[BotWorld]:
+                    db_url: str | None = None, clock: ManualClock | None = None,
+                    **overrides: Any) -> AsyncIterator[BotWorld]:
     """The bot in a fresh world; on SQLite in ``tmp_path`` unless ``db_url`` names another."""
-    world = World()
+    clock = clock or ManualClock()
+    world = World(clock=clock)  # people post at the bot's time, as on a real server
     bot_id = world.user("grapevine", "Grapevine")
     settings = settings or load_settings(
         None, bot={"data_dir": str(tmp_path)}, matrix={"user_id": bot_id}, **overrides
     )
     db = Database(db_url or f"sqlite+aiosqlite:///{tmp_path / 'grapevine.db'}")
     await upgrade(db.engine)
-    clock = ManualClock()
     transport = WorldTransport(world, bot_id)
     app = assemble(settings, db, transport, clock=clock)
     transport.attach(app)

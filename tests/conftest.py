@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import AsyncIterator
+from datetime import datetime
 from pathlib import Path
 
 import asyncpg
@@ -12,7 +13,7 @@ import pytest
 
 from storage.engine import Database
 from storage.migrate import upgrade
-from tests.botworld import ManualClock
+from tests.clocks import WALL_TIMES, ManualClock
 
 PG_URL = os.environ.get("GRAPEVINE_TEST_PG_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/test")
 RUN_ID = uuid.uuid4().hex[:8]
@@ -80,3 +81,13 @@ async def sqlite_database(tmp_path: Path) -> AsyncIterator[Database]:
 @pytest.fixture
 def clock() -> ManualClock:
     return ManualClock()
+
+
+@pytest.fixture(params=list(WALL_TIMES.values()), ids=list(WALL_TIMES))
+def wall(request: pytest.FixtureRequest) -> datetime:
+    """The instant a time-sensitive test starts its bot at: each of the awkward hours
+    (00:30, 08:15, 21:30 London) and both 2026 clock-change days, in turn. A test that
+    passes at all of them, with every part of the bot reading the injected clock,
+    passes whatever the hour a CI run happens to start."""
+    moment: datetime = request.param
+    return moment

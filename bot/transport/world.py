@@ -10,9 +10,10 @@ from __future__ import annotations
 import itertools
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
+from bot.clock import Clock, SystemClock
 from bot.events import EventSink, Incoming, Reaction
 from bot.transport.base import RoomInfo, RoomSpec, TransportError
 
@@ -33,8 +34,12 @@ class WorldRoom:
 
 
 class World:
-    def __init__(self, server_name: str = "grapevine.local") -> None:
+    def __init__(self, server_name: str = "grapevine.local", *,
+                 clock: Clock | None = None) -> None:
         self.server_name = server_name
+        # The world's server stamps events with this clock; give it the bot's, so that
+        # the times people post at and the bot's idea of now agree (as NTP makes them).
+        self.clock: Clock = clock or SystemClock()
         self.rooms: dict[str, WorldRoom] = {}
         self.aliases: dict[str, str] = {}
         self.display_names: dict[str, str] = {}
@@ -44,7 +49,7 @@ class World:
         self._txns: dict[tuple[str, str], str] = {}
 
     def now(self) -> datetime:
-        return datetime.now(UTC)
+        return self.clock.now()
 
     def user(self, localpart: str, display_name: str | None = None) -> str:
         user_id = f"@{localpart}:{self.server_name}"

@@ -5,6 +5,20 @@ Every test that starts a bot runs twice: with the bot on SQLite (in its data dir
 and on the real PostgreSQL (a fresh database of its own, dropped afterwards): the
 ``bot_databases`` fixture is parametrized by engine and every way of making a bot
 takes it.
+
+An in-process bot runs on a test clock (tests/clocks.py) that starts at a fixed
+daytime instant in London and ticks on from there; the test moves it with
+``bot.clock`` or ``bot.advance_to``. Nothing reads the wall clock, so a test
+passes at any hour.
+
+Synapse stamps events with its own, real clock (``origin_server_ts``), and the
+bot keeps that stamp as when a message was written (flow records). The privacy
+purge deletes records older than ``retention_days`` before the bot's now, so a
+bot clock far AHEAD of Synapse's would find messages just written already stale
+and purge them. Test clocks therefore stay in the past of any real run (2026),
+as the fixed instants in tests/clocks.py do; a test clock behind the server only
+makes new messages look "from the future", which no purge or window excludes.
+The subprocess bot (``BotProcess``) is production as it runs: system clock.
 """
 
 from __future__ import annotations
@@ -19,6 +33,7 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -27,10 +42,10 @@ import pytest
 from people import Person
 
 from bot.app import Grapevine
-from bot.demo import demo_zone
 from bot.homeserver import EmbeddedSynapse, RegisteredUser
 from bot.service import Service
 from config.settings import Settings, load_settings
+from tests.clocks import START, ManualClock
 from tests.conftest import drop_pg_database, make_pg_database
 
 REPO = Path(__file__).resolve().parents[2]
@@ -140,8 +155,8 @@ async def make_bot_setup(
     user = await synapse.register(localpart, password, admin=True, displayname="Grapevine")
     await synapse.override_ratelimit(user.user_id, admin.access_token)
     values: dict[str, dict[str, Any]] = {
-        # London time unless it is night there, when posts would rightly wait for 08:00.
-        "bot": {"data_dir": str(data_dir), "timezone": demo_zone()},
+        # London, as tests/clocks.py's instants are; the clock says when, not the zone.
+        "bot": {"data_dir": str(data_dir), "timezone": "Europe/London"},
         "matrix": {"homeserver": synapse.base_url, "user_id": user.user_id,
                    "password": password, "encryption": True,
                    "cross_signing_key": uuid.uuid4().hex},
@@ -155,10 +170,11 @@ async def make_bot_setup(
 
 
 class RunningBot:
-    """A bot running in this process; ``app`` is the live Grapevine."""
+    """A bot running in this process on a test clock; ``app`` is the live Grapevine."""
 
-    def __init__(self, setup: BotSetup) -> None:
+    def __init__(self, setup: BotSetup, clock: ManualClock | None = None) -> None:
         self.setup = setup
+        self.clock = clock or ManualClock(START, ticking=True)
         self.service: Service | None = None
 
     @property
@@ -171,10 +187,15 @@ class RunningBot:
         return self.service.app
 
     async def start(self) -> RunningBot:
-        self.service = Service(self.setup.settings())
+        self.service = Service(self.setup.settings(), clock=self.clock)
         await self.service.start()
         await self.service.wait_ready()
         return self
+
+    def advance_to(self, moment: datetime) -> None:
+        """Move the bot's clock (every part of the bot reads it) and wake the outbox."""
+        self.clock.current = moment
+        self.app.queued()  # what was waiting may be due now
 
     async def stop(self) -> None:
         if self.service is not None:
@@ -248,11 +269,12 @@ class Bots:
         self.databases = databases
         self.running: list[RunningBot] = []
 
-    async def start(self, **sections: dict[str, Any]) -> RunningBot:
+    async def start(self, *, clock: ManualClock | None = None,
+                    **sections: dict[str, Any]) -> RunningBot:
         data_dir = self.root / f"bot{len(self.running)}"
         setup = await make_bot_setup(self.synapse, self.admin, data_dir, self.databases,
                                      **sections)
-        bot = await RunningBot(setup).start()
+        bot = await RunningBot(setup, clock).start()
         self.running.append(bot)
         return bot
 
@@ -266,7 +288,9 @@ async def bot_factory(
     synapse: EmbeddedSynapse, synapse_admin: RegisteredUser, tmp_path: Path,
     bot_databases: BotDatabases,
 ) -> AsyncIterator[BotFactory]:
-    """``await bot_factory(roles={...})``: a running bot with its own account and database."""
+    """``await bot_factory(roles={...})``: a running bot with its own account and database.
+
+    ``clock=ManualClock(moment, ticking=True)`` starts it at ``moment``."""
     bots = Bots(synapse, synapse_admin, tmp_path, bot_databases)
     yield bots.start
     await bots.stop()

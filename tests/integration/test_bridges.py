@@ -11,7 +11,6 @@ import re
 import time
 import uuid
 from collections.abc import Iterator
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -37,13 +36,6 @@ REGISTER = ('!group register name="Chatteris Food Bank" type=charity area=Chatte
             "themes=food size=small")
 
 
-def daytime_zone() -> str:
-    """A fixed zone where it is now about noon: notices are held overnight (21:00-08:00)."""
-    offset = 12 - datetime.now(UTC).hour  # local = UTC + offset; Etc/GMT signs are reversed
-    offset = max(-12, min(12, offset if offset <= 12 else offset - 24))
-    return "Etc/GMT" if offset == 0 else f"Etc/GMT{'-' if offset > 0 else '+'}{abs(offset)}"
-
-
 async def start_bot(bot_factory: BotFactory, fake: FakeBridge, tmp_path: Path,
                     **sections: dict[str, Any]) -> RunningBot:
     """A bot that knows the bridge from its registration file (tokens blanked out)."""
@@ -52,8 +44,7 @@ async def start_bot(bot_factory: BotFactory, fake: FakeBridge, tmp_path: Path,
     registration.update(as_token="-", hs_token="-")
     (data_dir / "bridges").mkdir(parents=True)
     (data_dir / "bridges" / "whatsapp.yaml").write_text(yaml.safe_dump(registration))
-    bot_section = {"data_dir": str(data_dir), "timezone": daytime_zone(),
-                   **sections.pop("bot", {})}
+    bot_section = {"data_dir": str(data_dir), **sections.pop("bot", {})}
     return await bot_factory(bot=bot_section, **sections)
 
 

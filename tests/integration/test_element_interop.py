@@ -11,7 +11,6 @@ import asyncio
 import shutil
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -26,12 +25,11 @@ from botfixture import (
 )
 from conftest import PersonFactory
 from jsperson import JsPerson, log_in_again
-from test_manners import ClockedBot
 from test_volunteers import register_group
 
 from bot.homeserver import EmbeddedSynapse, RegisteredUser
 from bot.runtime.undecryptable import GRACE, NOTICE
-from tests.botworld import ManualClock
+from tests.clocks import START, ManualClock
 
 UNSIGNED_DEVICE = 2  # EventShieldReason.UNSIGNED_DEVICE
 UNKNOWN_DEVICE = 3
@@ -135,10 +133,10 @@ async def test_a_late_key_gets_the_command_answered_and_a_withheld_one_one_plain
     synapse: EmbeddedSynapse, synapse_admin: RegisteredUser, tmp_path: Path,
     js_person: JsFactory, bot_databases: BotDatabases,
 ) -> None:
-    clock = ManualClock(datetime(2026, 11, 20, 10, 0, tzinfo=UTC))
+    clock = ManualClock(START)  # frozen: only the test moves it past the key's grace
     setup = await make_bot_setup(synapse, synapse_admin, tmp_path / "clocked", bot_databases,
                                  matrix={"sync_timeout_ms": 500})
-    bot = await ClockedBot(setup, clock).start()
+    bot = await RunningBot(setup, clock).start()
     try:
         erin = await js_person()
         dm = await erin.create_dm(bot.user_id)

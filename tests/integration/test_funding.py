@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime
+from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +20,7 @@ from bot.features import funding_jobs
 from bot.homeserver import EmbeddedSynapse, RegisteredUser
 from storage import funding, groups
 from storage.tree import TreeRoom
+from tests.clocks import ManualClock, london
 
 FEEDS = Path(__file__).parent.parent / "data" / "feeds"
 WISBECH, CHATTERIS, ABBEY, FENLAND, CAMBRIDGE = (
@@ -239,39 +240,36 @@ async def test_a_feed_item_is_held_approved_and_delivered(
     assert sources.endswith("ok, 3 items held so far")
 
 
-class SetClock:
-    """The injected clock: now is whatever the test says."""
-
-    def __init__(self, current: datetime) -> None:
-        self.current = current
-
-    def now(self) -> datetime:
-        return self.current
-
-
+@pytest.mark.parametrize("change", [date(2026, 3, 29), date(2026, 10, 25)],
+                         ids=["spring-forward", "fall-back"])
 async def test_reminders_reach_the_room_at_nine_london_time_across_the_clock_change(
-    bot_factory: BotFactory, people: tuple[Person, Person]
+    bot_factory: BotFactory, people: tuple[Person, Person], change: date
 ) -> None:
-    bot = await bot_factory()
+    # The week's reminder falls before the clocks change, the last day's after.
+    deadline = change + timedelta(days=5)
+    week_before, day_before = (london(deadline - timedelta(days=n), 9) for n in (7, 1))
+    assert week_before.hour != day_before.hour  # 09:00 London is a different UTC hour
+    bot = await bot_factory(clock=ManualClock(london(deadline - timedelta(days=29), 10),
+                                              ticking=True))
     organiser, cora = people
     bot.app.settings.roles.coordinators.append(cora.user_id)
     [group] = await group_rooms(organiser, cora, bot, 1)
-    clock = SetClock(datetime(2026, 10, 1, 10, 0, tzinfo=UTC))
-    bot.app.clock = clock  # the app's idea of now; the outbox sends whatever is due by then
     await command(organiser, group, bot, "!funding subscribe", "Subscribed")
-    await command(cora, group, bot, FENLAND_FOOD.replace("+30d", "2026-10-30"), "F1 published")
+    await command(cora, group, bot, FENLAND_FOOD.replace("+30d", deadline.isoformat()),
+                  "F1 published")
 
     async def reminders_at(moment: datetime) -> list[str]:
-        clock.current = moment
+        bot.advance_to(moment)
         await funding_jobs.sweep(bot.app)
         bot.app.queued()
         await asyncio.sleep(1.0)
         return [str(e["content"]["body"]) for e in await organiser.messages(group, limit=50)
                 if str(e.get("content", {}).get("body", "")).startswith("Reminder")]
 
-    assert await reminders_at(datetime(2026, 10, 23, 7, 59, tzinfo=UTC)) == []
-    [week] = await reminders_at(datetime(2026, 10, 23, 8, 0, tzinfo=UTC))  # 09:00 BST
-    assert "closes in 7 days (Fri 30 Oct 2026)" in week
-    assert len(await reminders_at(datetime(2026, 10, 29, 8, 59, tzinfo=UTC))) == 1
-    [_, day] = await reminders_at(datetime(2026, 10, 29, 9, 0, tzinfo=UTC))  # 09:00 GMT
+    minute = timedelta(minutes=1)
+    assert await reminders_at(week_before - minute) == []
+    [week] = await reminders_at(week_before)
+    assert f"closes in 7 days ({deadline:%a} {deadline.day} {deadline:%b %Y})" in week
+    assert len(await reminders_at(day_before - minute)) == 1
+    [_, day] = await reminders_at(day_before)
     assert "closes tomorrow" in day

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
-from datetime import datetime, time, timedelta
+from datetime import datetime, timedelta
 
 import pytest
 import test_funding
@@ -15,10 +15,11 @@ from aiohttp.test_utils import TestServer
 from botfixture import BotFactory, RunningBot
 from people import Person
 from sqlalchemy import func, select
-from test_funding import FEEDS, FENLAND_FOOD, WAIT, SetClock, command, group_rooms, notices
+from test_funding import FEEDS, FENLAND_FOOD, WAIT, command, group_rooms, notices
 
 from bot.features import funding_jobs
 from storage.funding import FundingDelivery, FundingNotice, FundingSource, FundingSubscription
+from tests.clocks import ManualClock, next_london
 
 people = test_funding.people  # Ada runs the group rooms, Cora coordinates
 ROWS = (FundingNotice, FundingSubscription, FundingSource, FundingDelivery)
@@ -81,21 +82,20 @@ async def test_a_malformed_feed_is_reported_in_one_line_and_the_bot_carries_on(
 
 
 async def test_a_daily_digest_names_the_notice_the_next_morning_once(
-    bot_factory: BotFactory, people: tuple[Person, Person]
+    bot_factory: BotFactory, people: tuple[Person, Person], wall: datetime
 ) -> None:
-    bot, organiser, cora, [group, lobby] = await start(bot_factory, people, 2)
-    tz = bot.app.settings.bot.tz
-    # Yesterday afternoon: a clock ahead of the server would make its messages look stale.
-    today = bot.app.clock.now().astimezone(tz).date()
-    afternoon = datetime.combine(today - timedelta(days=1), time(14, 0), tz)
-    clock = SetClock(afternoon)
-    bot.app.clock = clock  # the app's idea of now; the outbox sends whatever is due by then
+    bot = await bot_factory(clock=ManualClock(wall, ticking=True))
+    organiser, cora = people
+    bot.app.settings.roles.coordinators.append(cora.user_id)
+    group, lobby = await group_rooms(organiser, cora, bot, 2)
+    afternoon = next_london(wall, 14)
+    bot.advance_to(afternoon)
     await command(organiser, group, bot, "!funding subscribe digest=daily", "Subscribed")
     published = await command(cora, lobby, bot, FENLAND_FOOD, "F1 published")
     assert published == "F1 published: going to 0 rooms now, 1 digests."
 
     async def digests_at(moment: datetime) -> list[str]:
-        clock.current = moment
+        bot.advance_to(moment)
         await funding_jobs.sweep(bot.app)
         bot.app.queued()
         await asyncio.sleep(1.0)
@@ -104,7 +104,8 @@ async def test_a_daily_digest_names_the_notice_the_next_morning_once(
 
     assert await digests_at(afternoon + timedelta(minutes=5)) == []
     assert await notices(organiser, group, "F1") == []  # nothing at once, either
-    morning = datetime.combine(afternoon.date() + timedelta(days=1), time(8, 30), tz)
+    morning = next_london(afternoon, 8)  # the digest hour, London time
+    assert await digests_at(morning - timedelta(minutes=1)) == []
     [digest] = await digests_at(morning)
     assert digest.splitlines()[0] == "Funding digest: 1 new notices"
     assert digest.splitlines()[1].startswith("F1 Food Fund (Trust)")

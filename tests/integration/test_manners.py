@@ -5,20 +5,12 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import pytest
-from botfixture import (
-    BotDatabases,
-    BotFactory,
-    BotSetup,
-    RunningBot,
-    bring_bot_in,
-    make_bot_setup,
-)
+from botfixture import BotFactory, RunningBot, bring_bot_in
 from conftest import PersonFactory
 from cryptography.fernet import Fernet
 from people import Person
@@ -26,54 +18,26 @@ from test_mediation import ask, database_bytes, register_group
 
 from bot import voice
 from bot.features import encrypted
-from bot.homeserver import EmbeddedSynapse, RegisteredUser
 from bot.logfilter import RedactBodies
-from bot.service import Service
 from storage import mediation as cases
 from storage.models import OutboxMessage
-from tests.botworld import ManualClock
+from tests.clocks import ManualClock, next_london
 
 GREETING = "never what anyone writes"
 
 
-class ClockedBot(RunningBot):
-    """A bot in this process whose clock the test moves (the outbox worker follows it)."""
-
-    def __init__(self, setup: BotSetup, clock: ManualClock) -> None:
-        super().__init__(setup)
-        self.clock = clock
-
-    async def start(self) -> ClockedBot:
-        self.service = Service(self.setup.settings(), clock=self.clock)
-        await self.service.start()
-        await self.service.wait_ready()
-        return self
-
-    def advance_to(self, moment: datetime) -> None:
-        self.clock.current = moment
-        self.app.queued()  # wake the outbox worker: what was waiting may be due now
-
-
-ClockedFactory = Callable[[datetime], Awaitable[ClockedBot]]
+ClockedFactory = Callable[[datetime], Awaitable[RunningBot]]
 
 
 @pytest.fixture
-async def clocked_bot(
-    synapse: EmbeddedSynapse, synapse_admin: RegisteredUser, tmp_path: Path,
-    bot_databases: BotDatabases,
-) -> AsyncIterator[ClockedFactory]:
-    running: list[ClockedBot] = []
+def clocked_bot(bot_factory: BotFactory) -> ClockedFactory:
+    """A bot whose clock starts at the moment given; the test moves it on."""
 
-    async def make(start: datetime) -> ClockedBot:
-        setup = await make_bot_setup(synapse, synapse_admin, tmp_path / f"clocked{len(running)}",
-                                     bot_databases, bot={"commands_per_minute": 1000})
-        bot = await ClockedBot(setup, ManualClock(start)).start()
-        running.append(bot)
-        return bot
+    async def make(start: datetime) -> RunningBot:
+        return await bot_factory(clock=ManualClock(start, ticking=True),
+                                 bot={"commands_per_minute": 1000})
 
-    yield make
-    for bot in running:
-        await bot.stop()
+    return make
 
 
 def said_by(events: list[dict[str, Any]], user_id: str) -> list[str]:
@@ -132,11 +96,12 @@ async def test_a_relayed_command_counts_as_a_members_whatever_the_relays_power(
 
 
 async def test_posts_over_a_rooms_cap_come_next_morning_in_one_digest(
-    clocked_bot: ClockedFactory, person_factory: PersonFactory,
+    clocked_bot: ClockedFactory, person_factory: PersonFactory, wall: datetime,
 ) -> None:
-    bot = await clocked_bot(datetime(2026, 11, 20, 10, 0, tzinfo=UTC))
+    bot = await clocked_bot(wall)
     ann = await person_factory("Ann", e2e=False)
     room = await bring_bot_in(ann, bot)
+    bot.advance_to(next_london(wall, 10))
     async with bot.app.db.transaction() as session:
         for n in range(1, 6):
             await voice.enqueue_own_post(session, now=bot.clock.now(), tz=bot.app.settings.bot.tz,
@@ -145,7 +110,7 @@ async def test_posts_over_a_rooms_cap_come_next_morning_in_one_digest(
     await ann.wait_for_message(room, sender=bot.user_id, contains="Notice 3", timeout=30)
     await asyncio.sleep(1)
 
-    bot.advance_to(datetime(2026, 11, 21, 8, 0, tzinfo=UTC))
+    bot.advance_to(next_london(bot.clock.now(), 8))
     assert await voice.send_digests(bot.app, bot.clock.now()) == 1
     bot.app.queued()
     await ann.wait_for_message(room, sender=bot.user_id, contains="Digest", timeout=30)
@@ -156,11 +121,13 @@ async def test_posts_over_a_rooms_cap_come_next_morning_in_one_digest(
 
 
 async def test_a_post_made_at_ten_at_night_waits_until_eight(
-    clocked_bot: ClockedFactory, person_factory: PersonFactory,
+    clocked_bot: ClockedFactory, person_factory: PersonFactory, wall: datetime,
 ) -> None:
-    bot = await clocked_bot(datetime(2026, 11, 20, 22, 0, tzinfo=UTC))  # 22:00 in London
+    bot = await clocked_bot(wall)
     ann = await person_factory("Ann", e2e=False)
     room = await bring_bot_in(ann, bot)  # the greeting is not a post of its own: at once
+    ten_pm = next_london(wall, 22)
+    bot.advance_to(ten_pm)
     async with bot.app.db.transaction() as session:
         row = await voice.enqueue_own_post(session, now=bot.clock.now(),
                                            tz=bot.app.settings.bot.tz, room_id=room,
@@ -168,14 +135,15 @@ async def test_a_post_made_at_ten_at_night_waits_until_eight(
         assert row is not None
         row_id = row.id
     bot.app.queued()
+    eight = next_london(ten_pm, 8)
     async with bot.app.db.transaction() as session:
         queued = await session.get(OutboxMessage, row_id)
         assert queued is not None
-        assert queued.not_before == datetime(2026, 11, 21, 8, 0, tzinfo=UTC)
+        assert queued.not_before == eight
     await asyncio.sleep(2)
     assert "Warm spaces grant" not in said_by(await ann.messages(room), bot.user_id)
 
-    bot.advance_to(datetime(2026, 11, 21, 8, 0, tzinfo=UTC))
+    bot.advance_to(eight)
     await ann.wait_for_message(room, sender=bot.user_id, contains="Warm spaces grant",
                                timeout=30)
 

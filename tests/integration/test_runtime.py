@@ -17,7 +17,6 @@ import nio
 import pytest
 from people import Person
 
-from bot.clock import SystemClock
 from bot.events import Incoming, Reaction, Receipt, StateChange
 from bot.homeserver import EmbeddedSynapse
 from bot.runtime import login
@@ -30,6 +29,7 @@ from config.settings import Settings, load_settings
 from storage import outbox, state
 from storage.engine import Database
 from storage.models import OutboxMessage
+from tests.clocks import ManualClock
 
 WAIT = 20.0
 
@@ -146,7 +146,7 @@ async def running(
             database,
             sink,
             settings,
-            SystemClock(),
+            ManualClock(ticking=True),
             backoff=Backoff(0.2, 2.0),
             **options,
         )
@@ -256,7 +256,7 @@ async def test_the_outbox_posts_once_through_the_real_transport(
 ) -> None:
     bot = await running()
     room = await room_with_bot(alice, bot)
-    clock = SystemClock()
+    clock = ManualClock(ticking=True)
     async with database.transaction() as session:
         queued = await outbox.enqueue(session, now=clock.now(), body="Funding: £500", room_id=room)
         crashed = await outbox.enqueue(session, now=clock.now(), body="Reminder", room_id=room)
@@ -290,7 +290,7 @@ async def test_a_direct_message_opens_a_dm_room_once(
     alice: Person, running: Callable[..., Any], database: Database
 ) -> None:
     bot = await running()
-    clock = SystemClock()
+    clock = ManualClock(ticking=True)
     async with database.transaction() as session:
         for body in ("Your shift is confirmed", "See you Tuesday"):
             await outbox.enqueue(session, now=clock.now(), body=body, to_user=alice.user_id)
@@ -334,7 +334,7 @@ async def test_an_encrypted_dm_from_element_gets_an_encrypted_reply_once(
     dm = await alice.create_dm(bot.user_id)
     await until(lambda: bot.sink.joined.get(dm) is True, "the bot to join the DM as direct")
     await until(lambda: dm in bot.client.rooms, "the bot to sync the DM")
-    clock = SystemClock()
+    clock = ManualClock(ticking=True)
     async with database.transaction() as session:
         reply = await outbox.enqueue(session, now=clock.now(), body="Hello Alice", room_id=dm)
         assert reply is not None

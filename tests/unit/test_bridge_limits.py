@@ -13,7 +13,7 @@ from bridges import namespaces
 from bridges.capabilities import limits_for
 from bridges.namespaces import RegistrationError, parse_registration
 from bridges.render import compact, more_pointer, paginate
-from tests.botworld import ManualClock
+from tests.clocks import ManualClock
 
 HS = "example.org"
 # What `heisenbridge -c heisenbridge.yaml --generate` writes (tokens shortened).

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import io
 from collections.abc import AsyncIterator, Mapping
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 
 import pypdf
@@ -20,6 +20,7 @@ from storage import bridges as bridge_rows
 from storage import groups, outbox, rooms
 from storage.models import OutboxMessage
 from tests.botworld import BotWorld, bot_world
+from tests.clocks import START
 
 HS = "grapevine.local"
 WA_BOT = f"@whatsappbot:{HS}"
@@ -60,7 +61,7 @@ async def portal(bw: BotWorld) -> tuple[str, str]:
 def bridge_event(room: str, sender: str, kind: str = "m.bridge",
                  content: Mapping[str, object] | None = None) -> StateChange:
     return StateChange(f"$state-{sender}-{kind}", room, sender, kind,
-                       "whatsapp://whatsapp/120363", content or INFO, datetime.now(UTC))
+                       "whatsapp://whatsapp/120363", content or INFO, START)
 
 
 async def network_of(bw: BotWorld, room: str) -> str | None:
@@ -217,7 +218,7 @@ async def test_what_is_sent_to_a_room_follows_its_network_and_published_features
 
 def joined(room: str, user: str) -> StateChange:
     return StateChange(f"$join-{user}", room, user, "m.room.member", user,
-                       {"membership": "join"}, datetime.now(UTC))
+                       {"membership": "join"}, START)
 
 
 async def test_without_a_bridge_event_a_ghost_member_tells_the_network(bw: BotWorld) -> None:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -65,6 +64,8 @@ async def test_messages_are_recorded_as_metadata_under_a_pseudonym_and_never_as_
         ("reaction", key(town, ADA)),
     ]
     assert rows[2].target_event == first and rows[3].target_event == first
+    # When people wrote, by the server's stamp: the world's server keeps the bot's clock.
+    assert {r.at for r in rows} == {town.clock.now()}
     assert all(len(r.sender_key) == 64 and "@" not in r.sender_key for r in rows)
     await town.app.db.close()  # checkpoint the WAL into the file before reading its bytes
     stored = b"".join(p.read_bytes() for p in tmp_path.glob("grapevine.db*"))
@@ -116,7 +117,7 @@ async def test_replies_reactions_and_mentions_of_a_notice_point_to_it_and_reads_
     await town.world.say(BEA, elsewhere, "Have a look at F1, closes soon")
     await town.world.say(MO, elsewhere, "and F99 is not a notice, nor is MF1")
     for reader in (MO, BEA, MO, ADA):  # Mo's client sends its receipt twice
-        await town.app.on_receipt(Receipt(wisbech, reader, post, datetime.now(UTC)))
+        await town.app.on_receipt(Receipt(wisbech, reader, post, town.clock.now()))
     rows = await records(town)
     assert [(r.room_id, r.kind, r.notice_id) for r in rows[-4:]] == [
         (wisbech, "reply", 1), (wisbech, "reaction", 1), (elsewhere, "forward", 1),

@@ -16,7 +16,7 @@ from bot.transport.base import RateLimited, TransportError
 from storage import outbox
 from storage.engine import Database
 from storage.models import OutboxMessage
-from tests.botworld import ManualClock as Clock
+from tests.clocks import ManualClock as Clock
 
 BOT = "@grapevine:localhost"
 

@@ -18,7 +18,7 @@ from config.settings import ConfigError, Settings, load_settings
 from storage import outbox, state
 from storage.engine import Database
 from storage.models import HandledEvent, OutboxMessage
-from tests.botworld import ManualClock
+from tests.clocks import ManualClock
 
 ANN = "@ann:grapevine.local"
 T0 = datetime(2026, 3, 1, 9, 0, tzinfo=UTC)

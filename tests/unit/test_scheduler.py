@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
@@ -11,7 +13,7 @@ from apscheduler.triggers.interval import IntervalTrigger
 from bot.scheduler import Job, Scheduler
 from storage import jobs
 from storage.engine import Database
-from tests.botworld import ManualClock
+from tests.clocks import ManualClock
 
 LONDON = ZoneInfo("Europe/London")
 
@@ -64,10 +66,55 @@ async def test_jobs_are_derived_from_the_database_and_refreshed(database: Databa
     scheduler.add_provider(provider)  # type: ignore[arg-type]
     await scheduler.start()
     try:
-        assert {j.id for j in scheduler._aps.get_jobs()} == {"poll-S1"}
+        assert scheduler.job_ids() == {"poll-S1"}
         wanted.clear()
         wanted.add("poll-S2")
         await scheduler.refresh()
-        assert {j.id for j in scheduler._aps.get_jobs()} == {"poll-S2"}
+        assert scheduler.job_ids() == {"poll-S2"}
     finally:
         scheduler.shutdown()
+
+
+async def _until(condition: Callable[[], bool], seconds: float = 5.0) -> bool:
+    for _ in range(int(seconds / 0.02)):
+        if condition():
+            return True
+        await asyncio.sleep(0.02)
+    return condition()
+
+
+async def test_jobs_fire_by_the_bots_clock_not_the_wall(database: Database) -> None:
+    # Years from any real run: a scheduler firing by the wall clock would never (or
+    # always) think these due.
+    clock = ManualClock(datetime(2031, 3, 30, 6, 59, tzinfo=UTC))  # 07:59 BST
+    runs: dict[str, list[datetime]] = {"daily": [], "sweep": []}
+
+    def recorder(name: str) -> Callable[[], Awaitable[None]]:
+        async def run() -> None:
+            runs[name].append(clock.now())
+
+        return run
+
+    scheduler = Scheduler(database, clock, LONDON)
+    scheduler.add(Job("daily", CronTrigger(hour=8, timezone=LONDON), recorder("daily")))
+    scheduler.add(Job("sweep", IntervalTrigger(minutes=30), recorder("sweep")))
+    await scheduler.start()
+    try:
+        await asyncio.sleep(0.2)
+        assert runs == {"daily": [], "sweep": []}
+        clock.advance(minutes=1)  # 08:00 in London
+        scheduler.wake()
+        assert await _until(lambda: len(runs["daily"]) == 1 and scheduler.idle())
+        assert runs["sweep"] == []  # 1 minute of 30
+        clock.advance(minutes=29)
+        scheduler.wake()
+        assert await _until(lambda: len(runs["sweep"]) == 1 and scheduler.idle())
+        clock.advance(hours=5)  # ten sweeps missed: one run, coalesced
+        scheduler.wake()
+        assert await _until(lambda: len(runs["sweep"]) == 2)
+        await asyncio.sleep(0.2)
+        assert len(runs["sweep"]) == 2 and len(runs["daily"]) == 1
+        assert scheduler.next_run("daily") == datetime(2031, 3, 31, 7, 0, tzinfo=UTC)
+    finally:
+        scheduler.shutdown()
+        await scheduler.wait_stopped()

@@ -7,7 +7,7 @@ from typing import Any, cast
 import nio
 
 from bot.runtime.undecryptable import GRACE, NOTICE, Undecryptable
-from tests.botworld import ManualClock
+from tests.clocks import ManualClock
 
 
 class Keys:
