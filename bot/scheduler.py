@@ -56,11 +56,15 @@ JobProvider = Callable[[AsyncSession], Awaitable[list[Job]]]
 def next_fire(trigger: BaseTrigger, after: datetime, tz: ZoneInfo) -> datetime | None:
     """The first fire time strictly after ``after``, read from the trigger's own rules.
 
-    An interval counts from ``after`` (the last run, by the bot's clock), not from the
-    wall-clock moment the trigger object was made.
+    An interval keeps the phase of its ``start_date`` (``start_date=`` fixed in the past
+    gives runs on the hour, whatever the clock says), computed here for any ``after``:
+    APScheduler's own answer is "start_date" for every moment before it, and its default
+    start_date is the wall-clock moment the trigger was made, so a bot whose clock is
+    behind the wall would never see an interval job due.
     """
     if isinstance(trigger, IntervalTrigger):
-        return after + trigger.interval
+        step: timedelta = trigger.interval
+        return trigger.start_date + ((after - trigger.start_date) // step + 1) * step
     local = after.astimezone(tz)
     fire: datetime | None = trigger.get_next_fire_time(None, local + timedelta(microseconds=1))
     return fire

@@ -5,7 +5,6 @@ yet the room is IRC, and everything the bot says there is three whole lines at m
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -16,6 +15,7 @@ from bot.runtime.outbox_worker import OutboxWorker
 from bot.transport.world import WorldTransport
 from storage import outbox, rooms
 from tests.botworld import BotWorld, bot_world
+from tests.clocks import START
 
 HS = "grapevine.local"
 HEISENBRIDGE = f"@heisenbridge:{HS}"
@@ -39,7 +39,7 @@ async def bw(tmp_path: Path) -> AsyncIterator[BotWorld]:
 
 def joined(room: str, user: str) -> StateChange:
     return StateChange(f"$join-{user}", room, user, "m.room.member", user,
-                       {"membership": "join"}, datetime.now(UTC))
+                       {"membership": "join"}, START)
 
 
 async def plumbed(bw: BotWorld) -> tuple[str, str]:

@@ -97,23 +97,28 @@ async def test_jobs_fire_by_the_bots_clock_not_the_wall(database: Database) -> N
 
     scheduler = Scheduler(database, clock, LONDON)
     scheduler.add(Job("daily", CronTrigger(hour=8, timezone=LONDON), recorder("daily")))
-    scheduler.add(Job("sweep", IntervalTrigger(minutes=30), recorder("sweep")))
+    every_half_hour = IntervalTrigger(minutes=30, start_date=datetime(2020, 1, 1, tzinfo=UTC))
+    scheduler.add(Job("sweep", every_half_hour, recorder("sweep")))
     await scheduler.start()
     try:
         await asyncio.sleep(0.2)
         assert runs == {"daily": [], "sweep": []}
-        clock.advance(minutes=1)  # 08:00 in London
+        clock.advance(minutes=1)  # 08:00 in London, and on the half hour
         scheduler.wake()
-        assert await _until(lambda: len(runs["daily"]) == 1 and scheduler.idle())
-        assert runs["sweep"] == []  # 1 minute of 30
+        assert await _until(lambda: len(runs["daily"]) == len(runs["sweep"]) == 1
+                            and scheduler.idle())
         clock.advance(minutes=29)
         scheduler.wake()
-        assert await _until(lambda: len(runs["sweep"]) == 1 and scheduler.idle())
-        clock.advance(hours=5)  # ten sweeps missed: one run, coalesced
-        scheduler.wake()
-        assert await _until(lambda: len(runs["sweep"]) == 2)
         await asyncio.sleep(0.2)
-        assert len(runs["sweep"]) == 2 and len(runs["daily"]) == 1
+        assert len(runs["sweep"]) == 1  # 08:29: not yet
+        clock.advance(minutes=1)
+        scheduler.wake()
+        assert await _until(lambda: len(runs["sweep"]) == 2 and scheduler.idle())
+        clock.advance(hours=5)  # ten half hours missed: one run, coalesced
+        scheduler.wake()
+        assert await _until(lambda: len(runs["sweep"]) == 3)
+        await asyncio.sleep(0.2)
+        assert len(runs["sweep"]) == 3 and len(runs["daily"]) == 1
         assert scheduler.next_run("daily") == datetime(2031, 3, 31, 7, 0, tzinfo=UTC)
     finally:
         scheduler.shutdown()
