@@ -141,7 +141,7 @@ async def post(ctx: Context, args: Args) -> None:
         await ctx.reply(f"{notice.ref} published: going to {rooms_text(rooms)} now"
                         + (f", {digests} digests" if digests else "") + ".")
         return
-    await notify_held(app, ctx.session, notice, ctx.now)
+    await notify_held(app, ctx.session, [notice], ctx.now)
     who = ("a coordinator" if not areas
            else f"a coordinator or a moderator of {where_label(app, areas)}")
     await ctx.reply(f"{notice.ref} is held for approval by {who}; I'll tell you when it's decided.")

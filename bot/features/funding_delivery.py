@@ -9,6 +9,7 @@ crash mid-broadcast resumes there and no room hears twice.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -168,26 +169,53 @@ async def approvers(app: Host, session: AsyncSession, areas: Sequence[str]) -> l
     return sorted(people)
 
 
-async def notify_held(app: Host, session: AsyncSession, notice: FundingNotice,
-                      now: datetime) -> int:
-    """Tell everyone who may approve it, once each; returns how many were told."""
+HELD_LISTED = 10  # notices named in one approver's message; the rest are counted
+
+
+async def notify_held(app: Host, session: AsyncSession,
+                      notices: Sequence[FundingNotice], now: datetime) -> int:
+    """One direct message to each person who may approve any of ``notices``, naming the
+    ones they may approve; returns how many people were told.
+
+    A feed poll can hold forty items at once: one message each would be forty messages
+    to every approver, so a batch is one message, however long.
+    """
     prefix = app.settings.bot.prefix
-    origin = notice.posted_by or f"feed {notice.source}"
-    body = (
-        f"Funding {notice.ref} waits for approval: {notice.title} ({notice.funder}), "
-        f"from {origin}, for {where_label(app, notice.areas)}.\n"
-        f"{prefix}funding show {notice.ref}, then {prefix}funding approve {notice.ref} "
-        f"or {prefix}funding reject {notice.ref} reason=\"...\""
-    )
+    waiting: dict[str, list[FundingNotice]] = {}
+    for notice in notices:
+        for user in await approvers(app, session, notice.areas):
+            if user != notice.posted_by:
+                waiting.setdefault(user, []).append(notice)
     told = 0
-    for user in await approvers(app, session, notice.areas):
-        if user == notice.posted_by:
-            continue
-        row = await outbox.enqueue(session, now=now, to_user=user, body=body, kind="dm",
-                                   dedupe_key=f"held:{notice.ref}:{user}")
+    for user, theirs in waiting.items():
+        refs = ",".join(n.ref for n in theirs)
+        batch = theirs[0].ref if len(theirs) == 1 else \
+            hashlib.sha256(refs.encode()).hexdigest()[:16]
+        row = await outbox.enqueue(session, now=now, to_user=user, kind="dm",
+                                   body=_held_message(app, theirs, prefix),
+                                   dedupe_key=f"held:{batch}:{user}")
         told += row is not None
     app.queued()
     return told
+
+
+def _held_message(app: Host, notices: Sequence[FundingNotice], prefix: str) -> str:
+    def line(notice: FundingNotice) -> str:
+        origin = notice.posted_by or f"feed {notice.source}"
+        return (f"{notice.title} ({notice.funder}), from {origin}, "
+                f"for {where_label(app, notice.areas)}")
+
+    first = notices[0].ref
+    how = (f"{prefix}funding show {first}, then {prefix}funding approve {first} "
+           f"or {prefix}funding reject {first} reason=\"...\"")
+    if len(notices) == 1:
+        return f"Funding {first} waits for approval: {line(notices[0])}.\n{how}"
+    listed = [f"{n.ref} {line(n)}" for n in notices[:HELD_LISTED]]
+    more = len(notices) - len(listed)
+    if more:
+        listed.append(f"and {more} more: {prefix}funding list shows them all")
+    return (f"{len(notices)} funding notices wait for approval:\n" + "\n".join(listed)
+            + f"\nFor each: {how}")
 
 
 # -- targeting and delivery ----------------------------------------------------------------

@@ -137,6 +137,24 @@ def parse_feed(data: bytes, today: date, tz: ZoneInfo) -> list[FeedItem]:
     return items
 
 
+async def read_whole(response: aiohttp.ClientResponse, limit: int) -> bytes | None:
+    """The whole body, however it is sent (chunked, slowly); None if it is over ``limit``.
+
+    ``response.content.read(n)`` returns only what has arrived so far, so a feed sent
+    in chunks was cut short without a word, and its ETag then hid the rest for good.
+    """
+    if (response.content_length or 0) > limit:
+        return None
+    parts: list[bytes] = []
+    size = 0
+    async for chunk in response.content.iter_chunked(64 * 1024):
+        size += len(chunk)
+        if size > limit:
+            return None
+        parts.append(chunk)
+    return b"".join(parts)
+
+
 async def fetch(
     http: aiohttp.ClientSession, url: str, etag: str | None, last_modified: str | None,
     today: date, tz: ZoneInfo,
@@ -154,9 +172,11 @@ async def fetch(
                 return Fetched(None, etag, last_modified)
             if response.status >= 400:
                 return Fetched(error=f"HTTP {response.status} {response.reason or ''}".strip())
-            data = await response.content.read(MAX_BYTES + 1)
-            if len(data) > MAX_BYTES:
-                return Fetched(error=f"feed is larger than {MAX_BYTES // 1_000_000} MB")
+            data = await read_whole(response, MAX_BYTES)
+            if data is None:
+                # Its ETag is not kept: it would describe a version never read.
+                return Fetched(error=f"feed is too large (over {MAX_BYTES / 1e6:g} MB), "
+                               "so none of it was read")
             new_etag = response.headers.get("ETag")
             new_modified = response.headers.get("Last-Modified")
     except TimeoutError:

@@ -106,15 +106,14 @@ async def _rooms_done(session: AsyncSession, notice_ids: list[int], room_id: str
 
 
 async def poll_feeds(app: Host, now: datetime) -> int:
-    """Poll due feeds; tell approvers about each new held item. Returns how many were held."""
+    """Poll due feeds; tell approvers of the new held items, one message each for the
+    whole poll. Returns how many were held."""
     found = await funding_feeds.poll_due(app.db, now, app.settings.bot.tz)
-    new_ids = [i for ids in found.values() for i in ids]
+    new_ids = sorted(i for ids in found.values() for i in ids)
     if new_ids:
         async with app.db.transaction() as session:
-            for notice_id in new_ids:
-                notice = await funding.notice(session, notice_id)
-                if notice is not None:
-                    await notify_held(app, session, notice, now)
+            held = [n for n in [await funding.notice(session, i) for i in new_ids] if n is not None]
+            await notify_held(app, session, held, now)
     return len(new_ids)
 
 

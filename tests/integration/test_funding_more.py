@@ -20,6 +20,7 @@ from test_funding import FEEDS, FENLAND_FOOD, WAIT, command, group_rooms, notice
 from bot.features import funding_jobs
 from storage.funding import FundingDelivery, FundingNotice, FundingSource, FundingSubscription
 from tests.clocks import ManualClock, next_london
+from tests.unit.test_funding_feeds import FeedServer, long_feed
 
 people = test_funding.people  # Ada runs the group rooms, Cora coordinates
 ROWS = (FundingNotice, FundingSubscription, FundingSource, FundingDelivery)
@@ -149,3 +150,27 @@ async def test_bad_funding_input_typed_in_a_room_gets_one_clear_line_and_changes
     for reply, (_, _, says) in zip(replies, BAD_INPUTS, strict=True):
         assert says in reply and "\n" not in reply, reply
     assert await row_counts(bot) == before
+
+
+async def test_a_long_chunked_feed_is_read_whole_into_held_notices(
+    bot_factory: BotFactory, people: tuple[Person, Person]
+) -> None:
+    bot, _, cora, [lobby] = await start(bot_factory, people, 1)
+    async with FeedServer() as server:
+        server.files["long"] = long_feed(400, 500_000)
+        server.chunked.add("long")
+        await command(cora, lobby, bot, f"!funding source add {server.url('long')}", "S1 added")
+        assert await funding_jobs.poll_feeds(bot.app, bot.app.clock.now()) == 400
+    report = await command(cora, lobby, bot, "!funding sources", "S1")
+    assert report.endswith("ok, 400 items held so far")
+    async with bot.app.db.transaction() as session:
+        held = await session.scalars(select(FundingNotice.title))
+        assert {str(t) for t in held} == {f"Community Grant {i}" for i in range(1, 401)}
+    # Cora approves: one direct message for the batch, not four hundred.
+    dm = await cora.wait_for_invite(joined=True)
+    told = await cora.wait_for_message(dm, sender=bot.user_id, contains="wait for approval",
+                                       since=0, timeout=WAIT)
+    assert str(told["content"]["body"]).startswith("400 funding notices wait for approval:")
+    await asyncio.sleep(1.0)  # a second message would have arrived by now
+    assert len([e for e in await cora.messages(dm, limit=50)
+                if e.get("type") == "m.room.message" and e.get("sender") == bot.user_id]) == 1

@@ -24,8 +24,25 @@ FEEDS = Path(__file__).parent.parent / "data" / "feeds"
 CORA, FEN, MO = "@cora:grapevine.local", "@fen:grapevine.local", "@mo:grapevine.local"
 
 
+def long_feed(items: int, size: int) -> bytes:
+    """An RSS feed of ``items`` open grants, padded to about ``size`` bytes in all."""
+    pad = "Grants for community groups in the Fens. " * max(1, size // items // 42)
+    body = "".join(
+        f"<item><title>Community Grant {i}</title>"
+        f"<link>https://fens-funder.example.org/grants/{i}</link><guid>grant-{i}</guid>"
+        f"<description>{pad}</description></item>" for i in range(1, items + 1))
+    return ('<?xml version="1.0" encoding="UTF-8"?><rss version="2.0"><channel>'
+            "<title>Fens Funder - open grants</title><link>https://fens-funder.example.org/</link>"
+            f"{body}</channel></rss>").encode()
+
+
 class FeedServer:
-    """Serves the sample feeds with ETags, and remembers what each request asked."""
+    """Serves the sample feeds with ETags, and remembers what each request asked.
+
+    Names in ``chunked`` are sent with chunked transfer encoding, 16 KB at a time with a
+    pause between, as a slow funder's server would: a reader that takes only what has
+    arrived so far gets part of the feed.
+    """
 
     def __init__(self) -> None:
         self.files = {
@@ -35,6 +52,7 @@ class FeedServer:
         }
         self.requests: list[tuple[str, str | None, str | None]] = []
         self.slow = False
+        self.chunked: set[str] = set()
         self.runner: web.AppRunner | None = None
         self.base = ""
 
@@ -52,9 +70,22 @@ class FeedServer:
         etag = f'"{hash(data) & 0xFFFFFFFF:x}"'
         if request.headers.get("If-None-Match") == etag:
             return web.Response(status=304)
+        if name in self.chunked:
+            return await self.trickle(request, data, etag)
         return web.Response(body=data, content_type="application/rss+xml",
                             headers={"ETag": etag,
                                      "Last-Modified": "Fri, 20 Nov 2026 09:12:44 GMT"})
+
+    async def trickle(self, request: web.Request, data: bytes, etag: str) -> web.StreamResponse:
+        response = web.StreamResponse(headers={"Content-Type": "application/rss+xml",
+                                               "ETag": etag})
+        response.enable_chunked_encoding()
+        await response.prepare(request)
+        for start in range(0, len(data), 16 * 1024):
+            await response.write(data[start:start + 16 * 1024])
+            await asyncio.sleep(0.01)
+        await response.write_eof()
+        return response
 
     async def __aenter__(self) -> FeedServer:
         app = web.Application()
@@ -124,9 +155,15 @@ async def test_new_feed_items_are_held_once_and_approvers_are_told(
     assert (warm.funder, warm.award_min, warm.award_max) == (
         "Fens Community Foundation", 500, 5000)
     assert warm.areas == ["E07000010"] and warm.source == "S1"
-    # Fenland's moderator hears of the Fenland items only; the coordinator of all five.
-    assert sum("waits for approval" in m for m in town.dms(FEN)) == 3
-    assert sum("waits for approval" in m for m in town.dms(CORA)) == 5
+    # One message each for the whole poll: Fenland's moderator hears of the Fenland items
+    # only, the coordinator of all five.
+    [fen] = town.dms(FEN)
+    [cora] = town.dms(CORA)
+    assert fen.splitlines()[0] == "3 funding notices wait for approval:"
+    assert cora.splitlines()[0] == "5 funding notices wait for approval:"
+    assert sorted(line.split()[0] for line in cora.splitlines()[1:6]) == [
+        n.ref for n in sorted(await held(town), key=lambda n: n.id)]
+    assert cora.splitlines()[-1].startswith("For each: !funding show F1, then !funding approve")
 
     # Polled again when due: the server says nothing changed, and nothing is held twice.
     town.clock.advance(minutes=31)
@@ -189,6 +226,43 @@ async def test_a_feed_that_does_not_answer_in_time_is_a_failure_not_a_hang(
     await poll(town)
     [report] = await town.say(CORA, room, "!funding sources")
     assert report.endswith("failing (1x): no answer within 0.3 s")
+
+
+async def test_a_long_feed_sent_slowly_in_chunks_is_read_to_the_end(
+    town: BotWorld, server: FeedServer
+) -> None:
+    server.files["long"] = long_feed(400, 500_000)
+    server.chunked.add("long")
+    assert len(server.files["long"]) > 500_000
+    room = await lobby(town)
+    await town.say(CORA, room, f"!funding source add {server.url('long')}")
+    assert await poll(town) == 400  # every item, not what had arrived at the first read
+    assert {n.title for n in await held(town)} == {f"Community Grant {i}" for i in range(1, 401)}
+    [told] = town.dms(CORA)  # one message for the batch, not four hundred
+    assert told.splitlines()[0] == "400 funding notices wait for approval:"
+    assert told.splitlines()[11] == "and 390 more: !funding list shows them all"
+    [report] = await town.say(CORA, room, "!funding sources")
+    assert report.endswith("ok, 400 items held so far")
+
+
+async def test_a_feed_over_the_size_cap_is_reported_and_its_etag_not_kept(
+    town: BotWorld, server: FeedServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(feeds, "MAX_BYTES", 200_000)
+    server.files["long"] = long_feed(400, 500_000)
+    server.chunked.add("long")
+    room = await lobby(town)
+    await town.say(CORA, room, f"!funding source add {server.url('long')}")
+    assert await poll(town) == 0
+    [report] = await town.say(CORA, room, "!funding sources")
+    assert report.endswith("failing (1x): feed is too large (over 0.2 MB), so none of it was read")
+    assert await held(town) == []
+    async with town.app.db.transaction() as session:
+        src = await funding.source(session, 1)
+        assert src is not None and src.etag is None and src.last_modified is None
+        town.clock.current = src.next_poll_at
+    await poll(town)  # asked again in full: no ETag said "you have this already"
+    assert [etag for name, etag, _ in server.requests if name == "long"] == [None, None]
 
 
 async def test_the_database_refuses_the_same_item_twice(database: Database) -> None:
