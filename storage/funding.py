@@ -192,6 +192,14 @@ async def add_notice(session: AsyncSession, **fields: Any) -> FundingNotice:
     return notice
 
 
+async def posted_since(session: AsyncSession, user_id: str, since: datetime) -> list[datetime]:
+    """When ``user_id`` posted each notice since ``since`` (for the daily limit)."""
+    return list(await session.scalars(
+        select(FundingNotice.created_at)
+        .where(FundingNotice.posted_by == user_id, FundingNotice.created_at >= since)
+    ))
+
+
 async def notice(session: AsyncSession, notice_id: int) -> FundingNotice | None:
     return await session.get(FundingNotice, notice_id)
 

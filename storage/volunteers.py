@@ -148,11 +148,13 @@ async def open_requests(session: AsyncSession, now: datetime) -> list[VolunteerR
     ))
 
 
-async def requests_made_since(session: AsyncSession, user_id: str, since: datetime) -> int:
-    return int(await session.scalar(
-        select(func.count()).select_from(VolunteerRequest)
+async def requests_made_since(session: AsyncSession, user_id: str,
+                              since: datetime) -> list[datetime]:
+    """When ``user_id`` made each of their requests since ``since`` (for the daily limit)."""
+    return list(await session.scalars(
+        select(VolunteerRequest.created_at)
         .where(VolunteerRequest.created_by == user_id, VolunteerRequest.created_at >= since)
-    ) or 0)
+    ))
 
 
 async def offer(session: AsyncSession, offer_id: int) -> VolunteerOffer | None:

@@ -46,6 +46,7 @@ from bot.features.funding_delivery import (
 from bot.features.funding_jobs import jobs
 from bot.features.funding_jobs import poll_feeds as poll_feeds  # the demo's entry point
 from bot.features.funding_links import routes
+from bot.ratelimit import DAY, daily_refusal
 from config.organisations import GROUP_TYPE_ALIASES, GROUP_TYPES, SIZES
 from storage import funding, groups
 from storage.funding import FundingNotice
@@ -122,6 +123,12 @@ async def post(ctx: Context, args: Args) -> None:
     app = ctx.app
     if args.deadline <= ctx.now:
         raise CommandError("deadline: that has already passed; give a date still to come.")
+    if not ctx.sender.is_coordinator:
+        made = await funding.posted_since(ctx.session, ctx.sender.user_id, ctx.now - DAY)
+        refused = daily_refusal(made, ctx.now, app.settings.bot.notices_per_day, ctx.tz,
+                                "funding notices")
+        if refused:
+            raise CommandError(refused)
     low, high = args.amount or (None, None)
     root = app.areas.root.code
     areas = [a for a in (args.areas or []) if a != root]

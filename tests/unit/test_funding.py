@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -115,6 +115,30 @@ async def test_a_members_post_is_held_approvers_are_told_and_the_poster_hears_th
                                 "and is going to 1 room.")
     [again] = await town.say(CORA, wisbech, "!funding approve F1")
     assert again == "F1 is already published; nothing changed."
+
+
+async def test_a_member_may_post_three_notices_a_day_and_hears_when_the_next_is_allowed(
+    town: BotWorld,
+) -> None:
+    wisbech = await room(town, "Wisbech Food Bank")
+    first_at = town.clock.now()  # Fri 20 Nov 2026 10:00 London
+    for n in range(1, 4):
+        [held] = await town.say(MO, wisbech, POST.replace("Warm Spaces", f"Fund {n}"))
+        assert held.startswith(f"F{n} is held for approval")
+        town.clock.advance(hours=1)
+    approvers_told = len(town.dms(CORA))
+    [refused] = await town.say(MO, wisbech, POST.replace("Warm Spaces", "Fund 4"))
+    assert refused == ("You've made 3 funding notices in the last 24 hours, the daily limit "
+                       "for anyone but a coordinator; you can make another from 10:00 on "
+                       "Sat 21 Nov 2026. Nothing was changed.")
+    assert await count(town, FundingNotice) == 3 and len(town.dms(CORA)) == approvers_told
+    # A coordinator is not limited; the member may post again once the first is a day old.
+    for n in range(4, 7):
+        [published] = await town.say(CORA, wisbech, POST.replace("Warm Spaces", f"Fund {n}"))
+        assert published.startswith(f"F{n} published")
+    town.clock.current = first_at + timedelta(days=1)
+    [held] = await town.say(MO, wisbech, POST.replace("Warm Spaces", "Fund 7"))
+    assert held.startswith("F7 is held for approval")
 
 
 async def test_a_notice_whose_deadline_passed_while_held_cannot_be_approved(

@@ -378,7 +378,10 @@ async def test_a_host_may_make_three_requests_a_day_and_a_coordinator_more(pool:
         [made] = await pool.ask(f'!volunteer need 1 role="{role}" {SHIFT} area=Wisbech')
         assert made.startswith("V")
     [refused] = await pool.ask(f'!volunteer need 1 role="Porter" {SHIFT} area=Wisbech')
-    assert refused.startswith("You've made 3 volunteer requests today, the daily limit")
+    assert refused.startswith("You've made 3 volunteer requests in the last 24 hours, the "
+                              "daily limit for anyone but a coordinator; you can make another "
+                              "from ")
+    assert refused.endswith(". Nothing was changed.")
     cora = pool.bw.world.user("cora", "Cora")
     room, _ = await pool.open_group("Cora's Pantry", admin=cora)
     for role in ("Driver", "Cook", "Packer", "Porter"):

@@ -28,7 +28,6 @@ OFFER_TTL = timedelta(hours=24)
 RECHECK_YEARS = 3
 RECHECK_REMINDER_DAYS = (7, 30, 60)
 NUDGE_AFTER = timedelta(days=90)
-REQUESTS_PER_DAY = 3
 
 
 SKILLS = ListOf(Text(max_length=40))

@@ -11,8 +11,9 @@ from bot.commands.registry import Args, CommandError, Param, Role, Where
 from bot.commands.values import AreaValue, Choice, Decimal, Integer, Person, Ref, Text, Window
 from bot.features import availability
 from bot.features.matching import SkillError, dbs_rank, normalise_skills, offers_to_make
-from bot.features.volunteers.common import DBS, REQUESTS_PER_DAY, SKILLS, queue_dm, when_of
+from bot.features.volunteers.common import DBS, SKILLS, queue_dm, when_of
 from bot.features.volunteers.places import make_offers
+from bot.ratelimit import DAY, daily_refusal
 from storage import groups
 from storage import volunteers as store
 from storage.groups import Group
@@ -55,10 +56,11 @@ async def need(ctx: Context, args: Args) -> None:
                            "or parish where it happens, e.g. area=Wisbech.")
     if not ctx.sender.is_coordinator:
         made = await store.requests_made_since(ctx.session, ctx.sender.user_id,
-                                               ctx.now - timedelta(days=1))
-        if made >= REQUESTS_PER_DAY:
-            raise CommandError(f"You've made {made} volunteer requests today, the daily "
-                               "limit; try again tomorrow or ask a coordinator.")
+                                               ctx.now - DAY)
+        refused = daily_refusal(made, ctx.now, ctx.app.settings.bot.requests_per_day, ctx.tz,
+                                "volunteer requests")
+        if refused:
+            raise CommandError(refused)
     try:
         skills = normalise_skills(args.skills or ())
     except SkillError as exc:
