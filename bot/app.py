@@ -25,7 +25,15 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from bot.clock import Clock, SharedClock, shared
 from bot.commands.context import Context, Sender
 from bot.commands.deferred import Deferred, Outside
-from bot.commands.dispatch import Choose, CommandLine, Missing, bind, command_line
+from bot.commands.dispatch import (
+    Choose,
+    CommandLine,
+    FixThenAsk,
+    Missing,
+    Overrides,
+    bind,
+    command_line,
+)
 from bot.commands.lexer import LexError, tokenize
 from bot.commands.refusals import not_allowed, sorry, unknown
 from bot.commands.registry import REGISTRY, AskFor, Command, CommandError, Registry, Where
@@ -411,7 +419,7 @@ class Grapevine:
         room: RoomContext,
         line: CommandLine,
         now: datetime,
-        overrides: dict[str, str] | None = None,
+        overrides: Overrides | None = None,
     ) -> None:
         prefix = self.settings.bot.prefix
         sender = await self.directory.sender(session, message.sender, room,
@@ -463,16 +471,18 @@ class Grapevine:
         except CommandError as exc:
             await ctx.reply(str(exc))
             return
-        except Missing as missing:
-            await self.questions.ask_missing(ctx, line, overrides, missing.param.name)
+        except FixThenAsk as fix:
+            # Told now what was wrong; asked for it again once this question is answered.
+            again: Overrides = {**(overrides or {}), **dict.fromkeys(fix.bad)}
+            await self.questions.ask(ctx, line, again, fix.then, before=fix.problems)
             return
-        except Choose as choose:
-            await self.questions.ask_choice(ctx, line, overrides, choose)
+        except (Missing, Choose) as question:
+            await self.questions.ask(ctx, line, overrides, question)
             return
         await self._execute(ctx, command, args, line, overrides)
 
     async def _execute(self, ctx: Context, command: Command, args: Any, line: CommandLine,
-                       overrides: dict[str, str] | None) -> None:
+                       overrides: Overrides | None) -> None:
         try:
             async with ctx.session.begin_nested():
                 await command.handler(ctx, args)

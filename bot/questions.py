@@ -15,7 +15,7 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.commands.context import Context
-from bot.commands.dispatch import Choose, CommandLine
+from bot.commands.dispatch import Choose, CommandLine, Missing, Overrides
 from bot.commands.registry import CommandError
 from bot.events import Incoming
 from storage import prompts
@@ -34,12 +34,12 @@ class Question:
     def relayed(self) -> bool:
         return bool(self.waiting_for.get("relayed"))
 
-    def answered(self, body: str, prefix: str) -> dict[str, str]:
+    def answered(self, body: str, prefix: str) -> Overrides:
         """The command's options with this answer filled in; a CommandError saying
         what to send instead when it is not a valid choice."""
         waiting = self.waiting_for
         answer = body.strip().splitlines()[0].strip() if body.strip() else ""
-        overrides = dict(waiting.get("overrides") or {})
+        overrides: Overrides = dict(waiting.get("overrides") or {})
         if waiting["kind"] == "choice":
             options = waiting["options"]
             number = answer.rstrip(".)").strip()
@@ -53,6 +53,10 @@ class Question:
 
 
 Key = tuple[str, str]  # (room, person)
+
+
+def _after(before: str, text: str) -> str:
+    return f"{before}\n{text}" if before else text
 
 
 class Questions:
@@ -73,28 +77,37 @@ class Questions:
                 self._waiting = await prompts.waiting(session)
         return key in self._waiting
 
-    async def ask_missing(self, ctx: Context, line: CommandLine,
-                          overrides: dict[str, str] | None, name: str) -> None:
+    async def ask(self, ctx: Context, line: CommandLine, overrides: Overrides | None,
+                  question: Missing | Choose, *, before: str = "") -> None:
+        """Ask for a missing option or offer a numbered choice; ``before`` (what was wrong
+        with other values) leads the same reply, so it is heard before the answer."""
+        if isinstance(question, Missing):
+            await self.ask_missing(ctx, line, overrides, question.param.name, before=before)
+        else:
+            await self.ask_choice(ctx, line, overrides, question, before=before)
+
+    async def ask_missing(self, ctx: Context, line: CommandLine, overrides: Overrides | None,
+                          name: str, *, before: str = "") -> None:
         assert ctx.command is not None
         param = ctx.command.param(name)
         question = param.question if param else f"What {name}?"
         await self._ask(ctx, line, overrides or {}, {"kind": "missing", "param": name})
-        await ctx.reply(f"{question} (or {ctx.prefix}cancel)")
+        await ctx.reply(_after(before, f"{question} (or {ctx.prefix}cancel)"))
 
-    async def ask_choice(self, ctx: Context, line: CommandLine,
-                         overrides: dict[str, str] | None, choose: Choose) -> None:
+    async def ask_choice(self, ctx: Context, line: CommandLine, overrides: Overrides | None,
+                         choose: Choose, *, before: str = "") -> None:
         options = choose.choice.options
         await self._ask(ctx, line, overrides or {}, {
             "kind": "choice", "param": choose.param.name,
             "options": [canonical for _, canonical in options],
         })
         numbered = "\n".join(f"{i}. {label}" for i, (label, _) in enumerate(options, 1))
-        await ctx.reply(
+        await ctx.reply(_after(before, (
             f"{choose.choice.question}\n{numbered}\n"
             f"Reply with a number (1-{len(options)}), or {ctx.prefix}cancel."
-        )
+        )))
 
-    async def _ask(self, ctx: Context, line: CommandLine, overrides: dict[str, str],
+    async def _ask(self, ctx: Context, line: CommandLine, overrides: Overrides,
                    waiting: dict[str, Any]) -> None:
         waiting = {**waiting, "overrides": overrides, "relayed": line.relayed}
         expires = ctx.now + PROMPT_TTL

@@ -35,6 +35,11 @@ def command_line(body: str, prefix: str) -> CommandLine | None:
     return None
 
 
+# Answers given to the bot's questions, by option name; None: the value typed was bad
+# and is to be asked for again.
+Overrides = dict[str, str | None]
+
+
 class Missing(Exception):
     def __init__(self, param: Param) -> None:
         super().__init__(param.name)
@@ -48,14 +53,33 @@ class Choose(Exception):
         self.choice = choice
 
 
+class FixThenAsk(Exception):
+    """Values that were bad (``problems``: one line naming each) and, in the same reply, the
+    question for a missing option (``then``). The bad ones are asked for again after it
+    (``bad``: their names), so nothing typed wrong is ever used, nor silently dropped."""
+
+    def __init__(self, problems: str, bad: list[str], then: Missing | Choose) -> None:
+        super().__init__(problems)
+        self.problems = problems
+        self.bad = bad
+        self.then = then
+
+
 async def bind(
     command: Command,
     tokens: Tokens,
     consumed: int,
     ctx: Context,
-    overrides: Mapping[str, str] | None = None,
+    overrides: Mapping[str, str | None] | None = None,
 ) -> Args:
-    """Parse every parameter; raise Missing, Choose or CommandError at the first problem."""
+    """Parse every parameter and report every problem at once.
+
+    Bad values alone: CommandError naming each, with the usage. A missing option or
+    a choice to make: Missing or Choose (the first, in the order of the parameters).
+    Both: FixThenAsk, so the person hears about the bad value now rather than after
+    answering the question. An override of None is a value that was bad before: it is
+    asked for again, whether or not the option is required.
+    """
     overrides = overrides or {}
     words = list(tokens.words[consumed:])
     known = {p.name for p in command.params}
@@ -63,7 +87,7 @@ async def bind(
         if key not in known:
             raise CommandError(_unknown_option(command, key, ctx.prefix))
     values: dict[str, object] = {}
-    raw_values: dict[str, str] = {}
+    raw_values: dict[str, str | None] = {}
     positional = [p for p in command.params if p.positional and p.name not in tokens.options]
     replied_to = ctx.app.sender_of(ctx.message.reply_to) if ctx.message.reply_to else None
     if replied_to and len(words) < len(positional):
@@ -85,21 +109,32 @@ async def bind(
                 f"I didn't expect {' '.join(words)!r}. Usage: {command.usage(ctx.prefix)}"
             )
         values["rest"] = " ".join(words)
+    problems: list[str] = []
+    bad: list[str] = []
+    question: Missing | Choose | None = None
     for param in command.params:
         raw = raw_values.get(param.name)
+        if raw is None and param.name in overrides:  # it was bad: ask for it now
+            question = question or Missing(param)
+            continue
         if raw is None or (raw.strip() == "" and param.required):
             if param.required:
-                raise Missing(param)
+                question = question or Missing(param)
             values[param.name] = None
             continue
         try:
             values[param.name] = await param.value.parse(raw, ctx)
         except BadValue as exc:
-            reason = str(exc).rstrip(".")
-            raise CommandError(f"{param.name}: {reason}. Usage: {command.usage(ctx.prefix)}"
-                               ) from None
+            problems.append(f"{param.name}: {str(exc).rstrip('.')}.")
+            bad.append(param.name)
         except NeedsChoice as choice:
-            raise Choose(param, choice) from None
+            question = question or Choose(param, choice)
+    if problems and question is not None:
+        raise FixThenAsk(" ".join(problems), bad, question)
+    if problems:
+        raise CommandError(f"{' '.join(problems)} Usage: {command.usage(ctx.prefix)}")
+    if question is not None:
+        raise question
     return Args(values)
 
 

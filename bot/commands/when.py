@@ -43,6 +43,11 @@ Windows (``parse_window``)
 - An end earlier than the start crosses midnight if the window is then at most
   12 hours long (``22:00-02:00``); otherwise it is refused as ending before it
   starts. ``midnight`` as the end is the end of the day.
+- A start that could be am or pm with an end written with a leading zero is
+  read on the 12-hour clock as readily as on the 24-hour one, and when both
+  readings are sensible windows the person is asked, not guessed for:
+  ``sat 12:00-01:00`` (12:00-13:00 or 00:00-01:00), ``10:00-09:00`` (10:00-21:00
+  or 22:00-09:00).
 
 Deadlines (``parse_deadline``): a date alone is 23:59:59 local on that day;
 a date with a time (``fri 5pm``, ``2026-12-05 17:00``, ``5 Dec at noon``) is that
@@ -416,8 +421,11 @@ def parse_time(text: str) -> time:
     return _read_clock(s).resolve_alone()
 
 
-def _range(start: _Clock, end: _Clock) -> tuple[int, int]:
-    """Start and end in seconds after midnight of the day (end > 86400: the next day)."""
+def _range(start: _Clock, end: _Clock) -> list[tuple[int, int]]:
+    """Start and end in seconds after midnight of the day (end > 86400: the next day).
+
+    One reading, or several when the text could as well mean either (see ``_other_halves``).
+    """
     end_readings = [end.seconds]
     if end.other is not None and not start.twenty_four:  # 13:00-10:00 is not 13:00-22:00
         end_readings.append(end.other)
@@ -428,17 +436,42 @@ def _range(start: _Clock, end: _Clock) -> tuple[int, int]:
     best: tuple[int, int] | None = None
     for s in start_readings:
         for e in end_readings:
-            length = (e - s) % _DAY or (_DAY if e == _DAY and s == 0 else 0)
+            length = _length(s, e)
             if length and (best is None or length < best[1] - best[0]):
                 best = (s, s + length)
     if best is None:
         raise WhenError(f"{_show(start.text + '-' + end.text)} starts and ends at the same time.")
-    if best[1] > _DAY and best[1] - best[0] > 12 * 3600:
+    readings = _other_halves(start, end) or [best]
+    if len(readings) == 1 and best[1] > _DAY and best[1] - best[0] > 12 * 3600:
         raise WhenError(
             f"{_show(start.text + '-' + end.text)} ends before it starts: "
             "give the start first, as in 10am-1pm."
         )
-    return best
+    return readings
+
+
+def _length(start: int, end: int) -> int:
+    return (end - start) % _DAY or (_DAY if end == _DAY and start == 0 else 0)
+
+
+def _other_halves(start: _Clock, end: _Clock) -> list[tuple[int, int]]:
+    """Both readings of a window that is sensible either way, else nothing.
+
+    A start that could be am or pm (``10:00``, ``12:00``) and an end written with a
+    leading zero (``09:00``, ``01:00``) are read as the 12-hour clock as often as the
+    24-hour one: ``10:00-09:00`` is 10:00-21:00 or 22:00-09:00, ``12:00-01:00`` is
+    12:00-13:00 or 00:00-01:00. When more than one reading is at most 12 hours long,
+    the person is asked; guessing the shortest would be a coin toss.
+    """
+    if start.other is None or not end.twenty_four or not 3600 <= end.seconds < 12 * 3600:
+        return []
+    found: list[tuple[int, int]] = []
+    for s in (start.seconds, start.other):
+        for e in (end.seconds, end.seconds + 12 * 3600):
+            length = _length(s, e)
+            if 0 < length <= 12 * 3600 and (s, s + length) not in found:
+                found.append((s, s + length))
+    return found if len(found) > 1 else []
 
 
 def _clock_seconds(clock: _Clock) -> int:
@@ -467,17 +500,26 @@ def parse_window(
     """A day with a start and end time, as tz-aware datetimes (see the module docstring)."""
     s = _clean(text, "day and time", WINDOW_FORMS)
     day_text, start_text, end_text = _split_window(s)
-    start, end = _range(_read_clock(start_text), _read_clock(end_text))
+    readings = _range(_read_clock(start_text), _read_clock(end_text))
     day = parse_date(day_text, today=today)
 
-    def window(d: date) -> tuple[datetime, datetime]:
+    def window(d: date, start: int, end: int) -> tuple[datetime, datetime]:
         begins = local_datetime(d, _time_of(start), tz)
         ends = local_datetime(d + timedelta(days=end // _DAY), _time_of(end), tz)
         if ends <= begins:  # only possible across a clock change
             raise WhenError(f"That window is empty once the clocks change on {describe_date(d)}.")
         return begins, ends
 
-    return day.map(window) if isinstance(day, Ambiguous) else window(day)
+    if len(readings) == 1:
+        [(start, end)] = readings
+        return (day.map(lambda d: window(d, start, end)) if isinstance(day, Ambiguous)
+                else window(day, start, end))
+    days = day.choices if isinstance(day, Ambiguous) else (day,)
+    spans = [f"{_hms(start)}-{_hms(end % _DAY)}" for start, end in readings]
+    question = ("Which day and time did you mean?" if isinstance(day, Ambiguous)
+                else f"Did you mean {' or '.join(spans)}?")
+    return Ambiguous(tuple(window(d, start, end) for d in days for start, end in readings),
+                     question)
 
 
 def parse_deadline(text: str, *, today: date, tz: ZoneInfo) -> datetime | Ambiguous[datetime]:

@@ -274,3 +274,60 @@ async def test_personal_details_the_bot_cannot_redact_are_pointed_out_by_dm(
     await town.say(mo, room, "!volunteer register skills=driving area=Wisbech "
                              "availability=weekends over18=yes")
     assert any("couldn't remove your message" in m for m in town.dms(mo))
+
+
+POST = '!funding post https://example.org/warm title="Warm Spaces" areas=wisbech'
+
+
+async def notice_count(bw: BotWorld) -> int:
+    from storage.funding import FundingNotice
+
+    async with bw.app.db.transaction() as session:
+        return int(await session.scalar(select(func.count()).select_from(FundingNotice)) or 0)
+
+
+async def test_a_bad_value_is_reported_at_once_with_the_question_for_a_missing_option(
+    town: BotWorld,
+) -> None:
+    room = await group_room(town)
+    _, cora, _ = people(town)
+    [reply] = await town.say(cora, room, f"{POST} deadline=2026-02-30")
+    bad, question = reply.splitlines()
+    assert bad == "deadline: There is no 30 February 2026."
+    assert question == "Who is the funder? (or !cancel)"
+    assert await notice_count(town) == 0
+    # Once that is answered, the bad value is asked for again: never used, never dropped.
+    [again] = await town.say(cora, room, "Community Fund")
+    assert again == "When does it close? (a date, e.g. 5 Dec) (or !cancel)"
+    assert await notice_count(town) == 0
+    [done] = await town.say(cora, room, "18 Dec")
+    assert done.startswith("F1 published")
+    assert await notice_count(town) == 1
+
+
+async def test_a_bad_optional_value_is_asked_for_again_not_dropped(town: BotWorld) -> None:
+    room = await group_room(town)
+    _, cora, _ = people(town)
+    [reply] = await town.say(cora, room, f"{POST} deadline=2026-12-18 amount=lots")
+    assert reply.splitlines() == ["amount: should be an amount or a range like 500-5000 "
+                                  "(not 'lots').", "Who is the funder? (or !cancel)"]
+    [again] = await town.say(cora, room, "Community Fund")
+    assert again.startswith("What amount?") and again.endswith("(or !cancel)")
+    [done] = await town.say(cora, room, "500-5000")
+    assert done.startswith("F1 published")
+    async with town.app.db.transaction() as session:
+        from storage.funding import FundingNotice
+
+        notice = await session.scalar(select(FundingNotice))
+        assert notice is not None and (notice.award_min, notice.award_max) == (500, 5000)
+
+
+async def test_several_bad_values_are_all_named_in_one_line(town: BotWorld) -> None:
+    room = await group_room(town)
+    _, cora, _ = people(town)
+    [reply] = await town.say(cora, room, f'{POST} funder="Trust" deadline=2026-02-30 '
+                                         "amount=lots")
+    assert reply.startswith("deadline: There is no 30 February 2026. amount: should be an "
+                            "amount or a range")
+    assert "\n" not in reply and "Usage: !funding post" in reply
+    assert await notice_count(town) == 0

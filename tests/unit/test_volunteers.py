@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 import pytest
@@ -17,6 +17,7 @@ from storage.groups import Group
 from storage.models import OutboxMessage
 from storage.volunteers import Volunteer, VolunteerOffer, VolunteerRequest
 from tests.botworld import BotWorld, bot_world
+from tests.clocks import london
 
 SHIFT = 'when="2026-12-05 10:00-13:00"'  # a Saturday morning into the afternoon
 ADULT = "over18=yes"
@@ -410,3 +411,25 @@ async def test_refusals_about_real_offers_and_requests_change_nothing(pool: Pool
     assert "V1 hasn't started yet" in early
     assert await counts(pool.bw) == before
 
+
+
+async def test_a_window_that_could_mean_two_things_is_asked_as_a_numbered_choice(
+    pool: Pool,
+) -> None:
+    [choice] = await pool.ask('!volunteer need 1 role="Driver" when="sat 12:00-01:00" '
+                              "area=Wisbech")
+    assert choice.splitlines() == [
+        "Did you mean 12:00-13:00 or 00:00-01:00?",
+        "1. Sat 21 Nov 2026 12:00-13:00",
+        "2. Sat 21 Nov 2026 00:00-01:00",
+        "Reply with a number (1-2), or !cancel.",
+    ]
+    async with pool.bw.app.db.transaction() as session:
+        assert await session.scalar(select(func.count()).select_from(VolunteerRequest)) == 0
+    [made] = await pool.ask("1")
+    assert made.startswith("V1")
+    async with pool.bw.app.db.transaction() as session:
+        req = await session.scalar(select(VolunteerRequest))
+        assert req is not None
+        assert (req.starts_at, req.ends_at) == (london(date(2026, 11, 21), 12),
+                                                london(date(2026, 11, 21), 13))

@@ -303,6 +303,31 @@ def test_a_window_that_cannot_be_read_is_refused_naming_the_problem(typed: str, 
         parse_window(typed, today=TUESDAY, tz=LONDON)
 
 
+@pytest.mark.parametrize(
+    ("typed", "choices", "question"),
+    [
+        ("sat 12:00-01:00", (window("2026-12-05 12:00", "2026-12-05 13:00"),
+                             window("2026-12-05 00:00", "2026-12-05 01:00")),
+         "Did you mean 12:00-13:00 or 00:00-01:00?"),
+        ("sat 10:00-09:00", (window("2026-12-05 10:00", "2026-12-05 21:00"),
+                             window("2026-12-05 22:00", "2026-12-06 09:00")),
+         "Did you mean 10:00-21:00 or 22:00-09:00?"),
+    ],
+)
+def test_a_window_that_could_mean_either_half_of_the_day_is_asked_about(
+    typed: str, choices: tuple[tuple[datetime, datetime], ...], question: str
+) -> None:
+    assert parse_window(typed, today=TUESDAY, tz=LONDON) == Ambiguous(choices, question)
+
+
+@pytest.mark.parametrize("typed", ["2026-12-05 12:00-13:00", "2026-12-05 00:00-01:00",
+                                   "2026-12-05 10:00-21:00", "2026-12-05 22:00-09:00"])
+def test_each_answer_to_that_question_reads_as_itself(typed: str) -> None:
+    result = parse_window(typed, today=TUESDAY, tz=LONDON)
+    assert not isinstance(result, Ambiguous)
+    assert f"{result[0]:%Y-%m-%d %H:%M}-{result[1]:%H:%M}" == typed
+
+
 def test_a_window_on_an_ambiguous_day_is_asked_about() -> None:
     result = parse_window("tue 10am-1pm", today=TUESDAY, tz=LONDON)
     assert result == Ambiguous(
