@@ -72,6 +72,23 @@ async def notices(person: Person, room: str, ref: str) -> list[dict[str, Any]]:
             and str(e["content"].get("body", "")).startswith(f"Funding {ref}:")]
 
 
+async def said_in(person: Person, room: str, start: str, expect: int) -> list[str]:
+    """Bodies starting with ``start`` in the room once ``expect`` have come (polled up to
+    WAIT), and a second more, so that one too many (or one early) would show."""
+
+    async def bodies() -> list[str]:
+        return [str(e["content"]["body"]) for e in await person.messages(room, limit=50)
+                if str(e.get("content", {}).get("body", "")).startswith(start)]
+
+    deadline = time.monotonic() + WAIT
+    found = await bodies()
+    while len(found) < expect and time.monotonic() < deadline:
+        await asyncio.sleep(0.2)
+        found = await bodies()
+    await asyncio.sleep(1.0)
+    return await bodies()
+
+
 async def until_delivered(bot: RunningBot, notice_id: int, count: int) -> None:
     deadline = time.monotonic() + WAIT
     while True:
@@ -258,18 +275,17 @@ async def test_reminders_reach_the_room_at_nine_london_time_across_the_clock_cha
     await command(cora, group, bot, FENLAND_FOOD.replace("+30d", deadline.isoformat()),
                   "F1 published")
 
-    async def reminders_at(moment: datetime) -> list[str]:
+    async def reminders_at(moment: datetime, expect: int) -> list[str]:
+        """The reminders in the room once ``expect`` have arrived (or WAIT has passed)."""
         bot.advance_to(moment)
         await funding_jobs.sweep(bot.app)
         bot.app.queued()
-        await asyncio.sleep(1.0)
-        return [str(e["content"]["body"]) for e in await organiser.messages(group, limit=50)
-                if str(e.get("content", {}).get("body", "")).startswith("Reminder")]
+        return await said_in(organiser, group, "Reminder", expect)
 
     minute = timedelta(minutes=1)
-    assert await reminders_at(week_before - minute) == []
-    [week] = await reminders_at(week_before)
+    assert await reminders_at(week_before - minute, 0) == []
+    [week] = await reminders_at(week_before, 1)
     assert f"closes in 7 days ({deadline:%a} {deadline.day} {deadline:%b %Y})" in week
-    assert len(await reminders_at(day_before - minute)) == 1
-    [_, day] = await reminders_at(day_before)
+    assert len(await reminders_at(day_before - minute, 1)) == 1
+    [_, day] = await reminders_at(day_before, 2)
     assert "closes tomorrow" in day

@@ -15,7 +15,7 @@ from aiohttp.test_utils import TestServer
 from botfixture import BotFactory, RunningBot
 from people import Person
 from sqlalchemy import func, select
-from test_funding import FEEDS, FENLAND_FOOD, WAIT, command, group_rooms, notices
+from test_funding import FEEDS, FENLAND_FOOD, WAIT, command, group_rooms, notices, said_in
 
 from bot.features import funding_jobs
 from storage.funding import FundingDelivery, FundingNotice, FundingSource, FundingSubscription
@@ -95,22 +95,20 @@ async def test_a_daily_digest_names_the_notice_the_next_morning_once(
     published = await command(cora, lobby, bot, FENLAND_FOOD, "F1 published")
     assert published == "F1 published: going to 0 rooms now, 1 digests."
 
-    async def digests_at(moment: datetime) -> list[str]:
+    async def digests_at(moment: datetime, expect: int) -> list[str]:
         bot.advance_to(moment)
         await funding_jobs.sweep(bot.app)
         bot.app.queued()
-        await asyncio.sleep(1.0)
-        return [str(e["content"]["body"]) for e in await organiser.messages(group, limit=50)
-                if str(e.get("content", {}).get("body", "")).startswith("Funding digest")]
+        return await said_in(organiser, group, "Funding digest", expect)
 
-    assert await digests_at(afternoon + timedelta(minutes=5)) == []
+    assert await digests_at(afternoon + timedelta(minutes=5), 0) == []
     assert await notices(organiser, group, "F1") == []  # nothing at once, either
     morning = next_london(afternoon, 8)  # the digest hour, London time
-    assert await digests_at(morning - timedelta(minutes=1)) == []
-    [digest] = await digests_at(morning)
+    assert await digests_at(morning - timedelta(minutes=1), 0) == []
+    [digest] = await digests_at(morning, 1)
     assert digest.splitlines()[0] == "Funding digest: 1 new notices"
     assert digest.splitlines()[1].startswith("F1 Food Fund (Trust)")
-    assert len(await digests_at(morning + timedelta(minutes=5))) == 1
+    assert len(await digests_at(morning + timedelta(minutes=5), 1)) == 1
 
 
 # Each bad input, who types it, and the phrase its one-line answer must contain.
