@@ -12,19 +12,22 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import pytest
-from botfixture import BotFactory, RunningBot
+from botfixture import BotFactory, RunningBot, free_port
 from people import Person
 from sqlalchemy import func, select
 
-from bot.features import intake
+from bot.features import intake, reach_network
 from bot.homeserver import EmbeddedSynapse, RegisteredUser
-from storage import groups
+from storage import funding, groups
 from storage.flow import FlowEvent, FlowReceipts
 from tests.at_rest import stored_bytes
 
 WISBECH, CHATTERIS, ABBEY = "E04001668", "E04012516", "E05013050"
 WAIT = 30.0
+FIREFOX = "Mozilla/5.0 (X11; Linux x86_64; rv:133.0) Gecko/20100101 Firefox/133.0"
+SYNAPSE_PREVIEW = "Synapse (bot; +https://github.com/matrix-org/synapse)"  # its URL previewer
 POST = ('!funding post https://example.org/food title="Food Fund" funder="Trust" '
         "deadline=+30d areas=fenland themes=food")
 
@@ -111,7 +114,10 @@ async def test_a_notice_round_trip_ends_in_a_report_of_observed_against_predicte
     bot_factory: BotFactory, people: dict[str, Person],
 ) -> None:
     ada, mo, bea, cora = (people[n] for n in ("Ada", "Mo", "Bea", "Cora"))
-    bot = await bot_factory(roles={"coordinators": [cora.user_id]})
+    port = free_port()
+    bot = await bot_factory(roles={"coordinators": [cora.user_id]},
+                            web={"listen": f"127.0.0.1:{port}",
+                                 "base_url": f"http://127.0.0.1:{port}"})
     rooms = {}
     for name, area in (("Wisbech Pantry", WISBECH), ("Chatteris Larder", CHATTERIS),
                        ("Abbey Kitchen", ABBEY)):
@@ -125,20 +131,40 @@ async def test_a_notice_round_trip_ends_in_a_report_of_observed_against_predicte
     dm = await open_dm(cora, bot)
     await cora.send(dm, POST)
     await cora.wait_for_message(dm, sender=bot.user_id, contains="F1 published", timeout=WAIT)
-    # The Fenland rooms get it; people there reply, react, read it and pass it on.
-    for name in ("Wisbech Pantry", "Chatteris Larder"):
-        post = await mo.wait_for_message(rooms[name], sender=bot.user_id,
-                                         contains="Funding F1", timeout=WAIT)
-        await mo.send(rooms[name], "We should apply", reply_to=post["event_id"])
-        await bea.react(rooms[name], post["event_id"], "🎉")
-        await bea.read_receipt(rooms[name], post["event_id"])
+    # The Fenland rooms get it. In Wisbech people reply, react, read it and open its link
+    # (twice: one visit); in Chatteris only link previewers fetch it, which is no one's trace.
+    # Someone passes it on to Abbey.
+    posts = {name: await mo.wait_for_message(rooms[name], sender=bot.user_id,
+                                             contains="Funding F1", timeout=WAIT)
+             for name in ("Wisbech Pantry", "Chatteris Larder")}
+    wisbech = posts["Wisbech Pantry"]
+    await mo.send(rooms["Wisbech Pantry"], "We should apply", reply_to=wisbech["event_id"])
+    await bea.react(rooms["Wisbech Pantry"], wisbech["event_id"], "🎉")
+    await bea.read_receipt(rooms["Wisbech Pantry"], wisbech["event_id"])
+    links = {name: str(post["content"]["body"]).splitlines()[-1] for name, post in posts.items()}
+    async with aiohttp.ClientSession() as http:
+        for name, agent, method in (
+                ("Wisbech Pantry", FIREFOX, "GET"), ("Wisbech Pantry", FIREFOX, "GET"),
+                ("Wisbech Pantry", SYNAPSE_PREVIEW, "GET"),
+                ("Chatteris Larder", SYNAPSE_PREVIEW, "GET"),
+                ("Chatteris Larder", "WhatsApp/2.23.20.0", "GET"),
+                ("Chatteris Larder", FIREFOX, "HEAD")):
+            async with http.request(method, links[name], headers={"User-Agent": agent},
+                                    allow_redirects=False) as response:
+                assert response.status == 302
     await bea.send(rooms["Abbey Kitchen"], "F1 is open to Fenland groups, pass it on")
 
     async def observed() -> bool:
-        return (await flow_count(bot, FlowEvent) >= 3 + 5
-                and await flow_count(bot, FlowReceipts) >= 2)
+        return (await flow_count(bot, FlowEvent) >= 3 + 3
+                and await flow_count(bot, FlowReceipts) >= 1)
 
-    await until(observed, "replies, reactions, receipts and the forward in the flow records")
+    await until(observed, "the reply, reaction, receipt and the forward in the flow records")
+    async with bot.app.db.transaction() as session:
+        opens = {d.room_id: d.opens for d in await funding.deliveries(session, 1)}
+        signals = await reach_network.signals(session, 1)
+    assert opens == {rooms["Wisbech Pantry"]: 1, rooms["Chatteris Larder"]: 0}
+    # What the report counts: rooms with a person's trace. Wisbech and Abbey, not Chatteris.
+    assert {s.room for s in signals if s.any} == {rooms["Wisbech Pantry"], rooms["Abbey Kitchen"]}
     await cora.send(dm, "!reach report F1")
     chart = await cora.wait_for_message(dm, sender=bot.user_id, contains="Reached = a room",
                                         timeout=WAIT)
@@ -147,11 +173,12 @@ async def test_a_notice_round_trip_ends_in_a_report_of_observed_against_predicte
     assert str(chart["content"]["url"]).startswith("mxc://")
     text = chart["content"]["body"]
     assert text.startswith("F1: Reached = a room that got the notice")
+    assert "(link previews and repeat opens are not counted)" in text
     assert "All rooms: predicted <5" in text and "90% interval), observed <5" in text
     assert "Fenland: predicted <5" in text and "Districts inside their intervals at" in text
     async with bot.app.db.transaction() as session:
         reads = list(await session.scalars(select(FlowReceipts)))
-    assert sorted(r.count for r in reads) == [1, 1]
+    assert [r.count for r in reads] == [1]
     # Stamped by the bot's clock when the receipts were counted, not by the wall's.
     now = bot.app.clock.now()
     assert all(now - timedelta(minutes=10) < r.last_at <= now for r in reads)
