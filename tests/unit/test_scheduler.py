@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
+from importlib import import_module
+from pathlib import Path
 from zoneinfo import ZoneInfo
 
 from apscheduler.triggers.cron import CronTrigger
@@ -123,3 +125,28 @@ async def test_jobs_fire_by_the_bots_clock_not_the_wall(database: Database) -> N
     finally:
         scheduler.shutdown()
         await scheduler.wait_stopped()
+
+
+async def test_every_feature_job_is_scheduled_by_the_running_bot(
+    database: Database, tmp_path: Path
+) -> None:
+    """A feature that declares ``jobs(app)`` but never adds them would silently never run
+    (the volunteer sweep once did: offers never expired, reminders never went out)."""
+    from bot.features import feature_modules
+    from bot.service import assemble
+    from bot.transport.world import World, WorldTransport
+    from config.settings import load_settings
+
+    clock = ManualClock()
+    settings = load_settings(None, bot={"data_dir": str(tmp_path)})
+    scheduler = Scheduler(database, clock, LONDON)
+    transport = WorldTransport(World(), settings.matrix.user_id)
+    app = assemble(settings, database, transport, clock=clock, scheduler=scheduler)
+    declared = {
+        job.id
+        for name in feature_modules()
+        if callable(getattr(import_module(name), "jobs", None))
+        for job in import_module(name).jobs(app)
+    }
+    assert "volunteers:sweep" in declared
+    assert declared <= set(await scheduler.jobs())

@@ -10,6 +10,8 @@ outbox dedupe key, so a sweep run twice or late sends each reminder once.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 # Imported in this order so the commands register (and !help lists them) as they always have.
 # isort: off
 from bot.features.volunteers import profiles
@@ -20,4 +22,13 @@ from bot.features.volunteers import sweeps
 # isort: on
 from bot.features.volunteers.sweeps import jobs, sweep
 
-__all__ = ["certificate", "jobs", "offers", "profiles", "requests", "sweep", "sweeps"]
+if TYPE_CHECKING:
+    from bot.host import Host
+
+__all__ = ["certificate", "install", "jobs", "offers", "profiles", "requests", "sweep", "sweeps"]
+
+
+def install(app: Host) -> None:
+    """Schedule the sweep: offers expire and reminders go out only because it runs."""
+    for job in jobs(app):
+        app.add_job(job)  # ignored where nothing is scheduled (shell, fast tests)
