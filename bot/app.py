@@ -50,6 +50,7 @@ from bot.ratelimit import RateLimiter, Verdict
 from bot.redaction import redaction
 from bot.runtime.backoff import Backoff
 from bot.runtime.inflight import Lanes
+from bot.runtime.outbox_worker import lease
 from bot.scheduler import Job, Scheduler
 from bot.transport.base import Transport, TransportError, is_transient
 from config.areas import AreaIndex
@@ -57,6 +58,7 @@ from config.settings import Settings
 from config.themes import Theme, load_themes
 from storage import outbox, rooms, state
 from storage.engine import Database
+from storage.models import OutboxMessage
 
 log = logging.getLogger("grapevine")
 
@@ -119,6 +121,8 @@ class Grapevine:
         # Set by the service: events are then handled in per-room lanes off the sync
         # loop. None (the shell, the in-process world): handled before on_message returns.
         self.lanes: Lanes | None = None
+        # Set by the service: where just-committed replies go to be sent at once.
+        self.handoff: Callable[[list[OutboxMessage]], None] | None = None
         # Event ids queued in a lane and not finished yet (a retried batch delivers again).
         self._taken: set[str] = set()
         # A command whose preparation fails on a transient error is tried this many
@@ -270,6 +274,11 @@ class Grapevine:
                 if not pending.deferred:
                     # A deferred command is recorded as handled with its answer, later.
                     await state.mark_handled(session, message.event_id, message.room_id, now)
+                handed = self._lease_replies(session, now)
+            for row in handed:
+                row.attempts = 0  # the count before this try, as the worker expects
+            if handed and self.handoff is not None:
+                self.handoff(handed)
             await self._committed()
         finally:
             _PENDING.reset(token)
@@ -279,6 +288,15 @@ class Grapevine:
             else:
                 self.lanes.inflight.track(self._finish(ctx, job),
                                           name=f"deferred {message.event_id}")
+
+    def _lease_replies(self, session: AsyncSession, now: datetime) -> list[OutboxMessage]:
+        """The messages this command queued that are due now, leased to the worker so
+        it can send them the moment the transaction commits, without a pass to pick
+        them (the pick was a transaction of its own on every reply)."""
+        if self.handoff is None:
+            return []
+        return [row for row in session.identity_map.values()
+                if isinstance(row, OutboxMessage) and row.created_at == now and lease(row, now)]
 
     async def _apologise(self, message: Incoming) -> None:
         """The one answer to a command the server kept failing us on."""

@@ -77,6 +77,7 @@ class Service:
                 prefix=settings.bot.prefix, opener=sealing.opener(settings.privacy.notes_key))
             self.app.on_queued(self.worker.wake)
             self.app.lanes = Lanes(self.inflight)
+            self.app.handoff = self.worker.send_now
             self.sync = SyncLoop(self._client, transport, self.db, self.app, settings, self.clock,
                                  inflight=self.inflight)
             self.app.sync_status = lambda: self.sync.last_sync_at if self.sync else None

@@ -67,6 +67,22 @@ def txn_id(message_id: int) -> str:
     return f"grapevine-{message_id}"
 
 
+# How long a row handed straight to the worker is left to it before a pass may pick it.
+LEASE = timedelta(seconds=60)
+
+
+def lease(row: OutboxMessage, now: datetime) -> bool:
+    """Mark a row being queued as attempted and leased to :meth:`OutboxWorker.send_now`,
+    inside the transaction that queues it; False (unchanged) if it is not due now."""
+    if row.sent_at is not None or row.failed_at is not None or row.attempts \
+            or _aware(row.not_before) > now:
+        return False
+    row.attempts = 1
+    row.attempted_at = now
+    row.not_before = now + LEASE
+    return True
+
+
 class OutboxWorker:
     """Drains the outbox; ``run()`` until ``stop()``, ``wake()`` after queueing.
 
@@ -106,6 +122,8 @@ class OutboxWorker:
         self._networks: dict[str, tuple[str | None, dict[str, Any] | None]] = {}
         self._stop = asyncio.Event()
         self._wake = asyncio.Event()
+        self._handed: list[OutboxMessage] = []
+        self._sender: asyncio.Task[None] | None = None
 
     def stop(self) -> None:
         self._stop.set()
@@ -113,6 +131,27 @@ class OutboxWorker:
 
     def wake(self) -> None:
         self._wake.set()
+
+    def send_now(self, rows: list[OutboxMessage]) -> None:
+        """Send rows a command has just committed, without a pass to pick them.
+
+        The command's transaction already marked them attempted and leased them
+        (see :func:`bot.runtime.outbox_worker.lease`), so no pass picks them meanwhile
+        and a crash before the send is found out by looking before resending.
+        Their ``attempts`` is the count from before this try, as a pass leaves it.
+        """
+        self._handed.extend(rows)
+        if self._sender is None or self._sender.done():
+            self._sender = asyncio.get_running_loop().create_task(self._send_handed(),
+                                                                  name="outbox-now")
+
+    async def _send_handed(self) -> None:
+        while self._handed and not self._stop.is_set():
+            row = self._handed.pop(0)
+            if row.room_id and row.room_id not in self._networks:
+                async with self.db.transaction() as session:
+                    self._networks[row.room_id] = await _network_of(session, row.room_id)
+            await self._deliver(row)
 
     async def run(self) -> None:
         while not self._stop.is_set():
@@ -145,10 +184,10 @@ class OutboxWorker:
             # the count from before, which is what says "look before resending".
             await outbox.mark_attempts(session, [row.id for row in rows], now)
             # How each room's network wants text (bridges flatten HTML, cap length).
-            self._networks = {
+            self._networks.update({
                 room_id: await _network_of(session, room_id)
                 for room_id in {row.room_id for row in rows if row.room_id}
-            }
+            })
         sent = 0
         stalled: set[str] = set()  # rooms that failed this pass: keep their order
         untried: dict[int, int] = {}

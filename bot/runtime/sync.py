@@ -168,6 +168,7 @@ class SyncLoop:
         self._direct: dict[str, bool] = {}
         self._invites: dict[str, tuple[str, bool, int]] = {}
         self._first = True
+        self._replaying = True
         self.ready = asyncio.Event()
         self.last_sync_at: datetime | None = None
 
@@ -181,6 +182,10 @@ class SyncLoop:
     async def run(self) -> None:
         """Sync until stopped; raises only :class:`login.LoginFailed`."""
         self._first = True
+        # Events can come twice only in the first batch after a start (the stored token
+        # may lag) or in a batch tried again after a failure: only then are handled ids
+        # looked up, which keeps a transaction off every command's way to its answer.
+        self._replaying = True
         async with self.db.transaction() as session:
             token = await state.get_value(session, TOKEN_KEY)
         self._stored = token
@@ -201,10 +206,12 @@ class SyncLoop:
             except RateLimited as err:
                 wait = (err.retry_after_ms or 0) / 1000 or backoff.next_delay()
                 log.warning("sync rate-limited: waiting %.1f s", wait)
+                self._replaying = True
                 await sleep_unless(self._stop, wait)
                 continue
             except UnknownToken:
                 log.warning("access token refused during sync: logging in again")
+                self._replaying = True
                 try:
                     await self._relogin()
                 except TransportError as err:  # LoginFailed is not one: it ends the loop
@@ -215,15 +222,18 @@ class SyncLoop:
             except (TransportError, nio.LocalProtocolError) as err:
                 wait = backoff.next_delay()
                 log.warning("sync failed (%s): retrying in %.1f s", err, wait)
+                self._replaying = True
                 await sleep_unless(self._stop, wait)
                 continue
             except Exception:
                 wait = backoff.next_delay()
                 log.exception("sync round failed: retrying in %.1f s", wait)
+                self._replaying = True
                 await sleep_unless(self._stop, wait)
                 continue
             token = response.next_batch
             self._first = False
+            self._replaying = False
             self.last_sync_at = self.clock.now()
             if not self.ready.is_set():
                 log.info("in sync with the homeserver: listening")
@@ -396,7 +406,7 @@ class SyncLoop:
 
     async def _already_handled(self, events: Iterable[Any]) -> set[str]:
         ids = [i for i in (_source(e).get("event_id") for e in events) if isinstance(i, str)]
-        if not ids:
+        if not ids or not self._replaying:
             return set()
         async with self.db.transaction() as session:
             return await state.handled_among(session, ids)
