@@ -38,6 +38,8 @@ class Group(Base):
     # Answer only the room's admins in the group's room.
     quiet: Mapped[bool] = mapped_column(Boolean, default=False)
     unregistered_at: Mapped[datetime | None]
+    # Where introductions through the directory arrive: "room" (its own room) or "admins" (DMs).
+    introductions: Mapped[str] = mapped_column(String(8), default="room", server_default="room")
 
     @property
     def ref(self) -> str:

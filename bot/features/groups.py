@@ -67,6 +67,8 @@ PROFILE = {
     "contact": Param("contact", YesNo(), required=False),
     "email": Param("email", Text(max_length=320), required=False,
                    ask="What email address reaches the group?"),
+    "introductions": Param("introductions", Choice(("room", "admins")), required=False,
+                           help="where introductions arrive: this room, or its admins by DM"),
 }
 GROUP_REF = Param("group", Ref("G"), required=False, positional=True,
                   help="a group not on chat, or another room's group")
@@ -137,6 +139,7 @@ async def group_register(ctx: Context, args: Args) -> None:
     group.listed = True if args.listed is None else args.listed
     group.contact = True if args.contact is None else args.contact
     group.email = email
+    group.introductions = args.introductions or "room"
     group.registered_by, group.registered_at = ctx.sender.user_id, ctx.now
     group.verified_at = group.verified_by = group.unregistered_at = None
     group.share_volunteers = group.share_volunteers or False
@@ -337,11 +340,8 @@ def _listing(ctx: Context, group: Group) -> str:
 
 async def _reach(ctx: Context, group: Group, on_matrix: bool) -> str:
     """How this asker can reach the group: never a raw room id."""
+    ask = f"ask via {ctx.prefix}directory contact {group.ref}" if group.contact else ""
     if group.room_id is None:
-        return "not on chat"
+        return "; ".join(filter(None, ["not on chat", ask]))
     route = await route_for(ctx.app.transport, group, on_matrix=on_matrix)
-    if route is not None:
-        return route
-    if on_matrix:
-        return "invite-only room (ask a coordinator to introduce you)"
-    return "on Matrix (ask a coordinator to introduce you)"
+    return route or ask or "not open to contact"

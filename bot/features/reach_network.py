@@ -17,9 +17,17 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from config.areas import AreaIndex
 from reach.calibrate import Calibration, fit_ic, steps_from_times
 from reach.evaluate import RoomSignal
-from reach.graph import FlowTie, Membership, ReachGraph, RoomNode, build_graph, hub_ties
+from reach.graph import (
+    FlowTie,
+    Membership,
+    OfflineTie,
+    ReachGraph,
+    RoomNode,
+    build_graph,
+    hub_ties,
+)
 from reach.traces import MATRIX
-from storage import flow, funding, groups, rooms, tree
+from storage import flow, funding, groups, introductions, rooms, tree
 from storage.flow import FlowEvent, FlowReceipts
 from storage.funding import FundingDelivery
 from storage.mediation import Case
@@ -53,6 +61,8 @@ class Records:
     deliveries: dict[int, dict[str, datetime]]  # notice -> room -> sent at
     forwards: list[Forward] = field(default_factory=list)
     networks: dict[str, str] = field(default_factory=dict)  # room -> bridged network, if any
+    # Groups put in touch through the directory (accepted introductions): (room, room).
+    introductions: list[tuple[str, str]] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -96,6 +106,13 @@ def forward_ties(records: Records) -> list[FlowTie]:
     return [FlowTie(src, dst, "forward", n) for (src, dst), n in sorted(counts.items())]
 
 
+def introduction_ties(records: Records) -> list[OfflineTie]:
+    """An accepted introduction ties the two groups' rooms (both on chat), once per pair."""
+    known = {r.room_id for r in records.rooms}
+    pairs = {tuple(sorted(pair)) for pair in records.introductions}
+    return [OfflineTie(a, b) for a, b in sorted(pairs) if a in known and b in known and a != b]
+
+
 def cascades(records: Records, graph: ReachGraph) -> list[dict[int, int]]:
     """Each notice as {node: time step}: its rooms at their send time, forwards when first seen."""
     out = []
@@ -117,7 +134,7 @@ def build(records: Records, areas: AreaIndex) -> Network:
         nodes,
         [Membership(room, key) for room, key in records.memberships],
         forward_ties(records),
-        hub_ties(nodes, hubs),
+        [*hub_ties(nodes, hubs), *introduction_ties(records)],
     )
     calibration = fit_ic(graph, cascades(records, graph))
     labels = {a.code: a.name for a in areas}
@@ -171,6 +188,7 @@ async def load_records(session: AsyncSession) -> Records:
         deliveries=dict(deliveries),
         forwards=forwards,
         networks=networks,
+        introductions=await introductions.accepted_rooms(session),
     )
 
 

@@ -113,7 +113,8 @@ async def test_a_coordinator_registers_a_group_not_on_chat_by_email(county: BotW
     [again] = await county.say(COORDINATOR, office, REGISTER + " room=none email=x@y.example")
     assert again == "G1 Wisby Food Bank (charity, Wisby) is already registered."
     [listed] = await county.say(COORDINATOR, office, "!directory food bank")
-    assert listed == "G1 Wisby Food Bank (charity, Wisby) unverified; food, advice: not on chat"
+    assert listed == ("G1 Wisby Food Bank (charity, Wisby) unverified; food, advice: "
+                      "not on chat; ask via !directory contact G1")
 
 
 async def test_a_moderator_verifies_a_group_of_their_area_and_the_group_is_told(
@@ -177,7 +178,7 @@ async def test_the_directory_finds_listed_groups_by_words_area_theme_and_type(
 
     [in_fenmarsh] = await county.say(gail, food, "!directory area=Fenmarsh")
     assert in_fenmarsh == ("G1 Wisby Food Bank (charity, Wisby) unverified; food, advice: "
-                           "invite-only room (ask a coordinator to introduce you)")
+                           "ask via !directory contact G1")
     assert food not in in_fenmarsh
     [youth_only] = await county.say(gail, food, "!directory theme=youth")
     assert youth_only.startswith("G2 Hillside Youth Club")
@@ -256,4 +257,4 @@ async def test_someone_on_a_bridge_gets_no_matrix_link(county: BotWorld) -> None
     county.app.forget_room_context(whatsapp)
     [listed] = await county.say(gail, whatsapp, "!directory food")
     assert listed == ("G1 Wisby Food Bank (charity, Wisby) unverified; food, advice: "
-                      "on Matrix (ask a coordinator to introduce you)")
+                      "ask via !directory contact G1")

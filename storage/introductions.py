@@ -1,0 +1,73 @@
+"""Introductions between groups through the directory: who asked whom, and the answer.
+
+The message itself is never stored (DESIGN.md: no message text); only that an
+introduction was asked, answered, and when. An accepted one is a tie between the
+two groups for the reach model and evidence for ``!collab``.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import ForeignKey, String, func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Mapped, mapped_column
+
+from storage.groups import Group
+from storage.models import Base, Id
+
+PENDING, ACCEPTED, DECLINED = "pending", "accepted", "declined"
+
+
+class Introduction(Base):
+    """``I<id>`` in chat: one group (or a coordinator) asking to be put in touch with another."""
+
+    __tablename__ = "introductions"
+    id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
+    # The asking group; None when a coordinator asks for themselves.
+    from_group_id: Mapped[int | None] = mapped_column(ForeignKey("groups.id"), index=True)
+    # Where the asker is answered (their group's room, or the room they asked in).
+    from_room_id: Mapped[str] = mapped_column(String(255))
+    to_group_id: Mapped[int] = mapped_column(ForeignKey("groups.id"), index=True)
+    asked_by: Mapped[str] = mapped_column(String(255))
+    asked_at: Mapped[datetime]
+    status: Mapped[str] = mapped_column(String(16), default=PENDING)
+    answered_by: Mapped[str | None] = mapped_column(String(255))
+    answered_at: Mapped[datetime | None]
+
+    @property
+    def ref(self) -> str:
+        return f"I{self.id}"
+
+
+async def pending_for(session: AsyncSession, group_id: int) -> list[Introduction]:
+    """Introductions waiting for this group's answer, oldest first."""
+    return list(await session.scalars(
+        select(Introduction)
+        .where(Introduction.to_group_id == group_id, Introduction.status == PENDING)
+        .order_by(Introduction.id)
+    ))
+
+
+async def open_between(session: AsyncSession, from_room_id: str,
+                       to_group_id: int) -> Introduction | None:
+    return await session.scalar(select(Introduction).where(
+        Introduction.from_room_id == from_room_id, Introduction.to_group_id == to_group_id,
+        Introduction.status == PENDING))
+
+
+async def asked_since(session: AsyncSession, from_room_id: str, since: datetime) -> int:
+    """How many introductions were asked from this room since ``since`` (the rate limit)."""
+    count = await session.scalar(select(func.count()).select_from(Introduction).where(
+        Introduction.from_room_id == from_room_id, Introduction.asked_at >= since))
+    return int(count or 0)
+
+
+async def accepted_rooms(session: AsyncSession) -> list[tuple[str, str]]:
+    """(asker's room, answering group's room) of every accepted introduction between rooms."""
+    rows = await session.execute(
+        select(Introduction.from_room_id, Group.room_id)
+        .join(Group, Group.id == Introduction.to_group_id)
+        .where(Introduction.status == ACCEPTED, Group.room_id.is_not(None))
+        .order_by(Introduction.id))
+    return [(src, dst) for src, dst in rows if dst is not None]
