@@ -84,10 +84,13 @@ def _email(raw: str | None) -> str | None:
     return raw
 
 
+def _label(ctx: Context, area_code: str) -> str:
+    return ctx.app.areas.label(area_code) if area_code in ctx.app.areas else "?"
+
+
 def describe(ctx: Context, group: Group) -> str:
     """One line: G5 Wisbech Food Bank (charity, Wisbech)."""
-    label = ctx.app.areas.label(group.area_code) if group.area_code in ctx.app.areas else "?"
-    return f"{group.ref} {group.name} ({group.type}, {label})"
+    return f"{group.ref} {group.name} ({group.type}, {_label(ctx, group.area_code)})"
 
 
 # -- register ---------------------------------------------------------------------------
@@ -234,12 +237,18 @@ async def group_show(ctx: Context, args: Args) -> None:
     status = "verified" if group.verified else "unverified"
     await ctx.reply(
         f"{describe(ctx, group)}, {status}\n"
-        f"Themes: {', '.join(group.themes) or 'none'}; size {group.size}; reach {group.reach}\n"
+        f"Themes: {_with_capital(ctx, group.themes)}; size {group.size}; reach {group.reach}\n"
         f"Listed: {_yes(group.listed)}; notices: {_yes(group.contact)}; "
         f"email: {group.email or 'none'}\n"
         f"My posts a day: {group.max_posts}; quiet: {_yes(group.quiet)}; "
         f"shares volunteers: {_yes(group.share_volunteers)}"
     )
+
+
+def _with_capital(ctx: Context, keys: Sequence[str]) -> str:
+    """food (health capital), advice (human capital): what each theme builds."""
+    capital = {t.key: t.capital for t in ctx.app.themes}
+    return ", ".join(f"{k} ({capital[k]} capital)" if k in capital else k for k in keys) or "none"
 
 
 SETTABLE: Sequence[Param] = (
@@ -318,6 +327,9 @@ async def directory(ctx: Context, args: Args) -> None:
         and (args.type is None or g.type == args.type)
         and all(word in name_key(g.name) for word in words)
     ]
+    # By parish (or area), its council first: the council is the locality's node.
+    found.sort(key=lambda g: (_label(ctx, g.area_code), g.type != "parish-council",
+                              name_key(g.name), g.id))
     if not found:
         raise CommandError(
             "No listed groups match; try fewer words or a bigger area "

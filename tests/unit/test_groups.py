@@ -258,3 +258,25 @@ async def test_someone_on_a_bridge_gets_no_matrix_link(county: BotWorld) -> None
     [listed] = await county.say(gail, whatsapp, "!directory food")
     assert listed == ("G1 Wisby Food Bank (charity, Wisby) unverified; food, advice: "
                       "ask via !directory contact G1")
+
+
+async def test_the_profile_shows_the_capital_each_theme_builds(county: BotWorld) -> None:
+    room, admin, _ = await group_room(county)
+    await county.say(admin, room, REGISTER)
+    [profile] = await county.say(admin, room, "!group")
+    assert ("Themes: food (health capital), advice (human capital); size small; reach locality"
+            in profile)
+
+
+async def test_the_directory_lists_groups_by_parish_with_their_council_first(
+    county: BotWorld,
+) -> None:
+    food, gail, _ = await group_room(county, "food")
+    await county.say(gail, food, REGISTER)
+    await registered_room(county, gail, "hill", 'name="Hillside Allotments" type=group '
+                          "area=E04900004 themes=environment size=micro")
+    await registered_room(county, gail, "council", 'name="Wisby Parish Council" '
+                          "type=parish-council area=Wisby themes=advice size=small")
+    [listed] = await county.say(gail, food, "!directory area=all")
+    assert [line.split(" (")[0] for line in listed.splitlines()] == [
+        "G2 Hillside Allotments", "G3 Wisby Parish Council", "G1 Wisby Food Bank"]
