@@ -249,7 +249,7 @@ class Person:
             pending = [r for r in self.invites if room_id is None or r == room_id]
             if pending:
                 if joined:
-                    await self.join(pending[0])
+                    await self._accept(pending[0], deadline)
                 return pending[0]
             remaining = deadline - time.monotonic()
             if remaining <= 0:
@@ -258,6 +258,21 @@ class Person:
                     f"in {timeout:.0f} s; pending invites: {sorted(self.invites)}"
                 )
             await self.sync(timeout=min(remaining, POLL_SECONDS))
+
+    async def _accept(self, room_id: str, deadline: float) -> None:
+        """Join a room this Person was invited to.
+
+        Over federation the invite can reach this Person's server before the inviting
+        server has stored it, which then refuses the join for a moment: try again.
+        """
+        while True:
+            try:
+                await self.join(room_id)
+                return
+            except MatrixRequestFailed as err:
+                if err.errcode != "M_FORBIDDEN" or time.monotonic() > deadline:
+                    raise
+                await asyncio.sleep(0.2)
 
     async def wait_for_receipt(
         self, room_id: str, event_id: str, user_id: str, timeout: float = 15.0

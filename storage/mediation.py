@@ -49,8 +49,14 @@ class Case(Base):
     # Alias localpart used to create the room, so a retried creation finds the same room.
     room_key: Mapped[str] = mapped_column(String(64), unique=True)
     federated: Mapped[bool] = mapped_column(Boolean, default=False)
-    # Everyone invited when the room was made (the groups' admins and the mediator).
+    # Everyone the case room is for (the groups' admins and the mediator), fixed at opening.
+    to_invite: Mapped[list[str]] = mapped_column(JSON, default=list,
+                                                 info={"person": ["{user}"]})
+    # Those really invited so far: each invite is its own request, and one refused (their
+    # server is down) stays pending, retried at invite_retry_at, backing off by invite_tries.
     invited: Mapped[list[str]] = mapped_column(JSON, default=list)
+    invite_tries: Mapped[int] = mapped_column(Integer, default=0)
+    invite_retry_at: Mapped[datetime | None]
     room_error: Mapped[str | None] = mapped_column(Text)
     room_tried_at: Mapped[datetime | None]
     outcome: Mapped[str | None] = mapped_column(String(20))
@@ -65,6 +71,11 @@ class Case(Base):
     @property
     def is_open(self) -> bool:
         return self.closed_at is None
+
+    @property
+    def pending(self) -> list[str]:
+        """Who the room is for but has not been invited yet (never someone forgotten)."""
+        return [u for u in self.to_invite if u not in self.invited and u != FORGOTTEN]
 
 
 class InCase:
@@ -193,7 +204,7 @@ async def open_case(
     parties: list[tuple[int, str]], room_key: str,
 ) -> Case:
     case = Case(title=title, mediator=mediator, opened_by=opened_by, opened_at=at,
-                room_key=room_key, invited=[], federated=False)
+                room_key=room_key, to_invite=[], invited=[], federated=False)
     session.add(case)
     await session.flush()
     for group_id, name in parties:
@@ -224,6 +235,14 @@ async def without_room(session: AsyncSession) -> list[Case]:
     return list(await session.scalars(
         select(Case).where(Case.room_id.is_(None), Case.closed_at.is_(None)).order_by(Case.id)
     ))
+
+
+async def inviting(session: AsyncSession) -> list[Case]:
+    """Open cases with a room and someone still to invite."""
+    return [c for c in await session.scalars(
+        select(Case).where(Case.room_id.is_not(None), Case.closed_at.is_(None),
+                           Case.invite_retry_at.is_not(None) | (Case.invite_tries == 0))
+        .order_by(Case.id)) if c.pending]
 
 
 async def newest_id(session: AsyncSession) -> int:
@@ -367,7 +386,8 @@ async def export_person(session: AsyncSession, user_id: str) -> dict[str, Any]:
         return value.isoformat() if value is not None else None
 
     mediated = [c for c in await session.scalars(select(Case).order_by(Case.id))
-                if user_id in (c.mediator, c.opened_by, c.closed_by) or user_id in c.invited]
+                if user_id in (c.mediator, c.opened_by, c.closed_by)
+                or user_id in c.invited or user_id in c.to_invite]
     mine_norms = await session.scalars(select(Norm).where(Norm.proposed_by == user_id))
     mine_confirmations = await session.scalars(
         select(Confirmation).where(Confirmation.user_id == user_id))
@@ -421,8 +441,9 @@ async def forget_person(session: AsyncSession, user_id: str) -> int:
             row.attendees = [FORGOTTEN if a == user_id else a for a in row.attendees]
             changed += 1
     for case in await session.scalars(select(Case)):
-        if user_id in case.invited:
+        if user_id in case.invited or user_id in case.to_invite:
             case.invited = [FORGOTTEN if a == user_id else a for a in case.invited]
+            case.to_invite = [FORGOTTEN if a == user_id else a for a in case.to_invite]
             changed += 1
     await session.flush()
     return changed

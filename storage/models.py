@@ -97,6 +97,10 @@ class OutboxMessage(Base):
     attempted_at: Mapped[datetime | None]
     sent_at: Mapped[datetime | None]
     failed_at: Mapped[datetime | None]
+    # Held until someone other than the bot joins its room, or until this moment: a
+    # homeserver sends an event only to servers already in the room, so a first message
+    # sent before a person on another server joins would reach them only by scrolling back.
+    join_wait_until: Mapped[datetime | None] = mapped_column(index=True)
     event_id: Mapped[str | None] = mapped_column(String(255))
     last_error: Mapped[str | None] = mapped_column(Text)
 

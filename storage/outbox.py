@@ -6,8 +6,9 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import delete, func, null, or_, select, update
+from sqlalchemy import case, delete, exists, func, null, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import aliased
 
 from storage.models import OutboxMessage
 
@@ -33,8 +34,13 @@ async def enqueue(
     dedupe_key: str | None = None,
     own_post: bool = False,
     not_before: datetime | None = None,
+    wait_for_join: datetime | None = None,
 ) -> OutboxMessage | None:
-    """Queue one message; with ``dedupe_key``, a second queueing of the same key is a no-op."""
+    """Queue one message; with ``dedupe_key``, a second queueing of the same key is a no-op.
+
+    ``wait_for_join``: hold it (and what follows it in the room) until someone other
+    than the bot joins the room, or until that moment (see :func:`release_joined`).
+    """
     if (room_id is None) == (to_user is None):
         raise ValueError("give exactly one of room_id and to_user")
     if dedupe_key is not None:
@@ -57,6 +63,7 @@ async def enqueue(
         own_post=own_post,
         created_at=now,
         not_before=not_before or now,
+        join_wait_until=wait_for_join,
         attempts=0,
     )
     session.add(row)
@@ -64,13 +71,27 @@ async def enqueue(
     return row
 
 
+def _held_ahead(still_waiting: Any) -> Any:
+    """An earlier unsent row for the same room or person is held for a first join."""
+    held = aliased(OutboxMessage)
+    return exists().where(
+        still_waiting(held), held.sent_at.is_(None), held.failed_at.is_(None),
+        held.id < OutboxMessage.id,
+        (held.room_id == OutboxMessage.room_id) | (held.to_user == OutboxMessage.to_user),
+    )
+
+
 async def due(session: AsyncSession, now: datetime, limit: int = 50) -> list[OutboxMessage]:
+    """What may go out now. A row held for a first join holds back the rows queued after
+    it for the same room or person, so a conversation never arrives out of order."""
     rows = await session.scalars(
         select(OutboxMessage)
         .where(
             OutboxMessage.sent_at.is_(None),
             OutboxMessage.failed_at.is_(None),
             OutboxMessage.not_before <= now,
+            or_(OutboxMessage.join_wait_until.is_(None), OutboxMessage.join_wait_until <= now),
+            ~_held_ahead(lambda held: held.join_wait_until > now),
         )
         .order_by(OutboxMessage.not_before, OutboxMessage.id)
         .limit(limit)
@@ -79,11 +100,51 @@ async def due(session: AsyncSession, now: datetime, limit: int = 50) -> list[Out
 
 
 async def next_due_at(session: AsyncSession) -> datetime | None:
+    """When the next row may go: its not_before, or the end of its wait for a join."""
+    wait = OutboxMessage.join_wait_until
+    at = case((wait.is_not(None) & (wait > OutboxMessage.not_before), wait),
+              else_=OutboxMessage.not_before)
     return await session.scalar(
-        select(func.min(OutboxMessage.not_before)).where(
-            OutboxMessage.sent_at.is_(None), OutboxMessage.failed_at.is_(None)
+        select(func.min(at)).where(
+            OutboxMessage.sent_at.is_(None), OutboxMessage.failed_at.is_(None),
+            # Rows behind a held one go after it, never sooner: without this the worker
+            # would wake at once for a row it may not send, again and again.
+            ~_held_ahead(lambda held: held.join_wait_until.is_not(None)),
         )
     )
+
+
+async def hold_for_join(session: AsyncSession, message_id: int, room_id: str, to_user: str,
+                        until: datetime) -> None:
+    """A message to a person whose DM room was just made: held there until they join.
+
+    Everything else still queued for them goes to the same room and waits behind it.
+    """
+    await session.execute(
+        update(OutboxMessage)
+        .where(OutboxMessage.sent_at.is_(None), OutboxMessage.failed_at.is_(None),
+               (OutboxMessage.id == message_id) | (
+                   (OutboxMessage.to_user == to_user) & OutboxMessage.room_id.is_(None)))
+        .values(room_id=room_id)
+        .execution_options(synchronize_session=False)
+    )
+    await session.execute(
+        update(OutboxMessage).where(OutboxMessage.id == message_id)
+        .values(join_wait_until=until)
+        .execution_options(synchronize_session=False)
+    )
+
+
+async def release_joined(session: AsyncSession, room_id: str) -> int:
+    """Someone joined ``room_id``: what was held there for a first join may go now."""
+    result = await session.execute(
+        update(OutboxMessage)
+        .where(OutboxMessage.room_id == room_id, OutboxMessage.join_wait_until.is_not(None),
+               OutboxMessage.sent_at.is_(None))
+        .values(join_wait_until=None)
+        .execution_options(synchronize_session=False)
+    )
+    return int(result.rowcount or 0)  # type: ignore[attr-defined]
 
 
 async def mark_attempt(session: AsyncSession, message_id: int, now: datetime) -> None:

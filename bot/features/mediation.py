@@ -143,14 +143,14 @@ async def open_case(ctx: Context, args: Args) -> None:
     case = await cases.open_case(ctx.session, title=args.title, mediator=args.mediator,
                                  opened_by=ctx.sender.user_id, at=ctx.now, parties=parties,
                                  room_key=key)
-    case.invited = sorted(invite)
+    case.to_invite = sorted(invite)
     # The room is made once this transaction has committed (network I/O never holds it).
     case_rooms(ctx.app).expect(case.id)
     names = [f"{name} (G{number})" for number, name in parties]
     await answer_privately(
         ctx,
         f"{case.ref} opened: {args.title}. Parties: {', '.join(names)}.\n"
-        f"I'm making its private room now and will invite {', '.join(case.invited)}; "
+        f"I'm making its private room now and will invite {', '.join(case.to_invite)}; "
         "I'll tell you here when it's ready."
     )
 
@@ -174,6 +174,9 @@ async def list_cases(ctx: Context, args: Args) -> None:
         state = "open" if case.is_open else f"closed, {case.outcome}"
         if case.room_id is None:
             state += ", room not made yet"
+        elif case.is_open and case.pending and case.invite_retry_at is not None:
+            at = case.invite_retry_at.astimezone(ctx.tz)
+            state += f", not invited yet: {', '.join(case.pending)} (next try {at:%H:%M})"
         lines.append(f"{case.ref} {case.title} ({state})")
     if not lines:
         await answer_privately(ctx, "There are no mediation cases you can see.")

@@ -7,6 +7,12 @@ fresh login that reset the homeserver's memory of transaction ids, the
 worker finds its own event in the room instead of posting twice. The attempt
 is committed before the send and the result after it: no database
 transaction is ever held across a network call.
+
+A homeserver sends an event only to the servers already in its room. The first
+message in a DM room the bot has just made for someone on another server would
+reach their server only if they scrolled back, so it is held until they join
+(the app releases it when the join comes down the sync), or for ``join_wait`` at
+most, then sent anyway and the wait logged.
 """
 
 from __future__ import annotations
@@ -24,7 +30,7 @@ from bot.runtime.backoff import sleep_unless
 from bot.transport.base import RateLimited, TransportError, text_content
 from bridges import render
 from storage import bridges as bridge_rows
-from storage import outbox, rooms
+from storage import outbox, rooms, state
 from storage.engine import Database
 from storage.models import OutboxMessage
 
@@ -38,6 +44,8 @@ RATE_LIMIT_RETRIES = 3
 UNSEALABLE = "GV_UNSEALABLE"
 PERMANENT = frozenset({"M_FORBIDDEN", "M_NOT_FOUND", "M_BAD_JSON", "M_NOT_JSON", "M_TOO_LARGE",
                        UNSEALABLE})
+# How long a message waits for the first person to join a room the bot just made.
+JOIN_WAIT = timedelta(minutes=15)
 
 
 class OutboxTransport(Protocol):
@@ -61,6 +69,8 @@ class OutboxTransport(Protocol):
     async def recent_events(self, room_id: str, limit: int = 50) -> list[dict[str, Any]]: ...
 
     async def direct_room(self, user_id: str) -> str: ...
+
+    async def members(self, room_id: str) -> dict[str, str | None]: ...
 
 
 def txn_id(message_id: int) -> str:
@@ -108,6 +118,7 @@ class OutboxWorker:
         rest: Callable[[str, list[str]], None] | None = None,
         prefix: str = "!",
         opener: Callable[[str], str | None] | None = None,
+        join_wait: timedelta = JOIN_WAIT,
     ) -> None:
         self.db = db
         self.transport = transport
@@ -119,6 +130,9 @@ class OutboxWorker:
         self._keep_rest = rest
         self._prefix = prefix
         self._open = opener
+        self.join_wait = join_wait
+        # People with no DM room yet: their first message waits for them to join it.
+        self._new_dm_users: set[str] = set()
         self._networks: dict[str, tuple[str | None, dict[str, Any] | None]] = {}
         self._stop = asyncio.Event()
         self._wake = asyncio.Event()
@@ -151,6 +165,12 @@ class OutboxWorker:
             if row.room_id and row.room_id not in self._networks:
                 async with self.db.transaction() as session:
                     self._networks[row.room_id] = await _network_of(session, row.room_id)
+            elif row.room_id is None and row.to_user:
+                # A first DM to someone waits for them to join, on this path too.
+                async with self.db.transaction() as session:
+                    key = state.DIRECT_ROOM_KEY + row.to_user
+                    if await state.get_value(session, key) is None:
+                        self._new_dm_users.add(row.to_user)
             await self._deliver(row)
 
     async def run(self) -> None:
@@ -188,6 +208,11 @@ class OutboxWorker:
                 room_id: await _network_of(session, room_id)
                 for room_id in {row.room_id for row in rows if row.room_id}
             })
+            to_people = {row.to_user for row in rows if row.room_id is None and row.to_user}
+            self._new_dm_users = {
+                user for user in to_people
+                if await state.get_value(session, state.DIRECT_ROOM_KEY + user) is None
+            }
         sent = 0
         stalled: set[str] = set()  # rooms that failed this pass: keep their order
         untried: dict[int, int] = {}
@@ -212,8 +237,7 @@ class OutboxWorker:
         rate_limited = 0
         while True:
             try:
-                await self._send_once(row)
-                return True
+                return await self._send_once(row)
             except RateLimited as err:
                 rate_limited += 1
                 wait = (err.retry_after_ms or 1000) / 1000
@@ -232,18 +256,42 @@ class OutboxWorker:
                 await self._later(row, TransportError("GV_BUG", type(err).__name__))
                 return False
 
-    async def _send_once(self, row: OutboxMessage) -> None:
+    async def _send_once(self, row: OutboxMessage) -> bool:
+        """Send the row; False if it is held for the first join in a new DM room."""
         room_id = row.room_id or await self.transport.direct_room(str(row.to_user))
+        if row.room_id is None and row.to_user in self._new_dm_users:
+            self._new_dm_users.discard(row.to_user)
+            if not await self._wait_for_join(row, room_id, str(row.to_user)):
+                return False
+        if row.join_wait_until is not None:
+            log.warning("outbox %d: nobody joined %s within %s of its creation; sent anyway",
+                        row.id, room_id, self.join_wait)
         if row.attempts > 0:
             found = await self._already_sent(row.id, room_id)
             if found is not None:
                 log.info("outbox %d was already sent as %s", row.id, found)
                 await self._record_sent(row, found, room_id)
-                return
+                return True
         row.attempts += 1
         content = await self._content(row, room_id)
         event_id = await self.transport.send(room_id, content, txn_id=txn_id(row.id))
         await self._record_sent(row, event_id, room_id)
+        return True
+
+    async def _wait_for_join(self, row: OutboxMessage, room_id: str, user_id: str) -> bool:
+        """Hold the row in the new DM room until ``user_id`` joins; True if they already have.
+
+        The hold is committed before looking: a join the sync brings later releases it
+        (the app calls :func:`storage.outbox.release_joined`), and one that came earlier
+        is already on the server, so this look sees it.
+        """
+        async with self.db.transaction() as session:
+            await outbox.hold_for_join(session, row.id, room_id, user_id,
+                                       self.clock.now() + self.join_wait)
+        if not await release_if_joined(self.db, self.transport, room_id):
+            log.info("outbox %d held until %s joins %s", row.id, user_id, room_id)
+            return False
+        return True
 
     async def _already_sent(self, message_id: int, room_id: str) -> str | None:
         """The id of the bot's own event carrying this row's marker, if it is in the room."""
@@ -312,6 +360,20 @@ class OutboxWorker:
             await self._sleep(seconds)
         else:
             await sleep_unless(self._stop, seconds)
+
+
+async def release_if_joined(db: Database, transport: OutboxTransport, room_id: str) -> bool:
+    """Release what is held in ``room_id`` if someone besides the bot has joined it."""
+    try:
+        joined = set(await transport.members(room_id)) - {transport.user_id}
+    except TransportError as err:
+        log.info("could not see who joined %s (%s): waiting for the sync", room_id, err.errcode)
+        return False
+    if not joined:
+        return False
+    async with db.transaction() as session:
+        await outbox.release_joined(session, room_id)
+    return True
 
 
 async def _network_of(

@@ -496,7 +496,10 @@ class SyncLoop:
         except TransportError as err:
             tries += 1
             log.warning("joining %s failed (%s), try %d", room_id, err.errcode, tries)
-            if tries >= INVITE_TRIES or err.errcode == "M_FORBIDDEN":
+            # A remote server can refuse a join for a moment: its invite reaches us before
+            # it has stored the invite itself. Only our own server's refusal is final.
+            final = err.errcode == "M_FORBIDDEN" and server == self.settings.matrix.server_name
+            if tries >= INVITE_TRIES or final:
                 del self._invites[room_id]
             else:
                 self._invites[room_id] = (server, is_direct, tries)

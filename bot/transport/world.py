@@ -14,7 +14,7 @@ from datetime import datetime
 from typing import Any
 
 from bot.clock import Clock, SystemClock
-from bot.events import EventSink, Incoming, Reaction
+from bot.events import EventSink, Incoming, Reaction, StateChange
 from bot.transport.base import RoomInfo, RoomSpec, TransportError
 
 
@@ -109,10 +109,18 @@ class World:
 
     async def join(self, user_id: str, room_id: str) -> None:
         room = self.room(room_id)
-        self._event(room, user_id, "m.room.member", self._membership("join", user_id), user_id)
+        event = self._event(room, user_id, "m.room.member", self._membership("join", user_id),
+                            user_id)
         sink = self.sinks.get(user_id)
         if sink is not None:
             await sink.on_joined(room_id, is_direct=room.direct)
+        # The bots already there see the join come down their sync, as a state change.
+        for bot, other in list(self.sinks.items()):
+            if bot != user_id and bot in room.members():
+                await other.on_state(StateChange(
+                    event_id=event["event_id"], room_id=room_id, sender=user_id,
+                    event_type="m.room.member", state_key=user_id,
+                    content=event["content"], timestamp=self.now()))
 
     async def say(self, user_id: str, room_id: str, body: str, *, reply_to: str | None = None,
                   msgtype: str = "m.text") -> str:

@@ -17,7 +17,12 @@ from botfixture import RunningBot, bring_bot_in
 from people import Person
 from twoservers import FederatedBotFactory, Federation, PeopleOn
 
+from bot.features.case_rooms import invite_retry_after, provision_rooms
+from storage import mediation as cases
+from storage.groups import Group
+
 WAIT = 45.0
+WISBECH = "E04001668"
 FOOD_NOTICE = ('!funding post https://example.org/food title="Food Fund" funder="Trust" '
                "deadline=+30d amount=500-5000 areas=fenland themes=food")
 
@@ -57,6 +62,19 @@ def bodies(person: Person, room: str, starting: str) -> list[str]:
     return [str(e["content"].get("body")) for e in person.events
             if e.get("room_id") == room and e.get("type") == "m.room.message"
             and str(e.get("content", {}).get("body", "")).startswith(starting)]
+
+
+def arrived_after_joining(person: Person, room: str, event: dict[str, Any]) -> bool:
+    """The event came to the person's server live: after their own join in their timeline.
+
+    One sent before their server was in the room can only come with the join (before
+    it, fetched as history): no push, no bridge, no notification ever sees it.
+    """
+    timeline = [e for e in person.events if e.get("room_id") == room]
+    joins = [i for i, e in enumerate(timeline) if e.get("type") == "m.room.member"
+             and e.get("state_key") == person.user_id
+             and e.get("content", {}).get("membership") == "join"]
+    return bool(joins) and timeline.index(event) > joins[0]
 
 
 async def subscribed_group(bot: RunningBot, ann: Person) -> str:
@@ -127,3 +145,96 @@ async def test_invites_from_a_server_not_listed_are_declined(
         return bool(member and member.get("membership") == "leave")
 
     await until(declined, "the bot to decline the invite")
+
+
+async def test_a_volunteer_on_another_server_gets_the_first_dm_and_the_offer_live(
+    federation: Federation, federated_bot_factory: FederatedBotFactory, people_on: PeopleOn,
+) -> None:
+    ann = await people_on(federation.away, "Ann")
+    vic = await people_on(federation.away, "Vic")
+    bot = await federated_bot_factory()
+    room = await bring_bot_in(ann, bot, "Wisbech Food Bank")
+    await ann.invite(room, vic.user_id)
+    await vic.join(room)
+    now = bot.app.clock.now()
+    async with bot.app.db.transaction() as session:
+        session.add(Group(name="Wisbech Food Bank", type="charity", area_code=WISBECH,
+                          themes=[], size="small", registered_by=ann.user_id,
+                          registered_at=now, verified_at=now, room_id=room))
+
+    await say(vic, room, bot, "!volunteer register skills=driving area=Wisbech "
+              "availability=weekends over18=yes", "I've sent you a direct message")
+    dm = await vic.wait_for_invite(timeout=WAIT, joined=True)
+    # Live: in Vic's /sync timeline, which an event sent before his server was in the
+    # room never reaches (it would be found only by scrolling back).
+    welcome = await vic.wait_for_message(dm, sender=bot.user_id, contains="Welcome to the "
+                                         "volunteer pool", since=0, timeout=WAIT)
+    assert welcome["content"]["body"].startswith("Welcome to the volunteer pool")
+    assert arrived_after_joining(vic, dm, welcome)
+
+    asked = await say(ann, room, bot, '!volunteer need 1 role="Driver" when="sat 10am-1pm" '
+                      "area=Wisbech", "V1")
+    assert "Offered to 1 volunteers" in asked
+    offer = await vic.wait_for_message(dm, sender=bot.user_id, contains="needs 1 x Driver",
+                                       timeout=WAIT)
+    assert offer["content"]["body"].startswith("O1: Wisbech Food Bank needs 1 x Driver")
+
+
+async def test_a_case_opened_while_a_party_s_server_is_down_invites_them_once_it_is_back(
+    federation: Federation, federated_bot_factory: FederatedBotFactory, people_on: PeopleOn,
+) -> None:
+    ann, mia, cora = [await people_on(federation.home, n) for n in ("Ann", "Mia", "Cora")]
+    bea = await people_on(federation.away, "Bea")
+    bot = await federated_bot_factory(roles={"coordinators": [cora.user_id]})
+    clock = bot.clock
+    food = await bring_bot_in(ann, bot, "Wisbech Food Bank")
+    youth = await bring_bot_in(bea, bot, "Wisbech Youth Club")
+    now = clock.now()
+    async with bot.app.db.transaction() as session:
+        for room, name, admin in ((food, "Wisbech Food Bank", ann), (youth, "Wisbech Youth Club",
+                                                                     bea)):
+            session.add(Group(name=name, type="charity", area_code=WISBECH, themes=[],
+                              size="small", registered_by=admin.user_id, registered_at=now,
+                              room_id=room))
+    cora_dm = await dm_with(cora, bot)
+
+    async with federation.outage():
+        await say(cora, cora_dm, bot, f'!mediation open title="Shared hall" groups=G1,G2 '
+                  f"mediator={mia.user_id}", "M1 opened")
+        ready = await cora.wait_for_message(cora_dm, sender=bot.user_id, contains="room is ready",
+                                            timeout=WAIT)
+        told = ready["content"]["body"]
+        assert told.startswith(f"M1's private room is ready; invited: {ann.user_id}, "
+                               f"{mia.user_id}. Not invited yet: {bea.user_id} (their server "
+                               f"{federation.away.server_name} refused or did not answer")
+        async with bot.app.db.transaction() as session:
+            opened = await cases.get(session, 1)
+            assert opened is not None and opened.invite_retry_at is not None
+        # The next try is announced for the time it is due: five minutes after this one.
+        assert opened.room_tried_at is not None
+        assert opened.invite_retry_at - opened.room_tried_at >= invite_retry_after(1)
+        retry_at = opened.invite_retry_at.astimezone(bot.app.settings.bot.tz)
+        assert f"I'll try again at {retry_at:%H:%M}" in told
+        case_room = await ann.wait_for_invite(timeout=WAIT, joined=True)
+        intro = await ann.wait_for_message(case_room, sender=bot.user_id, contains="M1: Shared",
+                                           since=0, timeout=WAIT)
+        assert arrived_after_joining(ann, case_room, intro)
+        listed = await say(cora, cora_dm, bot, "!mediation", "M1 Shared hall")
+        assert listed == (f"M1 Shared hall (open, not invited yet: {bea.user_id} "
+                          f"(next try {retry_at:%H:%M}))")
+        assert await ann.state(case_room, "m.room.member", bea.user_id) is None
+
+    # Back, but the next try is when Cora was told, not sooner.
+    await provision_rooms(bot.app)
+    await bea.sync()
+    assert case_room not in bea.invites
+    bot.advance_to(opened.invite_retry_at)
+    await provision_rooms(bot.app)
+    await bea.wait_for_invite(timeout=WAIT, room_id=case_room, joined=True)
+    now_invited = await cora.wait_for_message(cora_dm, sender=bot.user_id, contains="now invited",
+                                              timeout=WAIT)
+    assert now_invited["content"]["body"] == f"M1: I've now invited {bea.user_id}."
+    async with bot.app.db.transaction() as session:
+        case = await cases.get(session, 1)
+        assert case is not None and case.pending == [] and case.invite_retry_at is None
+        assert sorted(case.invited) == sorted([ann.user_id, mia.user_id, bea.user_id])

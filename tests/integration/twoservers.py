@@ -28,6 +28,7 @@ from botfixture import BotDatabases, Bots, RunningBot
 from people import Person, new_person
 
 from bot.homeserver import EmbeddedSynapse, HomeserverError, LoopbackCA, RegisteredUser
+from tests.clocks import ManualClock
 
 FAST_RETRIES = {
     "federation": {
@@ -117,11 +118,11 @@ async def federated_bot_factory(
     """A bot on ``home`` that accepts invites from ``away`` too (its own server always)."""
     bots = Bots(federation.home, federation.home_admin, tmp_path / "federated", bot_databases)
 
-    async def make(**sections: dict[str, Any]) -> RunningBot:
+    async def make(clock: ManualClock | None = None, **sections: dict[str, Any]) -> RunningBot:
         matrix = {"autojoin_servers": [federation.away.server_name], "encryption": False}
         sections["matrix"] = {**matrix, **sections.get("matrix", {})}
         sections.setdefault("bot", {}).setdefault("commands_per_minute", 1000)
-        return await bots.start(**sections)
+        return await bots.start(clock=clock, **sections)
 
     yield make
     await bots.stop()

@@ -11,7 +11,7 @@ from cryptography.fernet import Fernet
 from pydantic import SecretStr
 
 from bot.features import sealing
-from bot.runtime.outbox_worker import MARKER, OutboxWorker
+from bot.runtime.outbox_worker import JOIN_WAIT, MARKER, OutboxWorker
 from bot.transport.base import RateLimited, TransportError
 from storage import outbox
 from storage.engine import Database
@@ -36,6 +36,7 @@ class FakeRoomServer:
         self.crash_after_send = False
         self.dm_rooms: dict[str, str] = {}
         self.uploads: list[tuple[str, str]] = []
+        self.not_joined: set[str] = set()  # people who have not accepted their DM invite
 
     @property
     def user_id(self) -> str:
@@ -72,6 +73,10 @@ class FakeRoomServer:
 
     async def direct_room(self, user_id: str) -> str:
         return self.dm_rooms.setdefault(user_id, f"!dm-{len(self.dm_rooms)}:localhost")
+
+    async def members(self, room_id: str) -> dict[str, str | None]:
+        people = [u for u, r in self.dm_rooms.items() if r == room_id and u not in self.not_joined]
+        return dict.fromkeys([BOT, *people])
 
     def bodies(self, room_id: str) -> list[str]:
         return [c["body"] for r, _, c in self.sends if r == room_id]
@@ -329,3 +334,45 @@ async def test_a_sealed_row_is_opened_only_as_it_is_sent_and_never_sent_sealed(
     given_up = await row(database, stuck)
     assert given_up.failed_at is not None and given_up.last_error is not None
     assert given_up.last_error.startswith("GV_UNSEALABLE")
+
+
+async def test_a_first_dm_waits_for_the_person_to_join_and_what_follows_waits_behind_it(
+    database: Database, server: FakeRoomServer, clock: Clock
+) -> None:
+    server.not_joined.add("@ann:away")
+    first = await queue(database, clock, "Welcome to the pool", to_user="@ann:away")
+    worker = worker_for(database, server, clock)
+
+    assert await worker.drain() == 0
+    dm = server.dm_rooms["@ann:away"]
+    await queue(database, clock, "An offer for you", to_user="@ann:away")
+    await queue(database, clock, "Elsewhere", room_id="!hall:home")
+    assert await worker.drain() == 1
+    assert server.bodies(dm) == [] and server.bodies("!hall:home") == ["Elsewhere"]
+    held = await row(database, first)
+    assert held.room_id == dm and held.join_wait_until == clock.now() + JOIN_WAIT
+
+    server.not_joined.discard("@ann:away")
+    async with database.transaction() as session:  # her join came down the sync
+        assert await outbox.release_joined(session, dm) == 1
+    assert await worker.drain() == 2
+    assert server.bodies(dm) == ["Welcome to the pool", "An offer for you"]
+
+
+async def test_a_held_message_goes_anyway_once_the_wait_is_over_and_says_so(
+    database: Database, server: FakeRoomServer, clock: Clock, caplog: pytest.LogCaptureFixture
+) -> None:
+    until = clock.now() + JOIN_WAIT
+    await queue(database, clock, "M1: the case room", room_id="!case:home", wait_for_join=until)
+    await queue(database, clock, "Session 1 starts", room_id="!case:home")
+    worker = worker_for(database, server, clock)
+    assert await worker.drain() == 0
+    async with database.transaction() as session:
+        assert await outbox.next_due_at(session) == until
+
+    clock.advance(minutes=JOIN_WAIT.total_seconds() / 60 - 1)
+    assert await worker.drain() == 0
+    clock.advance(minutes=1)
+    assert await worker.drain() == 2
+    assert server.bodies("!case:home") == ["M1: the case room", "Session 1 starts"]
+    assert "nobody joined !case:home" in caplog.text
