@@ -1,11 +1,24 @@
-"""!rooms setup and !rooms: the space tree of locality and theme rooms, rolled out by area.
+"""!rooms setup, !rooms and !rooms join: the space tree of locality and theme rooms.
 
 The handlers only record what was asked; :mod:`bot.features.tree_build` does the
 network work after the commit. Role changes re-run the power levels of the
 rooms the moderator's area covers.
+
+Tree rooms are restricted to members of their parent space, so someone who has
+never joined the space tree (a moderator on another council's server, a group's
+admin) cannot join by alias. ``!rooms join`` invites the people entitled to a
+room instead: moderators of its area, coordinators, and the admins of registered
+groups in its area. An invite rather than a knock-restricted join the bot
+accepts: an invite works from every client and through every bridge (knocking
+needs client support, and bridged people cannot knock at all), the bot decides
+at the moment of asking with the same role checks as every command, and the
+rooms' join rules stay as they are.
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import ClassVar
 
 from apscheduler.triggers.interval import IntervalTrigger
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -13,14 +26,17 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from bot.commands.context import Context
 from bot.commands.registry import REGISTRY as commands
 from bot.commands.registry import Args, CommandError, Param, Role
-from bot.commands.values import AreaValue, ThemeValue
+from bot.commands.values import AreaValue, ThemeValue, Value
 from bot.features import tree_plan as plan
+from bot.features.representatives import Reps
 from bot.features.tree_build import builder_for
 from bot.host import Host, RoleChange, RoleListener
 from bot.scheduler import Job
-from storage import tree
+from bot.transport.base import TransportError
+from storage import groups, outbox, tree
+from storage.tree import TreeRoom
 
-MAX_LINES = 11
+MAX_LINES = 10  # with "...and N more" and how to get in: one page (12 lines)
 _KIND_RANK = {plan.SPACE: 0, plan.LOCALITY: 1, plan.THEME: 2}
 
 
@@ -84,6 +100,8 @@ async def rooms_list(ctx: Context, args: Args) -> None:
     lines = [f"{r.name}: {r.alias}" for r in chosen[:MAX_LINES]]
     if len(chosen) > MAX_LINES:
         lines.append(f"...and {len(chosen) - MAX_LINES} more; narrow with area= or theme=.")
+    lines.append(f"To get in: {ctx.prefix}rooms join <area or alias> invites you if you "
+                 "moderate its area, coordinate, or admin a registered group there.")
     await ctx.reply("\n".join(lines))
 
 
@@ -102,6 +120,81 @@ def _role_listener(app: Host) -> RoleListener:
         builder_for(app).expect(run.id)
 
     return on_role_change
+
+
+@dataclass(frozen=True)
+class AreaOrAlias(Value):
+    """A room's alias (#...) or an area (its locality room, else its space)."""
+
+    shape: ClassVar[str] = "area|#alias"
+
+    async def parse(self, raw: str, ctx: Context) -> str:
+        text = raw.strip()
+        if text.startswith("#"):
+            return text
+        return str(await AreaValue().parse(text, ctx))
+
+
+def room_for(recorded: list[TreeRoom], wanted: str) -> TreeRoom | None:
+    """The tree room an alias names, or an area's locality room, else its space."""
+    if wanted.startswith("#"):
+        return next((r for r in recorded if r.alias.casefold() == wanted.casefold()), None)
+    here = [r for r in recorded if r.area_code == wanted and r.kind in (plan.LOCALITY, plan.SPACE)]
+    here.sort(key=lambda r: r.kind != plan.LOCALITY)
+    return here[0] if here else None
+
+
+async def entitlement(ctx: Context, room: TreeRoom) -> str | None:
+    """Why the sender may be let into ``room`` (None: they may not)."""
+    areas = ctx.app.areas
+    if ctx.sender.is_coordinator:
+        return "you are a coordinator"
+    if ctx.moderates(room.area_code) or any(
+            code in areas and areas.contains(room.area_code, code)
+            for code in ctx.sender.moderated):
+        return f"you moderate {areas.label(room.area_code)}"
+    reps = Reps(ctx.app, ctx.session)
+    for group in await groups.active(ctx.session):
+        if (group.area_code in areas and areas.contains(room.area_code, group.area_code)
+                and ctx.sender.user_id in await reps.of(group.id)):
+            return f"you are an admin of {group.name} (G{group.id})"
+    return None
+
+
+@commands.command(
+    "rooms join",
+    summary="get an invite to a room of the tree you are entitled to",
+    params=[Param("room", AreaOrAlias(), positional=True,
+                  ask="Which room? (an area like Wisbech, or an alias from !rooms)")],
+)
+async def rooms_join(ctx: Context, args: Args) -> None:
+    recorded = [r for r in (await tree.all_rooms(ctx.session)).values()
+                if r.area_code in ctx.app.areas]
+    room = room_for(recorded, args.room)
+    if room is None:
+        raise CommandError(f"There is no room for {args.room} yet; {ctx.prefix}rooms lists "
+                           "the rooms there are.")
+    why = await entitlement(ctx, room)
+    if why is None:
+        raise CommandError(
+            f"{room.name} is for its area's moderators, coordinators and the admins of "
+            f"groups registered there; ask a moderator ({ctx.prefix}moderators "
+            f"{ctx.app.areas.label(room.area_code)}) to invite you.")
+    app, user, reply_in = ctx.app, ctx.sender.user_id, ctx.room.room_id
+
+    async def invite() -> None:
+        try:
+            await app.transport.invite(room.room_id, user)
+            body = (f"I've invited you to {room.name} ({room.alias}), because {why}: "
+                    "accept the invite in your Matrix client.")
+        except TransportError as exc:
+            body = (f"I couldn't invite you to {room.name} ({exc.errcode}); you may be in it "
+                    "already. If not, try again later.")
+        async with app.db.transaction() as session:
+            await outbox.enqueue(session, now=app.clock.now(), room_id=reply_in, body=body)
+        app.queued()
+
+    ctx.app.after_commit(invite)
 
 
 def install(app: Host) -> None:

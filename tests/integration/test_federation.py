@@ -13,12 +13,15 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+import pytest
 from botfixture import RunningBot, bring_bot_in
-from people import Person
+from people import MatrixRequestFailed, Person
 from twoservers import FederatedBotFactory, Federation, PeopleOn
 
 from bot.features.case_rooms import invite_retry_after, provision_rooms
+from bot.features.tree_build import builder_for
 from storage import mediation as cases
+from storage import tree
 from storage.groups import Group
 
 WAIT = 45.0
@@ -238,3 +241,31 @@ async def test_a_case_opened_while_a_party_s_server_is_down_invites_them_once_it
         case = await cases.get(session, 1)
         assert case is not None and case.pending == [] and case.invite_retry_at is None
         assert sorted(case.invited) == sorted([ann.user_id, mia.user_id, bea.user_id])
+
+
+async def test_a_moderator_on_another_server_gets_into_their_locality_room(
+    federation: Federation, federated_bot_factory: FederatedBotFactory, people_on: PeopleOn,
+) -> None:
+    ada = await people_on(federation.home, "Ada")
+    mo = await people_on(federation.away, "Mo")
+    bot = await federated_bot_factory(roles={"admins": [ada.user_id],
+                                             "moderators": {WISBECH: [mo.user_id]}})
+    ada_dm = await dm_with(ada, bot)
+    await say(ada, ada_dm, bot, "!rooms setup area=Wisbech", "Making")
+    await builder_for(bot.app).idle()
+    async with bot.app.db.transaction() as session:
+        [wisbech] = [r for r in (await tree.all_rooms(session)).values()
+                     if r.area_code == WISBECH and r.kind == "locality"]
+
+    mo_dm = await dm_with(mo, bot)
+    listing = await say(mo, mo_dm, bot, "!rooms area=Wisbech", wisbech.alias)
+    assert listing.splitlines()[-1].startswith("To get in: !rooms join <area or alias>")
+    # The room is restricted to members of its space: the alias alone does not let Mo in.
+    with pytest.raises(MatrixRequestFailed):
+        await mo.join(wisbech.alias)
+    invited = await say(mo, mo_dm, bot, "!rooms join Wisbech", "invited you")
+    assert invited == (f"I've invited you to {wisbech.name} ({wisbech.alias}), because you "
+                       "moderate Wisbech: accept the invite in your Matrix client.")
+    await mo.wait_for_invite(timeout=WAIT, room_id=wisbech.room_id, joined=True)
+    power = await mo.state(wisbech.room_id, "m.room.power_levels")
+    assert power is not None and power["users"].get(mo.user_id) == 50

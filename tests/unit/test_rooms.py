@@ -17,11 +17,14 @@ from config.areas import AreaIndex
 from config.themes import load_themes
 from storage import tree
 from storage.engine import Database
+from storage.groups import Group
 from tests.botworld import BotWorld, bot_world
 from tests.small_county import write_test_areas
 
 ADMIN = "@ada:grapevine.local"
 COORDINATOR = "@cora:grapevine.local"
+JOIN_HINT = ("To get in: !rooms join <area or alias> invites you if you moderate its area, "
+             "coordinate, or admin a registered group there.")
 
 
 @pytest.fixture
@@ -202,12 +205,52 @@ async def test_rooms_lists_aliases_spaces_first_and_says_how_many_more(county: B
     await setup(county, room, "all")
     [listing] = await county.say(ADMIN, room, "!rooms area=Wisby")
     lines = listing.splitlines()
-    assert len(lines) == 12 and lines[-1].startswith("...and ")
+    assert len(lines) == 12 and lines[-2].startswith("...and ")
+    assert lines[-1] == JOIN_HINT
     assert lines[0] == f"Wisby: #fenmarsh-wisby:{county.world.server_name}"
     assert f"Fenmarsh food: #fenmarsh-food:{county.world.server_name}" in lines
     [food] = await county.say(ADMIN, room, "!rooms theme=food")
     assert food.splitlines() == [f"Fenmarsh food: #fenmarsh-food:{county.world.server_name}",
-                                 f"Hillside food: #hillside-food:{county.world.server_name}"]
+                                 f"Hillside food: #hillside-food:{county.world.server_name}",
+                                 JOIN_HINT]
+
+
+async def test_rooms_join_invites_only_the_people_entitled_and_says_why(
+    county: BotWorld,
+) -> None:
+    room = await control_room(county)
+    await setup(county, room, "Fenmarsh")
+    world, server = county.world, county.world.server_name
+    wisby = world.aliases[f"#fenmarsh-wisby:{server}"]
+    clerk, gwen, nobody = "@wisby.clerk:grapevine.local", "@gwen:grapevine.local", \
+        "@nobody:grapevine.local"
+    for person in (clerk, gwen, nobody):
+        await world.join(person, room)
+
+    [moderator] = await county.say(clerk, room, "!rooms join wisby")
+    assert moderator == (f"I've invited you to Wisby (#fenmarsh-wisby:{server}), because you "
+                         "moderate Wisby: accept the invite in your Matrix client.")
+    assert clerk in world.room(wisby).members("invite")
+
+    [refused] = await county.say(nobody, room, f"!rooms join #fenmarsh-wisby:{server}")
+    assert refused.startswith("Wisby is for its area's moderators, coordinators and the "
+                              "admins of groups registered there; ask a moderator")
+    assert nobody not in world.room(wisby).members("invite")
+    [unknown] = await county.say(nobody, room, "!rooms join #nowhere:elsewhere")
+    assert unknown == ("There is no room for #nowhere:elsewhere yet; !rooms lists the rooms "
+                       "there are.")
+
+    # Gwen runs a group registered in Wisby: its room's admins are entitled.
+    group_room = world.create_room(gwen, name="Wisby Pantry")
+    await world.join(county.bot, group_room)
+    async with county.app.db.transaction() as session:
+        session.add(Group(room_id=group_room, name="Wisby Pantry", type="charity",
+                          area_code="E04900001", themes=[], size="small", registered_by=gwen,
+                          registered_at=world.now()))
+    [admin] = await county.say(gwen, room, "!rooms join wisby")
+    assert admin.endswith("because you are an admin of Wisby Pantry (G1): accept the invite "
+                          "in your Matrix client.")
+    assert gwen in world.room(wisby).members("invite")
 
 
 async def test_a_setup_that_hits_an_error_says_how_far_it_got_and_carries_on_when_rerun(
