@@ -16,7 +16,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Awaitable, Callable, Iterable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import quote
 
@@ -40,6 +40,7 @@ TOKEN_KEY = state.SYNC_TOKEN_KEY
 GAP_PAGE = 100
 GAP_MAX_PAGES = 50
 INVITE_TRIES = 5
+DECLINE_AFTER = timedelta(seconds=2)
 # How long past its long-poll a /sync may take before it is abandoned as hung
 # (nio sets no client timeout at all on full-state syncs).
 SYNC_GRACE_SECONDS = 90.0
@@ -167,6 +168,7 @@ class SyncLoop:
         self._joined: set[str] = set()
         self._direct: dict[str, bool] = {}
         self._invites: dict[str, tuple[str, bool, int]] = {}
+        self._declines: dict[str, datetime] = {}  # invites to decline, and from when
         self._first = True
         self._replaying = True
         self.ready = asyncio.Event()
@@ -254,6 +256,8 @@ class SyncLoop:
         if token is None:
             self.client.next_batch = ""  # a true initial sync, even when retried
         timeout = 0 if self._first else self.settings.matrix.sync_timeout_ms
+        if self._declines:  # come back for them soon, even if nothing happens meanwhile
+            timeout = min(timeout, int(DECLINE_AFTER.total_seconds() * 1000))
         request = asyncio.ensure_future(
             guarded(
                 self.client.sync(
@@ -481,11 +485,9 @@ class SyncLoop:
                 is_direct = bool(event.content.get("is_direct"))
         server = inviter.split(":", 1)[1] if ":" in inviter else ""
         if server not in self.settings.matrix.allowed_invite_servers:
-            log.info("declining an invite to %s from server %r", room_id, server)
-            try:
-                await self.transport.leave(room_id)
-            except TransportError as err:
-                log.warning("could not decline the invite to %s: %s", room_id, err.errcode)
+            # The inviting server may not have stored its invite yet when it reaches us;
+            # declined at once, its server refuses the rejection and never hears of it.
+            self._declines.setdefault(room_id, self.clock.now() + DECLINE_AFTER)
             return
         self._invites.setdefault(room_id, (server, is_direct, 0))
 
@@ -513,6 +515,18 @@ class SyncLoop:
     async def _retry_invites(self) -> None:
         for room_id in list(self._invites):
             await self._accept(room_id)
+        now = self.clock.now()
+        for room_id, due in list(self._declines.items()):
+            if due <= now:
+                del self._declines[room_id]
+                await self._decline(room_id)
+
+    async def _decline(self, room_id: str) -> None:
+        log.info("declining an invite to %s from a server not in autojoin_servers", room_id)
+        try:
+            await self.transport.leave(room_id)
+        except TransportError as err:
+            log.warning("could not decline the invite to %s: %s", room_id, err.errcode)
 
 
 def _marks_direct(events: Iterable[Any], user_id: str) -> bool:
