@@ -572,6 +572,11 @@ class FakeBridge:
         await self._as("POST", f"{path}/invite", self.bot_user_id, invite)
         await self._as("POST", f"{path}/join", ghost_user_id)
 
+    async def accept_invite(self, user_id: str, room_id: str) -> None:
+        """The ghost joins a room it was invited to, as mautrix ghosts accept a DM invite."""
+        path = f"/_matrix/client/v3/rooms/{quote(room_id, safe='')}/join"
+        await self._as("POST", path, user_id)
+
     async def send_as(self, user_id: str, room_id: str, text: str) -> str:
         """A message from the ghost (or the bot) into the portal, as a bridged message."""
         txn = f"fake{next(self._txn)}"

@@ -6,6 +6,7 @@ and unsubscribes through the bot's own web server."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import io
 import re
 import time
@@ -25,6 +26,7 @@ from people import FakeBridge, Person
 from sqlalchemy import select
 
 from bot.features import bridged
+from bot.homeserver import HomeserverError
 from bridges import email_digest
 from storage import groups, rooms
 from storage.models import OutboxMessage
@@ -241,6 +243,10 @@ async def test_a_group_whose_whatsapp_chat_only_admins_may_post_in_hears_why_by_
             rows = list(await session.scalars(
                 select(OutboxMessage).where(OutboxMessage.to_user == gail)))
         for row in rows:
+            if row.sent_at is None and row.room_id is not None:
+                # Held in the DM room the bot made until she is in it: her ghost accepts.
+                with contextlib.suppress(HomeserverError):
+                    await fake.accept_invite(gail, row.room_id)
             if row.sent_at is not None and row.room_id is not None:
                 events = await bot.app.transport.recent_events(row.room_id)
                 if any("only admins" in str(e.get("content", {}).get("body", ""))
