@@ -86,5 +86,7 @@ def jobs(app: Host) -> list[Job]:
     return [
         Job("mediation-reminders", IntervalTrigger(minutes=30, timezone=tz), reminders),
         Job("mediation-notes-retention", CronTrigger(hour=3, minute=20, timezone=tz), retention),
-        Job("mediation-rooms", IntervalTrigger(minutes=10, timezone=tz), rooms),
+        # Every minute: pending invites are retried at the minute the coordinator was told
+        # (a cheap query when nothing is due).
+        Job("mediation-rooms", IntervalTrigger(minutes=1, timezone=tz), rooms),
     ]
