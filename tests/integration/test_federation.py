@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import asyncio
 import time
+import uuid
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -23,9 +25,11 @@ from bot.features.tree_build import builder_for
 from storage import mediation as cases
 from storage import tree
 from storage.groups import Group
+from tests.small_county import write_test_areas
 
 WAIT = 45.0
 WISBECH = "E04001668"
+WISBY = "E04900001"  # in tests/small_county.py
 FOOD_NOTICE = ('!funding post https://example.org/food title="Food Fund" funder="Trust" '
                "deadline=+30d amount=500-5000 areas=fenland themes=food")
 
@@ -245,27 +249,35 @@ async def test_a_case_opened_while_a_party_s_server_is_down_invites_them_once_it
 
 async def test_a_moderator_on_another_server_gets_into_their_locality_room(
     federation: Federation, federated_bot_factory: FederatedBotFactory, people_on: PeopleOn,
+    tmp_path: Path,
 ) -> None:
     ada = await people_on(federation.home, "Ada")
     mo = await people_on(federation.away, "Mo")
+    # A small county, its aliases tagged: the home server outlives this test.
+    areas = write_test_areas(tmp_path / "areas.csv", uuid.uuid4().hex[:6])
     bot = await federated_bot_factory(roles={"admins": [ada.user_id],
-                                             "moderators": {WISBECH: [mo.user_id]}})
+                                             "moderators": {WISBY: [mo.user_id]}},
+                                      areas={"file": str(areas)})
     ada_dm = await dm_with(ada, bot)
-    await say(ada, ada_dm, bot, "!rooms setup area=Wisbech", "Making")
-    await builder_for(bot.app).idle()
-    async with bot.app.db.transaction() as session:
-        [wisbech] = [r for r in (await tree.all_rooms(session)).values()
-                     if r.area_code == WISBECH and r.kind == "locality"]
+    await say(ada, ada_dm, bot, "!rooms setup area=Wisby", "Making")
+
+    async def locality_room() -> list[tree.TreeRoom]:
+        await builder_for(bot.app).idle()
+        async with bot.app.db.transaction() as session:
+            return [r for r in (await tree.all_rooms(session)).values()
+                    if r.area_code == WISBY and r.kind == "locality"]
+
+    [wisby] = await until(locality_room, "Wisby's room to be built", timeout=2 * WAIT)
 
     mo_dm = await dm_with(mo, bot)
-    listing = await say(mo, mo_dm, bot, "!rooms area=Wisbech", wisbech.alias)
+    listing = await say(mo, mo_dm, bot, "!rooms area=Wisby", wisby.alias)
     assert listing.splitlines()[-1].startswith("To get in: !rooms join <area or alias>")
     # The room is restricted to members of its space: the alias alone does not let Mo in.
     with pytest.raises(MatrixRequestFailed):
-        await mo.join(wisbech.alias)
-    invited = await say(mo, mo_dm, bot, "!rooms join Wisbech", "invited you")
-    assert invited == (f"I've invited you to {wisbech.name} ({wisbech.alias}), because you "
-                       "moderate Wisbech: accept the invite in your Matrix client.")
-    await mo.wait_for_invite(timeout=WAIT, room_id=wisbech.room_id, joined=True)
-    power = await mo.state(wisbech.room_id, "m.room.power_levels")
+        await mo.join(wisby.alias)
+    invited = await say(mo, mo_dm, bot, "!rooms join Wisby", "invited you")
+    assert invited == (f"I've invited you to {wisby.name} ({wisby.alias}), because you "
+                       "moderate Wisby: accept the invite in your Matrix client.")
+    await mo.wait_for_invite(timeout=WAIT, room_id=wisby.room_id, joined=True)
+    power = await mo.state(wisby.room_id, "m.room.power_levels")
     assert power is not None and power["users"].get(mo.user_id) == 50
