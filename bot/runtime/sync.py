@@ -256,7 +256,7 @@ class SyncLoop:
         if token is None:
             self.client.next_batch = ""  # a true initial sync, even when retried
         timeout = 0 if self._first else self.settings.matrix.sync_timeout_ms
-        if self._declines:  # come back for them soon, even if nothing happens meanwhile
+        if self._declines or self._invites:  # back for them soon, even if all is quiet
             timeout = min(timeout, int(DECLINE_AFTER.total_seconds() * 1000))
         request = asyncio.ensure_future(
             guarded(
