@@ -1,7 +1,7 @@
 """case invites one by one; outbox rows held for a first join
 
-Revision ID: 0009_invites_and_joins
-Revises: 0008_bridges
+Revision ID: 0010_invites_and_joins
+Revises: 0009_introductions
 Create Date: 2026-12-03 12:59:07.566465
 """
 
@@ -13,8 +13,8 @@ from alembic import op
 import storage.types
 
 
-revision: str = '0009_invites_and_joins'
-down_revision: str | None = '0008_bridges'
+revision: str = '0010_invites_and_joins'
+down_revision: str | None = '0009_introductions'
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
