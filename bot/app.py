@@ -104,6 +104,8 @@ class Grapevine:
         # aiohttp routes features serve (notice links); the service mounts them.
         self.web_routes: list[web.RouteDef] = []
         self.sync_status: Callable[[], datetime | None] = lambda: None
+        # Seconds the last sync's batch took to hand over and store (for !status).
+        self.sync_took: Callable[[], float | None] = lambda: None
         # Run on a clean stop, before the database closes (flush buffers).
         self.closers: list[Callable[[], Awaitable[None]]] = []
         # Called when a role changes, e.g. to update power levels in the area's rooms.
@@ -117,6 +119,8 @@ class Grapevine:
         self.config_moderators = self.directory.config_moderators
         self.ignore_checks = self.directory.ignore_checks
         self.questions = Questions(db)
+        # Creation, power levels and encryption of each room, fed by the sync loop.
+        self.room_states = self.directory.room_states
         self._wake: list[Callable[[], None]] = []
         # Set by the service: events are then handled in per-room lanes off the sync
         # loop. None (the shell, the in-process world): handled before on_message returns.
@@ -168,12 +172,23 @@ class Grapevine:
 
     # -- who and where (bot.directory) --------------------------------------------------
 
+    async def load_rooms(self) -> None:
+        """Every joined room's kind and kept state, read once at start-up (no server calls)."""
+        await self.directory.load_rooms()
+
     async def power_levels(self, room_id: str) -> PowerLevels:
         return await self.directory.power_levels(room_id)
 
     async def room_context(self, room_id: str) -> RoomContext:
         """What kind of room this is. Call it outside a transaction: it may ask the server."""
         return await self.directory.room_context(room_id)
+
+    def cached_room(self, room_id: str) -> RoomContext | None:
+        """The room's kind if already known in memory (for decisions that must not wait)."""
+        return self.directory.known_room_context(room_id)
+
+    async def room_creator(self, room_id: str) -> str | None:
+        return await self.directory.room_creator(room_id)
 
     def forget_room_context(self, room_id: str) -> None:
         self.directory.forget_room_context(room_id)
@@ -394,14 +409,12 @@ class Grapevine:
             await hook(receipt)
 
     async def on_state(self, change: StateChange) -> None:
-        if change.event_type in {"m.room.power_levels", "m.room.create"}:
-            self.directory.forget_power_levels(change.room_id)
-        if change.event_type in {"m.room.member", "m.room.encryption"}:
-            self.forget_room_context(change.room_id)
-        if not self.hooks.state:
+        # The kept state itself is fed by the sync loop before the room's events arrive.
+        wanted = [hook for wants, hook in self.hooks.state if wants(change)]
+        if not wanted:
             return
         async with self.db.transaction() as session:
-            for hook in self.hooks.state:
+            for hook in wanted:
                 await hook(session, change)
         await self._committed()
 
@@ -412,7 +425,7 @@ class Grapevine:
 
     async def on_left(self, room_id: str) -> None:
         self.forget_room_context(room_id)
-        self.directory.forget_power_levels(room_id)
+        self.room_states.forget(room_id)
         async with self.db.transaction() as session:
             await rooms.left(session, room_id, self.clock.now())
 

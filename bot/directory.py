@@ -9,18 +9,19 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from collections.abc import Callable
-from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.commands.context import Sender
 from bot.events import Incoming, RoomContext
 from bot.power import PowerLevels
-from bot.transport.base import Transport
+from bot.roomstate import RoomStates
+from bot.transport.base import Transport, TransportError
 from config.areas import AreaIndex
 from config.settings import ConfigError, Settings
 from storage import roles, rooms
 from storage.engine import Database
+from storage.models import KnownRoom
 
 RECENT_SENDERS = 5000
 
@@ -56,26 +57,37 @@ class Directory:
         self.ignore_checks: list[Callable[[str], bool]] = []
         # Who sent recent messages, so a command sent as a reply can name that person.
         self._recent_senders: OrderedDict[str, str] = OrderedDict()
-        self._power: dict[str, PowerLevels] = {}
+        # Creation, power levels and encryption of each room, fed by the sync loop
+        # (bot.roomstate) and saved with its token: no room's state is downloaded.
+        self.room_states = RoomStates()
         self._room_contexts: dict[str, RoomContext] = {}
 
+    async def load_rooms(self) -> None:
+        """Every joined room's kind and kept state, read once at start-up (no server calls)."""
+        async with self.db.transaction() as session:
+            await self.room_states.load(session)
+            for known in await rooms.active(session):
+                self._room_contexts[known.room_id] = _context_of(known)
+
     async def power_levels(self, room_id: str) -> PowerLevels:
-        cached = self._power.get(room_id)
-        if cached is not None:
-            return cached
-        create: dict[str, Any] | None = None
-        power: dict[str, Any] | None = None
-        for event in await self.transport.room_state(room_id):
-            if event.get("type") == "m.room.create":
-                create = event
-            elif event.get("type") == "m.room.power_levels" and event.get("state_key") == "":
-                power = event.get("content")
-        levels = PowerLevels.from_state(create, power)
-        self._power[room_id] = levels
+        """From the state kept from sync; a room never seen there is read from the server once."""
+        levels = self.room_states.power_levels(room_id)
+        if levels is None:
+            await self._read_state(room_id)
+            levels = self.room_states.power_levels(room_id) or PowerLevels.from_state(None, None)
         return levels
 
-    def forget_power_levels(self, room_id: str) -> None:
-        self._power.pop(room_id, None)
+    async def room_creator(self, room_id: str) -> str | None:
+        """Who made the room (None if the server cannot say)."""
+        if self.room_states.creator(room_id) is None:
+            try:
+                await self._read_state(room_id)
+            except TransportError:
+                return None
+        return self.room_states.creator(room_id)
+
+    async def _read_state(self, room_id: str) -> None:
+        self.room_states.remember(room_id, await self.transport.room_state(room_id))
 
     def known_room_context(self, room_id: str) -> RoomContext | None:
         """The cached kind of room, without asking anyone (None if not cached)."""
@@ -88,15 +100,12 @@ class Directory:
             return cached
         async with self.db.transaction() as session:
             known = await rooms.get(session, room_id)
-        info = await self.transport.room_info(room_id)
-        # Only explicit signals: a two-person group room is still a group room.
-        is_direct = bool(known and known.is_direct) or info.is_direct
-        context = RoomContext(
-            room_id=room_id,
-            is_direct=is_direct,
-            network=known.network if known else None,
-            member_count=info.member_count,
-        )
+        if known is not None:
+            context = _context_of(known)
+        else:
+            # Only explicit signals: a two-person group room is still a group room.
+            info = await self.transport.room_info(room_id)
+            context = RoomContext(room_id=room_id, is_direct=info.is_direct)
         self._room_contexts[room_id] = context
         return context
 
@@ -138,3 +147,7 @@ class Directory:
         return user_id == self.transport.user_id or any(
             check(user_id) for check in self.ignore_checks
         )
+
+
+def _context_of(known: KnownRoom) -> RoomContext:
+    return RoomContext(room_id=known.room_id, is_direct=known.is_direct, network=known.network)

@@ -88,9 +88,8 @@ class EventSink(Protocol):
 
 @dataclass(frozen=True)
 class RoomContext:
-    """What kind of room an event arrived in (asked of the server once, then cached)."""
+    """What kind of room an event arrived in (from the rooms table, else the server once)."""
 
     room_id: str
     is_direct: bool
     network: str | None = None
-    member_count: int = 0

@@ -44,11 +44,5 @@ async def joined(host: Host, room_id: str, *, is_direct: bool) -> None:
 
 
 async def created_by_me(host: Host, room_id: str) -> bool:
-    try:
-        events = await host.transport.room_state(room_id)
-    except TransportError:
-        return False
-    return any(
-        e.get("type") == "m.room.create" and e.get("sender") == host.transport.user_id
-        for e in events
-    )
+    """From the room state kept from sync (read from the server only if never seen)."""
+    return await host.room_creator(room_id) == host.transport.user_id

@@ -52,6 +52,9 @@ MessageHook = Callable[[Incoming, RoomContext], Awaitable[None]]
 ReactionHook = Callable[[Reaction], Awaitable[None]]
 ReceiptHook = Callable[[Receipt], Awaitable[None]]
 StateHook = Callable[[AsyncSession, StateChange], Awaitable[None]]
+# Decides, in memory, whether a state event is one its hook acts on: most state events
+# (the membership churn of busy and bridged rooms) then cost no transaction at all.
+StateFilter = Callable[[StateChange], bool]
 RoleListener = Callable[[AsyncSession, RoleChange], Awaitable[None]]
 
 
@@ -62,7 +65,11 @@ class Hooks:
     message: list[MessageHook] = field(default_factory=list)
     reaction: list[ReactionHook] = field(default_factory=list)
     receipt: list[ReceiptHook] = field(default_factory=list)
-    state: list[StateHook] = field(default_factory=list)
+    state: list[tuple[StateFilter, StateHook]] = field(default_factory=list)
+
+    def add_state(self, wants: StateFilter, hook: StateHook) -> None:
+        """``hook`` runs (in a transaction) only for the state events ``wants`` accepts."""
+        self.state.append((wants, hook))
 
 
 class Host(Protocol):
@@ -141,8 +148,18 @@ class Host(Protocol):
     def sync_status(self) -> Callable[[], datetime | None]:
         """When the last sync from the homeserver arrived (None before the first)."""
 
+    @property
+    def sync_took(self) -> Callable[[], float | None]:
+        """Seconds the last sync's batch took to hand over and store (None before the first)."""
+
     async def room_context(self, room_id: str) -> RoomContext:
         """What kind of room this is. Call it outside a transaction: it may ask the server."""
+
+    def cached_room(self, room_id: str) -> RoomContext | None:
+        """The room's kind if already known in memory (for decisions that must not wait)."""
+
+    async def room_creator(self, room_id: str) -> str | None:
+        """Who made the room, from the state kept from sync."""
 
     def forget_room_context(self, room_id: str) -> None: ...
 

@@ -22,13 +22,20 @@ _KEY_VALUE = re.compile(
 )
 
 
+# A room id from room version 12 on: "!" and the create event's hash, 43 characters of
+# unpadded URL-safe base64, with no ":server" after it.
+_ROOM_ID_V12 = r"(?![A-Za-z0-9_-]{43}(?![A-Za-z0-9_-]))"
+
+
 def _command_line(prefix: str) -> re.Pattern[str]:
     """A command as typed: the prefix, a word, then the rest of that line.
 
-    Room ids (``!opaque:server``) are not commands: the word must end at a space.
+    Room ids are not commands: an old one (``!opaque:server``) because the word
+    must end at a space, a new one (``!`` and 43 characters) by its shape.
     """
-    return re.compile(rf"(?<![\w{re.escape(prefix)}]){re.escape(prefix)}(?P<word>[A-Za-z]\w*)"
-                      r"(?P<rest>[ \t][^\n]*)?(?![\w:])")
+    guard = _ROOM_ID_V12 if prefix == "!" else ""
+    return re.compile(rf"(?<![\w{re.escape(prefix)}]){re.escape(prefix)}{guard}"
+                      r"(?P<word>[A-Za-z]\w*)(?P<rest>[ \t][^\n]*)?(?![\w:])")
 
 
 class RedactBodies(logging.Filter):

@@ -78,8 +78,9 @@ class Service:
             self.app.on_queued(self.worker.wake)
             self.app.lanes = Lanes(self.inflight)
             self.app.handoff = self.worker.send_now
+            await self.app.load_rooms()
             self.sync = SyncLoop(self._client, transport, self.db, self.app, settings, self.clock,
-                                 inflight=self.inflight)
+                                 inflight=self.inflight, states=self.app.room_states)
             self.app.sync_status = lambda: self.sync.last_sync_at if self.sync else None
             await self.scheduler.start()
             if self.web is not None:

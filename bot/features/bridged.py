@@ -41,7 +41,7 @@ from storage import funding, groups, outbox, rooms
 from storage.outbox import Attachment
 
 if TYPE_CHECKING:
-    from bot.host import Host, StateHook
+    from bot.host import Host, StateFilter, StateHook
 
 log = logging.getLogger(__name__)
 
@@ -58,6 +58,21 @@ def load_namespaces(app: Host) -> Namespaces:
         return namespaces.load(files, app.settings.matrix.server_name)
     except RegistrationError as exc:
         raise ConfigError([f"bridge registration {exc}"]) from None
+
+
+def wants_state(app: Host, known: Namespaces) -> StateFilter:
+    """Bridge events, bridge room features, and a ghost joining a room of unknown network."""
+
+    def wants(change: StateChange) -> bool:
+        if change.event_type in BRIDGE_EVENT_TYPES or change.event_type == ROOM_FEATURES:
+            return True
+        if change.event_type != "m.room.member" or change.content.get("membership") != "join":
+            return False
+        room = app.cached_room(change.room_id)
+        unknown = room is None or room.network is None
+        return unknown and network_of_member(change.state_key, known) is not None
+
+    return wants
 
 
 def state_hook(app: Host, known: Namespaces) -> StateHook:
@@ -226,7 +241,7 @@ def jobs(app: Host) -> list[Job]:
 
 def install(app: Host) -> None:
     known = load_namespaces(app)
-    app.hooks.state.append(state_hook(app, known))
+    app.hooks.add_state(wants_state(app, known), state_hook(app, known))
     # Bridge bots relay nothing a person typed (remote people are ghosts); answering
     # them or counting their receipts would only make bots talk to bots.
     app.ignore_checks.append(known.is_bridge_bot)

@@ -31,12 +31,13 @@ def notice_key(room_id: str) -> str:
 
 
 def install(app: Host) -> None:
+    def wants(change: StateChange) -> bool:
+        return change.event_type == "m.room.encryption" and not app.settings.matrix.encryption
+
     async def on_state(session: AsyncSession, change: StateChange) -> None:
-        if change.event_type != "m.room.encryption" or app.settings.matrix.encryption:
-            return
         # Not an own post (it answers being brought in): never capped or held for the night.
         await outbox.enqueue(session, now=app.clock.now(), room_id=change.room_id,
                              kind="cannot-read", body=CANNOT_READ,
                              dedupe_key=notice_key(change.room_id))
 
-    app.hooks.state.append(on_state)
+    app.hooks.add_state(wants, on_state)

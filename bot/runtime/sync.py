@@ -21,9 +21,11 @@ from typing import Any
 from urllib.parse import quote
 
 import nio
+from nio.api import Api
 
 from bot.clock import Clock
 from bot.events import EventSink, Incoming, Reaction, Receipt, StateChange
+from bot.roomstate import RoomStates
 from bot.runtime import history, login
 from bot.runtime.backoff import Backoff, sleep_unless
 from bot.runtime.inflight import Inflight
@@ -31,7 +33,7 @@ from bot.runtime.undecryptable import Undecryptable
 from bot.transport.base import RateLimited, TransportError, UnknownToken, is_transient
 from bot.transport.matrix import NETWORK, MatrixTransport, checked, guarded
 from config.settings import Settings
-from storage import state
+from storage import rooms, state
 from storage.engine import Database
 
 log = logging.getLogger(__name__)
@@ -41,9 +43,11 @@ GAP_PAGE = 100
 GAP_MAX_PAGES = 50
 INVITE_TRIES = 5
 DECLINE_AFTER = timedelta(seconds=2)
-# How long past its long-poll a /sync may take before it is abandoned as hung
-# (nio sets no client timeout at all on full-state syncs).
+# How long past its long-poll a /sync may take before it is abandoned as hung. Synapse
+# can take most of a minute to answer the sync after a mass join, and longer for a
+# first sync of thousands of rooms: giving up only makes it start over.
 SYNC_GRACE_SECONDS = 90.0
+FIRST_SYNC_GRACE_SECONDS = 600.0
 
 
 def sync_filter(timeline_limit: int) -> dict[str, Any]:
@@ -135,6 +139,10 @@ class SyncLoop:
     ``last_sync_at`` is when the latest batch finished. ``inflight`` is the
     sink's work still running for delivered events: the stored token never
     passes an event whose work is open (see :mod:`bot.runtime.inflight`).
+
+    Rooms the bot is in (the ``rooms`` table) are known from the start, so a
+    restart continues from the stored token with no full-state sync and no
+    per-room work: only what changed while the bot was away comes down.
     """
 
     def __init__(
@@ -151,6 +159,7 @@ class SyncLoop:
         backoff: Backoff | None = None,
         inflight: Inflight | None = None,
         undecryptable: Undecryptable | None = None,
+        states: RoomStates | None = None,
     ) -> None:
         self.client = client
         self.transport = transport
@@ -164,6 +173,8 @@ class SyncLoop:
         self.inflight = inflight or Inflight()
         self.undecryptable = undecryptable or Undecryptable(client, transport, clock)
         self._stored: str | None = None
+        # The kept room state (the app reads it); fed here, saved with the sync token.
+        self.states = states if states is not None else RoomStates()
         self._stop = asyncio.Event()
         self._joined: set[str] = set()
         self._direct: dict[str, bool] = {}
@@ -190,7 +201,12 @@ class SyncLoop:
         self._replaying = True
         async with self.db.transaction() as session:
             token = await state.get_value(session, TOKEN_KEY)
+            known = await rooms.active(session) if token is not None else []
         self._stored = token
+        for room in known:
+            self._joined.add(room.room_id)
+            self._direct[room.room_id] = room.is_direct
+        self._know_rooms(room.room_id for room in known)
         backoff = self.backoff
         backoff.reset()
         while not self._stop.is_set():
@@ -242,32 +258,53 @@ class SyncLoop:
             self.ready.set()
 
     async def _store_token(self) -> None:
-        """Store the newest token no open work is waiting behind (it may lag this batch)."""
+        """Store the newest token no open work is waiting behind (it may lag this batch),
+        and the room state kept since the last time, in one transaction; none if neither."""
         safe = self.inflight.safe()
-        if safe is None or safe[0] == self._stored:
+        moved = safe is not None and safe[0] != self._stored
+        if not moved and not self.states.unsaved:
             return
-        token, handed_over_at = safe
         async with self.db.transaction() as session:
-            await state.save_sync_position(session, token, handed_over_at)
-        self._stored = token
+            if safe is not None and moved:
+                await state.save_sync_position(session, *safe)
+            await self.states.save(session, self.clock.now())
+        self.states.saved()
+        if safe is not None and moved:
+            self._stored = safe[0]
+
+    def _know_rooms(self, room_ids: Iterable[str]) -> None:
+        """Rooms nio has not synced in this process, so that it can send to them.
+
+        nio keeps its rooms in memory only (it remembers which are encrypted); an
+        encrypted room it knows reads its members from the server before its first send.
+        """
+        client = self.client
+        for room_id in room_ids:
+            if room_id not in client.rooms:
+                encrypted = room_id in client.encrypted_rooms or bool(
+                    self.states.encrypted(room_id)
+                )
+                client.rooms[room_id] = nio.MatrixRoom(room_id, self.user_id, encrypted)
 
     async def _next_sync(self, token: str | None) -> nio.SyncResponse | None:
         """One /sync, or None if stop() came first (the long poll is abandoned)."""
+        client = self.client
         if token is None:
-            self.client.next_batch = ""  # a true initial sync, even when retried
+            client.next_batch = ""  # a true initial sync, even when retried
         timeout = 0 if self._first else self.settings.matrix.sync_timeout_ms
         if self._declines or self._invites:  # back for them soon, even if all is quiet
             timeout = min(timeout, int(DECLINE_AFTER.total_seconds() * 1000))
+        grace = FIRST_SYNC_GRACE_SECONDS if token is None else SYNC_GRACE_SECONDS
+        method, path = Api.sync(
+            client.access_token,
+            since=token,
+            timeout=timeout or None,
+            filter=sync_filter(1 if token is None else self.timeline_limit),
+        )
+        # Not client.sync(): its client timeout (long poll + 15 s) gives up on slow answers.
         request = asyncio.ensure_future(
-            guarded(
-                self.client.sync(
-                    timeout=timeout,
-                    sync_filter=sync_filter(1 if token is None else self.timeline_limit),
-                    since=token,
-                    full_state=self._first and token is not None,
-                ),
-                "sync",
-            )
+            guarded(client._send(nio.SyncResponse, method, path, timeout=timeout / 1000 + grace),
+                    "sync")
         )
         # If this task is cancelled mid-poll, the request dies with the client: that
         # outcome is expected, so mark it seen rather than warn at exit.
@@ -276,7 +313,7 @@ class SyncLoop:
         try:
             await asyncio.wait(
                 {request, stopping},
-                timeout=timeout / 1000 + SYNC_GRACE_SECONDS,
+                timeout=timeout / 1000 + grace,
                 return_when=asyncio.FIRST_COMPLETED,
             )
         finally:
@@ -319,10 +356,13 @@ class SyncLoop:
             await self._deliver_room(room_id, joined, since)
         for room_id in response.rooms.leave:
             self._joined.discard(room_id)
+            self.states.forget(room_id)
             if not initial:
                 await self._hand("leave", room_id, self.sink.on_left(room_id))
 
     async def _deliver_room(self, room_id: str, info: Any, since: str | None) -> None:
+        # The state the app reads is current before anything of the room is handed over.
+        self.states.apply(room_id, (_source(e) for e in [*info.state, *info.timeline.events]))
         marked = _marks_direct([*info.state, *info.timeline.events], self.user_id)
         if room_id not in self._joined:
             self._joined.add(room_id)
@@ -385,8 +425,16 @@ class SyncLoop:
                 # A refusal that will not change must not hold every other room back.
                 log.warning("cannot fill the gap in %s (%s): skipping it", room_id, err.errcode)
                 break
-            newest_first.extend(response.chunk)
-            if not response.chunk or not response.end or response.end == start:
+            chunk = list(response.chunk)
+            arrived = next(
+                (i for i, e in enumerate(chunk) if _arrived(_source(e), self.user_id)), None
+            )
+            if arrived is not None:
+                # Nothing from before the bot was invited (or joined) was said to it.
+                newest_first.extend(chunk[: arrived + 1])
+                break
+            newest_first.extend(chunk)
+            if not chunk or not response.end or response.end == start:
                 break
             start = response.end
         else:
@@ -508,9 +556,8 @@ class SyncLoop:
             return
         del self._invites[room_id]
         log.info("joined %s on invite", room_id)
-        self._joined.add(room_id)
+        # The sink hears of the join when the room comes down the next sync, with its state.
         self._direct[room_id] = is_direct
-        await self._hand("join", room_id, self.sink.on_joined(room_id, is_direct=is_direct))
 
     async def _retry_invites(self) -> None:
         for room_id in list(self._invites):
@@ -543,3 +590,12 @@ def _marks_direct(events: Iterable[Any], user_id: str) -> bool:
 def _source(event: Any) -> dict[str, Any]:
     source = getattr(event, "source", None)
     return source if isinstance(source, dict) else {}
+
+
+def _arrived(source: dict[str, Any], user_id: str) -> bool:
+    """The bot's invite, or a join of its own that no invite came before."""
+    membership = history.own_membership(source, user_id)
+    if membership == "invite":
+        return True
+    prev = ((source.get("unsigned") or {}).get("prev_content") or {}).get("membership")
+    return membership == "join" and prev not in ("invite", "join")

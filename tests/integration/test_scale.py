@@ -1,0 +1,100 @@
+"""What a room costs the bot on a real Synapse: state is kept from sync, not downloaded.
+
+Busy and bridged rooms churn members all day and chat all the time; neither
+may cost the bot a request to the homeserver, and a restart must not read
+each room's state again.
+"""
+
+from __future__ import annotations
+
+import traceback
+from contextlib import AbstractAsyncContextManager
+
+import pytest
+from botfixture import BotFactory, RunningBot
+from conftest import PersonFactory
+from httpcount import counting
+from people import Person
+from sqlalchemy.ext.asyncio import AsyncSession
+
+CHURNERS = 10
+ROUNDS = 5  # each churner joins and leaves this often: 2 * 10 * 5 = 100 member changes
+
+
+async def group_room(alice: Person, bot: RunningBot, name: str = "Busy group") -> str:
+    room = await alice.create_room(name=name, invite=[bot.user_id], public=True)
+    await alice.wait_for_message(room, sender=bot.user_id, contains="never what anyone writes",
+                                 timeout=30)
+    return room
+
+
+async def about(person: Person, room: str, bot: RunningBot) -> None:
+    await person.send(room, "!about")
+    await person.wait_for_message(room, sender=bot.user_id, timeout=30)
+
+
+async def test_member_churn_and_chat_cost_no_request_and_no_transaction(
+    bot_factory: BotFactory, person_factory: PersonFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    bot = await bot_factory()
+    alice = await person_factory("Alice", e2e=False)
+    room = await group_room(alice, bot)
+    churners = [await person_factory(f"Churner {i}", e2e=False) for i in range(CHURNERS)]
+    await about(alice, room, bot)  # the room is known and its power levels read
+    # Transactions opened on hearing an event (not the sync token's, the outbox's or
+    # the flow records' batch): one database serves the sync loop, the app and the worker.
+    on_events: list[str] = []
+    db = bot.app.db
+    begin = db.transaction
+
+    def transaction() -> AbstractAsyncContextManager[AsyncSession]:
+        callers = {frame.name for frame in traceback.extract_stack()}
+        hearing = callers & {"on_state", "on_message", "on_reaction", "on_joined"}
+        if hearing:
+            on_events.append(" < ".join(sorted(hearing)))
+        return begin()
+
+    monkeypatch.setattr(db, "transaction", transaction)
+    with counting(monkeypatch, bot.user_id) as requests:
+        for _ in range(ROUNDS):
+            for person in churners:
+                await person.join(room)
+            for person in churners:
+                await person.leave(room)
+        for n in range(20):
+            await alice.send(room, f"ordinary chat {n}")
+        await about(alice, room, bot)
+    # One request: the answer to !about. No state, members or history read.
+    assert requests.besides_sync() == {"send": 1}, requests.paths
+    # The command's transaction, and reading once which questions are open (for chat
+    # that might answer one): none for the 100 member changes or the 20 messages.
+    assert len(on_events) <= 2, on_events
+
+
+async def test_power_changes_come_from_sync_and_a_restart_reads_no_room_state(
+    bot_factory: BotFactory, person_factory: PersonFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    bot = await bot_factory()
+    alice = await person_factory("Alice", e2e=False)
+    bob = await person_factory("Bob", e2e=False)
+    rooms = [await group_room(alice, bot, f"Group {i}") for i in range(3)]
+    room = rooms[0]
+    await bob.join(room)
+    with counting(monkeypatch, bot.user_id) as requests:
+        await bob.send(room, "!funding unsubscribe")
+        refused = await bob.wait_for_message(room, sender=bot.user_id, timeout=30)
+        assert "needs the group admin role" in refused["content"]["body"]
+        await alice.set_power_level(room, bob.user_id, 50)
+        await bob.send(room, "!funding unsubscribe")
+        answered = await bob.wait_for_message(room, sender=bot.user_id, timeout=30)
+        assert "no funding subscription" in answered["content"]["body"]
+        assert requests.besides_sync() == {"send": 2}, requests.paths
+
+        requests.reset()
+        await bot.restart()
+        for each in rooms:
+            await about(alice, each, bot)
+    read = {k: n for k, n in requests.counts.items()
+            if k in {"room state", "state event", "members", "history", "join"}}
+    assert read == {}, requests.paths
+    assert requests.counts["send"] == len(rooms)
