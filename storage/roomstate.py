@@ -25,7 +25,11 @@ StateEvents = list[dict[str, Any]]
 class RoomStateRow(Base):
     __tablename__ = "room_state"
     room_id: Mapped[str] = mapped_column(String(255), primary_key=True)
-    events: Mapped[list[dict[str, Any]]] = mapped_column(JSON)
+    # Power levels and creation name people (who may do what, who made the room).
+    events: Mapped[list[dict[str, Any]]] = mapped_column(JSON, info={"person": [{
+        "type": "m.room.power_levels", "state_key": "", "sender": "{user}",
+        "content": {"users": {"{user}": 50}},
+    }]})
     updated_at: Mapped[datetime]
 
 
