@@ -190,6 +190,9 @@ class Grapevine:
     async def room_creator(self, room_id: str) -> str | None:
         return await self.directory.room_creator(room_id)
 
+    def kept_creator(self, room_id: str) -> str | None:
+        return self.room_states.creator(room_id)
+
     def forget_room_context(self, room_id: str) -> None:
         self.directory.forget_room_context(room_id)
 

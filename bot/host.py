@@ -161,6 +161,9 @@ class Host(Protocol):
     async def room_creator(self, room_id: str) -> str | None:
         """Who made the room, from the state kept from sync."""
 
+    def kept_creator(self, room_id: str) -> str | None:
+        """Who made the room if the kept state says (None: not known without asking)."""
+
     def forget_room_context(self, room_id: str) -> None: ...
 
     async def power_levels(self, room_id: str) -> PowerLevels: ...

@@ -20,10 +20,14 @@ if TYPE_CHECKING:
 
 
 def install(app: Host) -> None:
-    async def on_state(session: AsyncSession, change: StateChange) -> None:
-        if (change.event_type == "m.room.member"
+    def wants(change: StateChange) -> bool:
+        # Only rooms the bot made hold a first message: others' member churn costs nothing.
+        return (change.event_type == "m.room.member"
                 and change.content.get("membership") == "join"
-                and change.state_key != app.transport.user_id):
-            await outbox.release_joined(session, change.room_id)
+                and change.state_key != app.transport.user_id
+                and app.kept_creator(change.room_id) in (None, app.transport.user_id))
 
-    app.hooks.state.append(on_state)
+    async def on_state(session: AsyncSession, change: StateChange) -> None:
+        await outbox.release_joined(session, change.room_id)
+
+    app.hooks.add_state(wants, on_state)
