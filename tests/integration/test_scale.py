@@ -94,7 +94,10 @@ async def test_power_changes_come_from_sync_and_a_restart_reads_no_room_state(
         await bot.restart()
         for each in rooms:
             await about(alice, each, bot)
+    # No room's state, state event or members read, nothing joined again. (History may be
+    # read once: a gap before the first answer, or the outbox looking for its own send.)
     read = {k: n for k, n in requests.counts.items()
-            if k in {"room state", "state event", "members", "history", "join"}}
+            if k in {"room state", "state event", "members", "join"}}
     assert read == {}, requests.paths
+    assert requests.counts["history"] <= 1, requests.paths
     assert requests.counts["send"] == len(rooms)
