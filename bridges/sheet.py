@@ -11,8 +11,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import date
 
-from fpdf import FPDF
-
 from bridges.notices import Summary
 
 _PLAIN = str.maketrans({
@@ -29,6 +27,8 @@ def latin1(text: str) -> str:
 def build_sheet(area_name: str, notices: Sequence[Summary], made_on: date,
                 contact: str = "") -> bytes:
     """The PDF bytes: a heading for the area, then one block per notice."""
+    from fpdf import FPDF  # imported when a PDF is made, not at start-up
+
     pdf = FPDF(format="A4")
     pdf.set_title(latin1(f"Funding open to groups in {area_name}"))
     pdf.set_auto_page_break(auto=True, margin=15)

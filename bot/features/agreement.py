@@ -12,8 +12,6 @@ from datetime import date, datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
-from fpdf import FPDF
-
 
 @dataclass(frozen=True)
 class Confirmed:
@@ -155,6 +153,8 @@ def _font_file() -> Path:
 
 def pdf(view: AgreementView, tz: ZoneInfo) -> bytes:
     """The Markdown text laid out on A4; headings bold-sized, everything else wrapped."""
+    from fpdf import FPDF  # imported when a PDF is made, not at start-up
+
     document = FPDF(format="A4")
     document.set_title(f"Mediation agreement {view.ref}")
     document.set_creator("Grapevine")

@@ -13,8 +13,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-
-import numpy as np
+from typing import TYPE_CHECKING
 
 from bot.commands.context import Context
 from bot.commands.deferred import Outside
@@ -23,15 +22,14 @@ from bot.commands.registry import Args, CommandError, Param, Role
 from bot.commands.values import AreaValue, Decimal, Integer, ListOf, Ref, Text
 from bot.features import reach_network
 from bot.features.reach_network import Network, Records
-from reach import charts, report
-from reach.evaluate import Observed, evaluate
-from reach.gaps import AreaInfo, find_gaps
-from reach.predict import Prediction, predict
-from reach.seeding import choose_seeds, equity_weights
-from reach.structure import analyse
-from reach.traces import ALL, fit_rates, observed_traces, predict_traces
 from storage import funding, roles
 from storage.outbox import Attachment
+
+if TYPE_CHECKING:
+    from reach.predict import Prediction
+
+# The model (numpy, scipy, igraph, matplotlib: most of the bot's memory) is imported by
+# the commands that run it, not at start-up: a bot that is never asked starts small.
 
 RUNS = 1000
 NOTICE = Param("notice", Ref("F"), positional=True, ask="Which notice? (e.g. F12)")
@@ -119,6 +117,8 @@ async def _seeds_of(out: Outside, net: Network, given: list[str]) -> list[str]:
 
 
 def _predict(net: Network, seeds: list[str], notice_id: int) -> Prediction:
+    from reach.predict import predict
+
     return predict(net.graph, net.p, seeds, runs=RUNS, seed=notice_id)
 
 
@@ -129,6 +129,9 @@ async def reach_stats(ctx: Context, args: Args) -> None:
     prefix = ctx.prefix
 
     async def job(out: Outside, net: Network) -> None:
+        from reach import report
+        from reach.structure import analyse
+
         graph = net.graph
 
         def district(room: str) -> str | None:
@@ -166,6 +169,8 @@ async def reach_predict(ctx: Context, args: Args) -> None:
         await _notice_exists(ctx, notice)
 
     async def job(out: Outside, net: Network) -> None:
+        from reach import report
+
         seeds = await _seeds_of(out, net, given) if given else \
             [s for s in posted if s in net.graph.index]
         pred = await out.thread(lambda: _predict(net, seeds, notice))
@@ -177,6 +182,11 @@ async def reach_predict(ctx: Context, args: Args) -> None:
 @commands.command("reach gaps", summary="localities and groups the network leaves out",
                   roles=[Role.COORDINATOR], params=[AREA])
 async def reach_gaps(ctx: Context, args: Args) -> None:
+    from reach import report
+    from reach.gaps import AreaInfo, find_gaps
+    from reach.predict import predict
+    from reach.structure import analyse
+
     loaded = await _load(ctx, args.area)
     areas = ctx.app.areas
     info = {}
@@ -217,6 +227,11 @@ async def reach_seed(ctx: Context, args: Args) -> None:
         graph = net.graph
 
         def work() -> str:
+            import numpy as np
+
+            from reach import report
+            from reach.seeding import choose_seeds, equity_weights
+
             weights = equity_weights(graph, equity, np.maximum(graph.members, 1).astype(float))
             choice = choose_seeds(graph, net.p, k, weights=weights, eps=0.2, seed=notice)
             return report.render_seeds(choice, net.labels, equity)
@@ -239,6 +254,10 @@ async def reach_report(ctx: Context, args: Args) -> None:
         seeds = [s for s in posted if s in net.graph.index]
 
         def work() -> tuple[str, bytes]:
+            from reach import charts, report
+            from reach.evaluate import Observed, evaluate
+            from reach.traces import ALL, fit_rates, observed_traces, predict_traces
+
             rates = fit_rates(((reach_network.network_of(net.records, room), hit)
                                for room, hit in history),
                               reach_network.node_networks(net))
@@ -263,6 +282,9 @@ async def reach_map(ctx: Context, args: Args) -> None:
     loaded = await _load(ctx, args.area)
 
     async def job(out: Outside, net: Network) -> None:
+        from reach import charts, report
+        from reach.structure import analyse
+
         graph = net.graph
 
         def work() -> tuple[bytes, int, int]:

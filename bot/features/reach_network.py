@@ -9,28 +9,25 @@ from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import datetime
+from typing import TYPE_CHECKING
 
-import numpy as np
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from config.areas import AreaIndex
-from reach.calibrate import Calibration, fit_ic, steps_from_times
-from reach.evaluate import RoomSignal
-from reach.graph import (
-    FlowTie,
-    Membership,
-    OfflineTie,
-    ReachGraph,
-    RoomNode,
-    build_graph,
-    hub_ties,
-)
-from reach.traces import MATRIX
 from storage import flow, funding, groups, introductions, rooms, tree
 from storage.flow import FlowEvent, FlowReceipts
 from storage.funding import FundingDelivery
 from storage.mediation import Case
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    from reach.calibrate import Calibration
+    from reach.evaluate import RoomSignal
+    from reach.graph import FlowTie, OfflineTie, ReachGraph, RoomNode
+
+# The model's libraries (numpy, scipy) are imported where the model is built, not at start-up.
 
 HUB_TYPES = {"parish-council"}
 CASCADE_BIN_HOURS = 12.0
@@ -77,6 +74,8 @@ class Network:
 
 
 def node_of(facts: RoomFacts, areas: AreaIndex, members: int) -> RoomNode:
+    from reach.graph import RoomNode
+
     code = facts.area_code if facts.area_code in areas else None
     locality = district = None
     decile = None
@@ -93,6 +92,8 @@ def node_of(facts: RoomFacts, areas: AreaIndex, members: int) -> RoomNode:
 def forward_ties(records: Records) -> list[FlowTie]:
     """A notice named in a room it was not sent to came from a room that got it where the
     same (pseudonymous) person is active; each such pair is one tie."""
+    from reach.graph import FlowTie
+
     active: dict[str, set[str]] = defaultdict(set)
     for room, key in records.memberships:
         active[key].add(room)
@@ -108,6 +109,8 @@ def forward_ties(records: Records) -> list[FlowTie]:
 
 def introduction_ties(records: Records) -> list[OfflineTie]:
     """An accepted introduction ties the two groups' rooms (both on chat), once per pair."""
+    from reach.graph import OfflineTie
+
     known = {r.room_id for r in records.rooms}
     pairs = {tuple(sorted(pair)) for pair in records.introductions}
     return [OfflineTie(a, b) for a, b in sorted(pairs) if a in known and b in known and a != b]
@@ -115,6 +118,8 @@ def introduction_ties(records: Records) -> list[OfflineTie]:
 
 def cascades(records: Records, graph: ReachGraph) -> list[dict[int, int]]:
     """Each notice as {node: time step}: its rooms at their send time, forwards when first seen."""
+    from reach.calibrate import steps_from_times
+
     out = []
     for notice_id, sent in records.deliveries.items():
         times = dict(sent)
@@ -128,6 +133,9 @@ def cascades(records: Records, graph: ReachGraph) -> list[dict[int, int]]:
 
 
 def build(records: Records, areas: AreaIndex) -> Network:
+    from reach.calibrate import fit_ic
+    from reach.graph import Membership, build_graph, hub_ties
+
     nodes = [node_of(r, areas, records.activity.get(r.room_id, (0, 0))[1]) for r in records.rooms]
     hubs = [r.room_id for r in records.rooms if r.hub]
     graph = build_graph(
@@ -194,6 +202,8 @@ async def load_records(session: AsyncSession) -> Records:
 
 async def signals(session: AsyncSession, notice_id: int) -> list[RoomSignal]:
     """What each room did with a notice: counts only."""
+    from reach.evaluate import RoomSignal
+
     tally: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
     for e in await flow.notice_events(session, notice_id):
         tally[e.room_id][e.kind] += 1
@@ -208,6 +218,8 @@ async def signals(session: AsyncSession, notice_id: int) -> list[RoomSignal]:
 
 
 def network_of(records: Records, room: str) -> str:
+    from reach.traces import MATRIX
+
     return records.networks.get(room, MATRIX)
 
 
