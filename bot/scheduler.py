@@ -138,6 +138,7 @@ class Scheduler:
             self._jobs[job.id] = job
             if known is None or known.trigger is not job.trigger:
                 self._due[job.id] = self._next(job, now)
+                log.debug("job %s next runs at %s", job.id, self._due[job.id])
         self._wake.set()
 
     def _next(self, job: Job, now: datetime) -> datetime:

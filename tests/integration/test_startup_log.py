@@ -48,4 +48,4 @@ async def test_dash_v_shows_what_the_quiet_log_leaves_out(
     lines = await started(synapse, synapse_admin, tmp_path / "bot", bot_databases, "-v")
     text = "\n".join(lines)
     assert any(" DEBUG " in line for line in lines), text
-    assert any("apscheduler" in line for line in lines), text
+    assert any("grapevine.scheduler" in line for line in lines), text
