@@ -17,6 +17,7 @@ so every server in the room receives them live.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import weakref
 from dataclasses import dataclass
@@ -122,6 +123,17 @@ async def _make(app: Host, want: _Wanted) -> str:
 
 async def provision_rooms(app: Host, *, now: datetime | None = None,
                           force: bool = False) -> int:
+    """One pass at a time per bot: the sweep and the worker would otherwise both invite
+    (and count two failed rounds, so the retry would not be when the coordinator was told)."""
+    lock = _locks.setdefault(app, asyncio.Lock())
+    async with lock:
+        return await _provision(app, now=now, force=force)
+
+
+_locks: weakref.WeakKeyDictionary[Host, asyncio.Lock] = weakref.WeakKeyDictionary()
+
+
+async def _provision(app: Host, *, now: datetime | None, force: bool) -> int:
     """Make the rooms of cases that have none, and invite who is pending where it is due.
 
     Returns how many rooms were made. A case whose room could not be made is tried
