@@ -15,8 +15,8 @@ import pytest
 from botfixture import BotFactory, bring_bot_in
 from people import Person
 
-from bot.features import reach_commands
 from bot.homeserver import EmbeddedSynapse, RegisteredUser
+from reach import seeding
 from tests.integration.test_reach_roundtrip import POST, open_dm
 
 WAIT = 30.0
@@ -47,14 +47,15 @@ async def test_about_is_answered_while_a_reach_seed_runs_in_another_room(
     await cora.wait_for_message(dm, sender=bot.user_id, contains="F1 published", timeout=WAIT)
 
     started, release = threading.Event(), threading.Event()
-    real = reach_commands.choose_seeds
+    real = seeding.choose_seeds
 
     def held_choice(*args: Any, **kwargs: Any) -> Any:
         started.set()
         assert release.wait(WAIT), "the test never let the seed choice finish"
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(reach_commands, "choose_seeds", held_choice)
+    # The command imports the model when it runs, so the hold goes where it looks.
+    monkeypatch.setattr(seeding, "choose_seeds", held_choice)
     try:
         await cora.send(dm, "!reach seed F1 k=2")
         await cora.wait_for_message(dm, sender=bot.user_id, contains="Working on it",
