@@ -8,8 +8,9 @@ two groups for the reach model and evidence for ``!collab``.
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import ForeignKey, String, func, select
+from sqlalchemy import ForeignKey, String, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -17,6 +18,7 @@ from storage.groups import Group
 from storage.models import Base, Id
 
 PENDING, ACCEPTED, DECLINED = "pending", "accepted", "declined"
+FORGOTTEN = "(a person who asked to be forgotten)"
 
 
 class Introduction(Base):
@@ -71,3 +73,24 @@ async def accepted_rooms(session: AsyncSession) -> list[tuple[str, str]]:
         .where(Introduction.status == ACCEPTED, Group.room_id.is_not(None))
         .order_by(Introduction.id))
     return [(src, dst) for src, dst in rows if dst is not None]
+
+
+async def export_person(session: AsyncSession, user_id: str) -> dict[str, Any]:
+    """Introductions this person asked for or answered (no message text is ever stored)."""
+    asked = await session.scalars(select(Introduction).where(Introduction.asked_by == user_id))
+    answered = await session.scalars(
+        select(Introduction).where(Introduction.answered_by == user_id))
+    return {"introductions_you_asked": [
+        {"introduction": i.ref, "asked_at": i.asked_at.isoformat(), "status": i.status}
+        for i in asked],
+        "introductions_you_answered": [i.ref for i in answered]}
+
+
+async def forget_person(session: AsyncSession, user_id: str) -> int:
+    """The tie is between groups and stays; who asked and who answered go."""
+    changed = 0
+    for column in (Introduction.asked_by, Introduction.answered_by):
+        result = await session.execute(
+            update(Introduction).where(column == user_id).values({column.key: FORGOTTEN}))
+        changed += int(result.rowcount or 0)  # type: ignore[attr-defined]
+    return changed
