@@ -10,6 +10,7 @@ import pytest
 from bot.events import Incoming
 from bot.runtime.backoff import Backoff
 from bot.transport.base import NETWORK, RoomInfo, TransportError
+from storage.models import KnownRoom
 from tests.botworld import BotWorld, bot_world
 
 ADA, MO = "@ada:grapevine.local", "@mo:grapevine.local"
@@ -43,7 +44,13 @@ async def new_room(bw: BotWorld) -> str:
     room = bw.world.create_room(ADA, name="Wisbech Food Bank", members=[MO])
     await bw.world.join(bw.bot, room)
     await bw.deliver()
-    bw.app.forget_room_context(room)  # the next command reads the room afresh
+    # The next command must read the room from the server (room state is kept from sync,
+    # so only a room the bot has no record of is read): forget the record and the cache.
+    async with bw.app.db.transaction() as session:
+        known = await session.get(KnownRoom, room)
+        if known is not None:
+            await session.delete(known)
+    bw.app.forget_room_context(room)
     return room
 
 
