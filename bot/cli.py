@@ -8,6 +8,7 @@ import logging
 import sys
 from pathlib import Path
 
+from bot.clock import Clock
 from config.settings import ConfigError, Settings, load_settings
 
 
@@ -93,7 +94,7 @@ def _run(args: argparse.Namespace) -> int:
     from storage.lock import AlreadyRunning
 
     async def go() -> int:
-        service = Service(settings)
+        service = Service(settings, clock=args.clock)
         try:
             await service.start()
         except AlreadyRunning as exc:
@@ -178,8 +179,10 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: list[str] | None = None, *, clock: Clock | None = None) -> int:
+    """``clock`` replaces the system clock (tests run ``grapevine run`` on their own clock)."""
     args = build_parser().parse_args(argv)
+    args.clock = clock
     return int(args.func(args))
 
 

@@ -208,10 +208,14 @@ class RunningBot:
 
 
 class BotProcess:
-    """``grapevine run -c FILE`` in a subprocess, as production runs it."""
+    """``grapevine run -c FILE`` in a subprocess, as production runs it, on a test clock.
 
-    def __init__(self, setup: BotSetup, *options: str) -> None:
+    The clock goes on across restarts (each start hands the process where it has got to),
+    and never reads the wall: see tests/integration/clocked_run.py."""
+
+    def __init__(self, setup: BotSetup, *options: str, clock: ManualClock | None = None) -> None:
         self.setup = setup
+        self.clock = clock or ManualClock(START, ticking=True)
         self.config = setup.write_config()
         self.options = options  # more command-line options, e.g. "-v"
         self.proc: subprocess.Popen[bytes] | None = None
@@ -220,7 +224,8 @@ class BotProcess:
     def start(self) -> None:
         with self.log.open("ab") as log:
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "bot.cli", "run", "-c", str(self.config), *self.options],
+                [sys.executable, "-m", "tests.integration.clocked_run",
+                 self.clock.now().isoformat(), "run", "-c", str(self.config), *self.options],
                 cwd=REPO, env=self.setup.environment(), stdout=log, stderr=subprocess.STDOUT,
             )
 

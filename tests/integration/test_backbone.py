@@ -85,7 +85,7 @@ async def test_the_bot_resumes_after_synapse_restarts(
 async def test_a_second_instance_on_the_same_database_refuses_to_start(
     bot: RunningBot,
 ) -> None:
-    process = BotProcess(bot.setup)
+    process = BotProcess(bot.setup, clock=bot.clock)
     process.start()
     assert process.proc is not None
     code = await asyncio.to_thread(process.proc.wait, 60)

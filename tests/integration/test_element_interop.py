@@ -108,7 +108,7 @@ async def test_a_bot_stopped_with_sigterm_still_answers_after_restart(
 ) -> None:
     bot: RunningBot = await bot_factory()
     await bot.stop()
-    process = BotProcess(bot.setup)
+    process = BotProcess(bot.setup, clock=bot.clock)
     process.start()
     try:
         await process.wait_ready()
