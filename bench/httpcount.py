@@ -8,32 +8,15 @@ with a hook on the client (tests/integration/httpcount.py).
 
 from __future__ import annotations
 
-import re
 from collections import Counter
 
 import aiohttp
 from aiohttp import web
 
-_KINDS = (
-    ("sync", re.compile(r"/sync$")),
-    ("room state", re.compile(r"/rooms/[^/]+/state/?$")),
-    ("state event", re.compile(r"/rooms/[^/]+/state/.+")),
-    ("members", re.compile(r"/rooms/[^/]+/(joined_)?members$")),
-    ("history", re.compile(r"/rooms/[^/]+/messages$")),
-    ("send", re.compile(r"/rooms/[^/]+/send/")),
-    ("join", re.compile(r"/join/|/rooms/[^/]+/join$")),
-    ("keys", re.compile(r"/keys/|/sendToDevice/")),
-)
+# One classifier for tests and benches: a request's kind from its path.
+from tests.integration.httpcount import kind_of
+
 _HOP = {"host", "content-length", "transfer-encoding", "connection", "content-encoding"}
-
-
-def kind_of(path: str) -> str:
-    """What a client-API request is for, from its path (query string ignored)."""
-    path = path.split("?", 1)[0]
-    for kind, pattern in _KINDS:
-        if pattern.search(path):
-            return kind
-    return "other"
 
 
 class CountingProxy:
