@@ -120,9 +120,14 @@ async def group(
         found.matrix_mark = await alice.mark()
         yield found
     finally:
-        await ivy.close()
         await bot.stop()
+        # The relay's PART must be seen before the next test plumbs the channel again:
+        # a PART that lands after the next PLUMB leaves heisenbridge out of the channel.
+        mark = len(ivy.lines)
         await irc_network.command(irc_network.network_room, f"UNPLUMB {CHANNEL}", "Leaving")
+        await ivy.wait_for(lambda line: line.command == "PART" and line.nick == RELAY_NICK,
+                           since=mark, timeout=WAIT)
+        await ivy.close()
 
 
 def whole_in_three(message: list[str]) -> bool:
