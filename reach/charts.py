@@ -7,7 +7,7 @@ changes in the bot's process and no display is needed.
 from __future__ import annotations
 
 import io
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 import matplotlib
 import networkx as nx
@@ -18,6 +18,7 @@ from matplotlib.figure import Figure
 
 from reach.evaluate import Evaluation
 from reach.graph import NODE_KINDS, ReachGraph
+from reach.overlay import LocalityOverlay
 from reach.report import SMALL
 from reach.structure import Structure
 
@@ -121,4 +122,45 @@ def network_map(
     if graph.districts:
         ax.legend(loc="lower left", fontsize="small", markerscale=1.5)
     fig.tight_layout()
+    return _png(fig)
+
+
+ATTRIBUTION = ("Contains OS data © Crown copyright and database right 2019-2024; ONS and "
+               "IoD2019 (MHCLG) data, Open Government Licence v3.0")
+
+
+def locality_map(rows: Sequence[LocalityOverlay], title: str = "Predicted reach and past funding"
+                 ) -> bytes:
+    """The shipped localities at their ONS points: colour = expected share of their rooms
+    reached with a trace (grey rings: no room on chat), size = past grants in pounds.
+
+    Longitude is scaled by cos(latitude) so the county keeps its shape. Funding sizes
+    are areas proportional to the amount (the largest 400 pt^2), with a three-step key.
+    """
+    placed = [r for r in rows if r.place.lat is not None and r.place.lon is not None]
+    fig = Figure(figsize=(8, 8))
+    ax = fig.add_subplot()
+    if placed:
+        lat = np.array([r.place.lat for r in placed], float)
+        lon = np.array([r.place.lon for r in placed], float)
+        ax.set_aspect(1.0 / np.cos(np.radians(float(lat.mean()))))
+        money = np.array([r.funding.amount for r in placed])
+        top = float(money.max()) or 1.0
+        size = 12.0 + 400.0 * money / top
+        on = np.array([r.rooms > 0 for r in placed])
+        share = np.array([r.reach_share for r in placed])
+        ax.scatter(lon[~on], lat[~on], s=size[~on], facecolors="none", edgecolors="#999999",
+                   linewidths=0.8, label="no room on chat")
+        dots = ax.scatter(lon[on], lat[on], s=size[on], c=share[on], cmap="viridis", vmin=0,
+                          vmax=1, edgecolors="#333333", linewidths=0.4)
+        fig.colorbar(dots, ax=ax, shrink=0.6, label="share of rooms reached with a trace")
+        for amount in (top / 4, top / 2, top):
+            if money.max() > 0:
+                ax.scatter([], [], s=12.0 + 400.0 * amount / top, color="#cccccc",
+                           edgecolors="#333333", label=f"£{amount:,.0f} past grants")
+        ax.legend(loc="lower left", fontsize="small", labelspacing=1.3, borderpad=1.0)
+    ax.set_xlabel("longitude")
+    ax.set_ylabel("latitude")
+    ax.set_title(title)
+    fig.text(0.01, 0.01, ATTRIBUTION, fontsize=6, color="#555555")
     return _png(fig)

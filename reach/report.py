@@ -11,9 +11,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from reach.evaluate import Evaluation
+from reach.evaluate import AreaScore, Evaluation
 from reach.gaps import Gaps
 from reach.graph import NODE_KINDS, ReachGraph
+from reach.overlay import GapRank, LocalityOverlay, ReachBand
 from reach.predict import AreaReach, Prediction
 from reach.seeding import SeedChoice
 from reach.structure import Structure
@@ -114,27 +115,132 @@ def render_evaluation(ev: Evaluation, names: Mapping[str, str] | None = None) ->
 TRACE = ("Reached = a room that got the notice (posted or passed on) and left a trace: "
          "a reply, reaction, forward, read receipt or link opened by a person "
          "(link previews and repeat opens are not counted).")
+REPORT_LINES = 18  # the report has three parts: all rooms, districts, IMD bands
+
+
+@dataclass(frozen=True)
+class RecentCheck:
+    """One past notice: its all-rooms interval and what was observed."""
+
+    notice: int
+    lo: float
+    hi: float
+    observed: float
+
+    @property
+    def held(self) -> bool:
+        return self.lo <= self.observed <= self.hi
+
+
+def render_recent(checks: Sequence[RecentCheck], level: float) -> str:
+    """"The model's 90% interval held in k of the last n notices" (most recent first)."""
+    pct = round(level * 100)
+    if not checks:
+        return f"No earlier notices yet to check the model's {pct}% interval against."
+    held = sum(c.held for c in checks)
+    missed = [f"F{c.notice}" for c in checks if not c.held]
+    tail = f" (missed: {', '.join(missed[:5])})" if missed else ""
+    return (f"The model's {pct}% interval held in {held} of the last {len(checks)} "
+            f"notice(s){tail}.")
+
+
+def _scored(r: AreaScore, names: Mapping[str, str] | None) -> str:
+    mark = "in" if r.inside else "OUT"
+    return (f"{_name(r.area, names)}: predicted {count(r.predicted)} "
+            f"({count(r.lo)}-{count(r.hi)}), observed {count(r.observed)} [{mark}]")
 
 
 def render_traces(ev: Evaluation, total: AreaReach, observed_total: int,
-                  names: Mapping[str, str] | None = None) -> str:
-    """`!reach report`: rooms reached (with a trace) predicted against observed."""
+                  names: Mapping[str, str] | None = None, bands: Evaluation | None = None,
+                  recent: Sequence[RecentCheck] | None = None) -> str:
+    """`!reach report`: rooms reached (with a trace) predicted against observed, per
+    district and per IMD band, and how often the model's interval held lately."""
     pct = round(ev.level * 100)
     g = total.groups_reached
     lines = [TRACE,
              f"All rooms: predicted {count(g.mean)} ({count(g.lo)}-{count(g.hi)}, {pct}% interval)"
              f", observed {count(observed_total)}"]
-    shown = ev.rows[: MAX_LINES - 4]
-    for r in shown:
-        mark = "in" if r.inside else "OUT"
-        lines.append(f"{_name(r.area, names)}: predicted {count(r.predicted)} "
-                     f"({count(r.lo)}-{count(r.hi)}), observed {count(r.observed)} [{mark}]")
+    band_rows = bands.rows if bands is not None else []
+    budget = REPORT_LINES - 4 - len(band_rows) - (recent is not None)
+    shown = ev.rows[: max(budget, 3)]
+    lines += [_scored(r, names) for r in shown]
     more = len(ev.rows) - len(shown)
     if more:
         lines.append(f"...and {more} more districts")
     cover = ", ".join(f"{round(k * 100)}%: {v:.0%}" for k, v in ev.coverage.items())
     lines.append(f"Districts inside their intervals at {cover}.")
-    return "\n".join(lines[:MAX_LINES])
+    if band_rows:
+        lines.append("By deprivation (IMD 1 = most deprived): "
+                     + "; ".join(_scored(r, names) for r in band_rows))
+    if recent is not None:
+        lines.append(render_recent(recent, ev.level))
+    return "\n".join(lines)
+
+
+def render_trace_prediction(districts: Sequence[AreaReach], total: AreaReach, level: float,
+                            seeds: int, names: Mapping[str, str] | None = None) -> str:
+    """`!reach predict`: rooms expected to be reached (with a trace) per district."""
+    pct = round(level * 100)
+    g = total.groups_reached
+    lines = [f"Predicted reach from {seeds} room(s), {pct}% intervals:", TRACE,
+             f"All rooms: {count(g.mean)} of {count(total.groups)} ({count(g.lo)}-{count(g.hi)})"]
+    rows = sorted((a for a in districts if a.groups), key=lambda a: -a.groups_reached.mean)
+    shown = rows[: MAX_LINES - 3]
+    for a in shown:
+        iv = a.groups_reached
+        lines.append(f"{_name(a.area, names)}: {count(iv.mean)} of {count(a.groups)} rooms "
+                     f"({count(iv.lo)}-{count(iv.hi)})")
+    return _fit(lines, len(rows) - len(shown))
+
+
+def _pounds(x: float) -> str:
+    return f"£{x:,.0f}"
+
+
+def render_overlay(ranks: Sequence[GapRank], bands: Sequence[ReachBand],
+                   names: Mapping[str, str] | None = None) -> str:
+    """`!reach gaps`: the localities most in need (deprived, little reached, little funded),
+    the ties that would close each gap, and the reach-funding table."""
+    lines = ["Localities most in need (deprivation, low predicted reach and low past funding "
+             "together); reach = rooms expected to get a notice and leave a trace:"]
+    for i, g in enumerate(ranks, start=1):
+        r = g.row
+        decile = f"IMD {r.place.decile}" if r.place.decile else "IMD unknown"
+        reach = (f"reach {r.reach_share:.0%} of {count(r.rooms)} rooms "
+                 f"({count(r.reached.lo)}-{count(r.reached.hi)})"
+                 if r.reached is not None else "no room on chat")
+        lines.append(f"{i}. {_name(r.place.code, names)} ({decile}): {reach}; past grants "
+                     f"{count(r.funding.grants)}, {_pounds(r.funding.amount)}; "
+                     f"collaborations {count(r.collaborations)}")
+        ties = [f"{_name(a, names) if a else 'its first group on chat'} - {_name(b, names)}"
+                for a, b in g.ties]
+        if ties:
+            lines.append("   close it with a tie: " + "; ".join(ties))
+    lines.append("Where notices do not reach, grants do not land (localities, of them IMD 1-3, "
+                 "past grants, collaborations):")
+    for b in bands:
+        lines.append(f"- {b.label}: {count(b.localities)} ({count(b.deprived)}), "
+                     f"{count(b.grants)} grants {_pounds(b.amount)}, "
+                     f"{count(b.collaborations)} collaborations")
+    return "\n".join(lines)
+
+
+def map_text(rows: Sequence[LocalityOverlay], names: Mapping[str, str] | None = None) -> str:
+    """The map's text alternative: what it shows, and what a reader would look for in it."""
+    on = [r for r in rows if r.rooms]
+    funded = sorted((r for r in rows if r.funding.amount > 0), key=lambda r: -r.funding.amount)
+    low = sorted(on, key=lambda r: r.reach_share)[:3]
+    parts = [f"Map of {len(rows)} localities at their ONS points, coloured by the share of their "
+             f"rooms a notice is expected to reach with a trace, sized by past grants. "
+             f"{count(len(on))} have a room on chat, {count(len(rows) - len(on))} have none."]
+    if low:
+        parts.append("Least reached: " + ", ".join(
+            f"{_name(r.place.code, names)} {r.reach_share:.0%}" for r in low) + ".")
+    if funded:
+        parts.append("Most funded: " + ", ".join(
+            f"{_name(r.place.code, names)} {_pounds(r.funding.amount)}" for r in funded[:3])
+            + ".")
+    return " ".join(parts)
 
 
 @dataclass(frozen=True)

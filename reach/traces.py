@@ -17,7 +17,7 @@ outcome is certain.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import scipy.sparse as sp
@@ -25,7 +25,7 @@ import scipy.sparse as sp
 from reach.evaluate import RoomSignal
 from reach.graph import NODE_KINDS, ReachGraph
 from reach.predict import AreaReach
-from reach.simulate import Seed, independent_cascade, summarise
+from reach.simulate import Interval, Seed, independent_cascade, summarise
 
 MATRIX = "matrix"  # rooms with no bridge
 ALL = "all"  # the row that sums every room, areas known or not
@@ -66,21 +66,64 @@ def fit_rates(history: Iterable[tuple[str, bool]], networks: Iterable[str] = ())
     return out
 
 
+# IMD decile bands a coordinator reads at a glance: the most deprived three deciles, the middle
+# four, the least deprived three; rooms with no known decile are in none.
+BANDS: tuple[str, ...] = ("IMD 1-3", "IMD 4-7", "IMD 8-10")
+
+
+def band_of(decile: int | None) -> str | None:
+    """The band of an IMD decile (1 = most deprived), None when unknown."""
+    if not decile or not 1 <= decile <= 10:
+        return None
+    return BANDS[0] if decile <= 3 else BANDS[1] if decile <= 7 else BANDS[2]
+
+
+def band_codes(graph: ReachGraph) -> np.ndarray:
+    """Each node's band as an index into ``BANDS`` (-1 when its decile is unknown)."""
+    d = graph.decile.astype(np.int64)
+    return np.where(d <= 0, -1, np.where(d <= 3, 0, np.where(d <= 7, 1, 2))).astype(np.int64)
+
+
+def interval(samples: np.ndarray, level: float = 0.9) -> Interval:
+    """The central ``level`` interval of per-run counts, never a point unless the runs agree.
+
+    Percentiles of a count can coincide though the runs differ (most of the mass on one
+    value); the interval then takes in the nearest value on the heavier other side, so a
+    point is shown only for an outcome every run agreed on.
+    """
+    iv = summarise(samples, level)
+    x = np.asarray(samples, dtype=float)
+    if iv.lo < iv.hi or x.size == 0 or float(np.ptp(x)) == 0.0:
+        return iv
+    above, below = x[x > iv.hi], x[x < iv.lo]
+    if above.size >= below.size:
+        return Interval(iv.mean, iv.lo, float(above.min()), iv.se)
+    return Interval(iv.mean, float(below.max()), iv.hi, iv.se)
+
+
 @dataclass(frozen=True)
 class TracePrediction:
-    """Rooms expected to leave a trace: per district (``AreaReach.group_samples``) and all."""
+    """Rooms expected to leave a trace: per district, locality and IMD band, and all.
+
+    Rows are ``AreaReach`` with ``group_samples`` the per-run counts, so ``evaluate``
+    scores them. ``node_prob`` is each node's chance of being reached with a trace.
+    """
 
     districts: list[AreaReach]
     total: AreaReach
     rates: dict[str, Beta]
     runs: int
     level: float
+    localities: list[AreaReach] = field(default_factory=list)
+    bands: list[AreaReach] = field(default_factory=list)
+    node_prob: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    delivered: np.ndarray = field(default_factory=lambda: np.zeros(0))  # P(got it) per node
 
 
 def _row(area: str, rooms: int, samples: np.ndarray, level: float) -> AreaReach:
     # Members are not part of this quantity; the fields stay zero so evaluate() can score it.
     zero = np.zeros_like(samples)
-    return AreaReach(area, rooms, 0, summarise(samples, level), summarise(zero, level), samples,
+    return AreaReach(area, rooms, 0, interval(samples, level), summarise(zero, level), samples,
                      zero)
 
 
@@ -95,50 +138,75 @@ def predict_traces(
     seed: Seed = 0,
     level: float = 0.9,
 ) -> TracePrediction:
-    """Rooms reached-with-a-trace per district for a notice posted in ``seeds``.
+    """Rooms reached-with-a-trace per district, locality and IMD band for a notice in ``seeds``.
 
     ``networks`` gives each node's network (graph order); one missing from ``rates``
     uses its prior. Rooms in one run and network leave traces independently, so per
-    (district, network) the count is Binomial(rooms the notice got, rate), the rate drawn
-    once per batch of ``BATCH`` runs. Cost: the cascade plus O(runs * districts * networks).
+    (area, network) the count is Binomial(rooms the notice got, rate), the rate drawn
+    once per batch of ``BATCH`` runs and shared by every area. Each area's counts have
+    the right distribution; the areas are drawn apart, so a locality's run need not add
+    up to its district's. Cost: the cascade plus O(runs * areas * networks).
     """
     names = sorted(set(networks))
     j = {n: i for i, n in enumerate(names)}
-    nd = len(graph.districts)
     counted = np.flatnonzero(graph.kind != NODE_KINDS.index("person"))
     net = np.array([j[networks[int(v)]] for v in counted], dtype=np.int64)
-    area = np.where(graph.district[counted] >= 0, graph.district[counted], nd)
-    cols = len(names) * (nd + 2)  # districts, no district, all
-    rows = np.concatenate([counted, counted])
-    col = np.concatenate([area * len(names) + net, (nd + 1) * len(names) + net])
-    tally = sp.csr_matrix((np.ones(rows.size), (rows, col)), shape=(graph.n, cols))
+    parts = [(graph.districts, graph.district[counted].astype(np.int64)),
+             (graph.localities, graph.locality[counted].astype(np.int64)),
+             (BANDS, band_codes(graph)[counted]),
+             ((ALL,), np.zeros(counted.size, np.int64))]
+    rows_, cols_ = [], []
+    offset = 0
+    for labels, code in parts:
+        known = code >= 0
+        rows_.append(counted[known])
+        cols_.append((offset + code[known]) * len(names) + net[known])
+        offset += len(labels)
+    rows, col = np.concatenate(rows_), np.concatenate(cols_)
+    tally = sp.csr_matrix((np.ones(rows.size), (rows, col)), shape=(graph.n, offset * len(names)))
     spread = independent_cascade(graph, p, graph.nodes_of(seeds), runs, seed, tally)
     assert spread.run_tallies is not None
-    got = np.rint(spread.run_tallies).astype(np.int64).reshape(runs, nd + 2, len(names))
+    got = np.rint(spread.run_tallies).astype(np.int64).reshape(runs, offset, len(names))
     # Its own stream for the rates and traces, so the cascade's runs stay as predict()'s.
     rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng([seed, 1])
     traced = np.empty_like(got)
+    chosen = [rates.get(n, prior(n)) for n in names]
     for start in range(0, runs, BATCH):
-        theta = np.array([rng.beta(r.a, r.b) for r in (rates.get(n, prior(n)) for n in names)])
+        theta = np.array([rng.beta(r.a, r.b) for r in chosen])
         traced[start:start + BATCH] = rng.binomial(got[start:start + BATCH], theta)
     per_area = traced.sum(axis=2).astype(float)
-    rooms_in = np.bincount(area, minlength=nd + 1)
-    districts = [_row(code, int(rooms_in[i]), per_area[:, i], level)
-                 for i, code in enumerate(graph.districts)]
-    total = _row(ALL, int(counted.size), per_area[:, nd + 1], level)
-    return TracePrediction(districts, total, {n: rates.get(n, prior(n)) for n in names}, runs,
-                           level)
+    out: list[list[AreaReach]] = []
+    offset = 0
+    for labels, code in parts:
+        size = np.bincount(code[code >= 0], minlength=len(labels))
+        out.append([_row(name, int(size[i]), per_area[:, offset + i], level)
+                    for i, name in enumerate(labels)])
+        offset += len(labels)
+    mean_rate = np.array([r.mean for r in chosen])
+    node_rate = np.zeros(graph.n)
+    node_rate[counted] = mean_rate[net]
+    return TracePrediction(out[0], out[3][0], dict(zip(names, chosen, strict=True)), runs, level,
+                           localities=out[1], bands=out[2],
+                           node_prob=spread.node_prob * node_rate, delivered=spread.node_prob)
 
 
 def observed_traces(graph: ReachGraph, signals: Iterable[RoomSignal]) -> dict[str, int]:
-    """Rooms that left a trace, per district code and under ``ALL`` (every known room)."""
+    """Rooms that left a trace, per district, locality and IMD band code, and under ``ALL``
+    (every known room). The codes cannot clash: GSS district and locality codes differ in
+    prefix and bands are named "IMD a-b"."""
     out: dict[str, int] = {}
+    bands = band_codes(graph)
     for s in signals:
         v = graph.index.get(s.room)
         if v is None or not s.any:
             continue
-        out[ALL] = out.get(ALL, 0) + 1
+        keys = [ALL]
         if graph.district[v] >= 0:
-            d = graph.districts[graph.district[v]]
-            out[d] = out.get(d, 0) + 1
+            keys.append(graph.districts[graph.district[v]])
+        if graph.locality[v] >= 0:
+            keys.append(graph.localities[graph.locality[v]])
+        if bands[v] >= 0:
+            keys.append(BANDS[bands[v]])
+        for k in keys:
+            out[k] = out.get(k, 0) + 1
     return out

@@ -26,12 +26,15 @@ from storage import funding, roles
 from storage.outbox import Attachment
 
 if TYPE_CHECKING:
-    from reach.predict import Prediction
+    from reach.traces import TracePrediction
 
 # The model (numpy, scipy, igraph, matplotlib: most of the bot's memory) is imported by
 # the commands that run it, not at start-up: a bot that is never asked starts small.
 
 RUNS = 1000
+GAPS_SHOWN = 3  # with their ties and the reach-funding table, one screen (12 lines)
+RECENT = 10  # past notices the report checks the model against
+RECENT_RUNS = 300
 NOTICE = Param("notice", Ref("F"), positional=True, ask="Which notice? (e.g. F12)")
 AREA = Param("area", AreaValue(), required=False)
 
@@ -116,10 +119,16 @@ async def _seeds_of(out: Outside, net: Network, given: list[str]) -> list[str]:
     return rooms
 
 
-def _predict(net: Network, seeds: list[str], notice_id: int) -> Prediction:
-    from reach.predict import predict
+def _predict(net: Network, seeds: list[str], notice_id: int, history: list[tuple[str, bool]],
+             runs: int = RUNS) -> TracePrediction:
+    """Rooms reached with a trace: the quantity the report observes, with trace rates fitted
+    from ``history`` (other notices' rooms)."""
+    from reach.traces import fit_rates, predict_traces
 
-    return predict(net.graph, net.p, seeds, runs=RUNS, seed=notice_id)
+    networks = reach_network.node_networks(net)
+    rates = fit_rates(((reach_network.network_of(net.records, room), hit)
+                       for room, hit in history), networks)
+    return predict_traces(net.graph, net.p, seeds, networks, rates, runs=runs, seed=notice_id)
 
 
 @commands.command("reach stats", summary="rooms, groups, activity and bridging ties per district",
@@ -167,14 +176,16 @@ async def reach_predict(ctx: Context, args: Args) -> None:
     posted = [] if given else await _posted_in(ctx, notice)
     if given:
         await _notice_exists(ctx, notice)
+    history = await reach_network.trace_history(ctx.session, notice)
 
     async def job(out: Outside, net: Network) -> None:
         from reach import report
 
         seeds = await _seeds_of(out, net, given) if given else \
             [s for s in posted if s in net.graph.index]
-        pred = await out.thread(lambda: _predict(net, seeds, notice))
-        out.reply(f"F{notice}: " + report.render_prediction(pred, net.labels))
+        pred = await out.thread(lambda: _predict(net, seeds, notice, history))
+        out.reply(f"F{notice}: " + report.render_trace_prediction(
+            pred.districts, pred.total, pred.level, len(seeds), net.labels))
 
     _later(ctx, loaded, job)
 
@@ -182,32 +193,45 @@ async def reach_predict(ctx: Context, args: Args) -> None:
 @commands.command("reach gaps", summary="localities and groups the network leaves out",
                   roles=[Role.COORDINATOR], params=[AREA])
 async def reach_gaps(ctx: Context, args: Args) -> None:
-    from reach import report
-    from reach.gaps import AreaInfo, find_gaps
-    from reach.predict import predict
-    from reach.structure import analyse
-
     loaded = await _load(ctx, args.area)
     areas = ctx.app.areas
-    info = {}
-    for a in areas.localities(args.area):
+    localities = areas.localities(args.area)
+    codes = [a.code for a in localities]
+    money = await reach_network.funding_by_locality(ctx.session, codes)
+    collab_records, group_areas = await reach_network.collaboration_groups(ctx.session)
+    histories = await reach_network.trace_histories(ctx.session)
+    places = []
+    for a in localities:
         district = areas.district_of(a.code)
-        info[a.code] = AreaInfo(district.code if district else None, a.imd_decile)
+        places.append((a.code, a.name, district.code if district else None, a.imd_decile,
+                       a.lat, a.lon))
 
     async def job(out: Outside, net: Network) -> None:
+        from reach import charts, overlay, report
+
         graph = net.graph
         # Reach of a typical notice: one posted in every room that has had one (else every room).
         posted = sorted({room for d in net.records.deliveries.values() for room in d}
                         & set(graph.keys))
         seeds = posted or list(graph.keys)
+        hubs = [r.room_id for r in net.records.rooms if r.hub]
 
-        def work() -> str:
-            structure = analyse(graph)
-            pred = predict(graph, net.p, seeds, runs=RUNS, seed=0)
-            gaps = find_gaps(graph, structure, pred.node_prob, areas=info)
-            return report.render_gaps(gaps, net.labels)
+        def work() -> tuple[str, bytes, str]:
+            history = [pair for pairs in histories.values() for pair in pairs]
+            pred = _predict(net, seeds, 0, history)
+            rows = overlay.join(
+                [overlay.Place(*p) for p in places], pred.localities,
+                {c: overlay.Funding(n, amount) for c, (n, amount) in money.items()},
+                overlay.collaborations_per_locality(collab_records, group_areas,
+                                                    {c: c for c in codes}))
+            ranks = overlay.with_ties(overlay.rank_gaps(rows, GAPS_SHOWN), graph, pred.node_prob,
+                                      hubs)
+            return (report.render_overlay(ranks, overlay.reach_bands(rows), net.labels),
+                    charts.locality_map(rows), report.map_text(rows, net.labels))
 
-        out.reply(await out.thread(work))
+        text, png, alt = await out.thread(work)
+        out.reply(text)
+        out.reply(alt, attachment=Attachment("reach-gaps-map.png", "image/png", png))
 
     _later(ctx, loaded, job)
 
@@ -248,26 +272,42 @@ async def reach_report(ctx: Context, args: Args) -> None:
     notice = args.notice
     posted = await _posted_in(ctx, notice)
     signals = await reach_network.signals(ctx.session, notice)
-    history = await reach_network.trace_history(ctx.session, notice)
+    histories = await reach_network.trace_histories(ctx.session)
+    past = []  # the latest earlier notices, to say whether the model has been right lately
+    for earlier in await reach_network.recent_notices(ctx.session, notice, RECENT):
+        past.append((earlier, await reach_network.delivery_rooms(ctx.session, earlier),
+                     await reach_network.signals(ctx.session, earlier)))
 
     async def job(out: Outside, net: Network) -> None:
         seeds = [s for s in posted if s in net.graph.index]
 
         def work() -> tuple[str, bytes]:
             from reach import charts, report
-            from reach.evaluate import Observed, evaluate
-            from reach.traces import ALL, fit_rates, observed_traces, predict_traces
+            from reach.evaluate import Evaluation, Observed, evaluate
+            from reach.traces import ALL, observed_traces
 
-            rates = fit_rates(((reach_network.network_of(net.records, room), hit)
-                               for room, hit in history),
-                              reach_network.node_networks(net))
-            pred = predict_traces(net.graph, net.p, seeds, reach_network.node_networks(net),
-                                  rates, runs=RUNS, seed=notice)
+            pred = _predict(net, seeds, notice,
+                            reach_network.history_without(histories, notice))
             seen = observed_traces(net.graph, signals)
-            ev = evaluate(pred.districts, {d: Observed(n, 0) for d, n in seen.items()}, "groups")
+            observed = {d: Observed(n, 0) for d, n in seen.items()}
+            ev = evaluate(pred.districts, observed, "groups")
+            bands = evaluate([b for b in pred.bands if b.groups], observed, "groups")
+            recent = []
+            for earlier, rooms, sigs in past:
+                known = [r for r in rooms if r in net.graph.index]
+                if not known:
+                    continue
+                then = _predict(net, known, earlier,
+                                reach_network.history_without(histories, earlier), RECENT_RUNS)
+                iv = then.total.groups_reached
+                recent.append(report.RecentCheck(
+                    earlier, iv.lo, iv.hi, observed_traces(net.graph, sigs).get(ALL, 0)))
+            both = Evaluation(ev.measure, ev.level, ev.rows + bands.rows, ev.mean_abs_log_error,
+                              ev.bias, ev.coverage, ev.spearman)
             title = f"F{notice}: predicted vs observed rooms reached (with a trace)"
-            return (report.render_traces(ev, pred.total, seen.get(ALL, 0), net.labels),
-                    charts.prediction_chart(ev, net.labels, title))
+            return (report.render_traces(ev, pred.total, seen.get(ALL, 0), net.labels, bands,
+                                         recent),
+                    charts.prediction_chart(both, net.labels, title))
 
         text, png = await out.thread(work)
         out.reply(f"F{notice}: " + text,

@@ -15,7 +15,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from config.areas import AreaIndex
-from storage import flow, funding, groups, introductions, rooms, tree
+from storage import collab, flow, funding, groups, introductions, rooms, tree
 from storage.flow import FlowEvent, FlowReceipts
 from storage.funding import FundingDelivery
 from storage.mediation import Case
@@ -228,22 +228,60 @@ def node_networks(net: Network) -> list[str]:
     return [network_of(net.records, key) for key in net.graph.keys]
 
 
-async def trace_history(session: AsyncSession, exclude: int) -> list[tuple[str, bool]]:
-    """(room, left a trace?) for each room every other notice was delivered to: the
-    evidence for the per-network trace rates. Traces as in ``signals``."""
+async def trace_histories(session: AsyncSession) -> dict[int, list[tuple[str, bool]]]:
+    """Per notice, (room, left a trace?) for each room it was delivered to: the evidence
+    for the per-network trace rates. Traces as in ``signals``."""
     traced: set[tuple[int, str]] = set()
     rows = await session.execute(
-        select(FlowEvent.notice_id, FlowEvent.room_id).where(FlowEvent.notice_id.is_not(None),
-                                                             FlowEvent.notice_id != exclude))
+        select(FlowEvent.notice_id, FlowEvent.room_id).where(FlowEvent.notice_id.is_not(None)))
     traced |= {(int(n), r) for n, r in rows.tuples() if n is not None}
     reads = await session.execute(select(FlowReceipts.notice_id, FlowReceipts.room_id).where(
-        FlowReceipts.count > 0, FlowReceipts.notice_id != exclude))
+        FlowReceipts.count > 0))
     traced |= {(int(n), r) for n, r in reads.tuples()}
-    out = []
-    for d in await session.scalars(select(FundingDelivery).where(
-            FundingDelivery.notice_id != exclude)):
-        out.append((d.room_id, d.opens > 0 or (d.notice_id, d.room_id) in traced))
+    out: dict[int, list[tuple[str, bool]]] = defaultdict(list)
+    for d in await session.scalars(select(FundingDelivery).order_by(FundingDelivery.id)):
+        out[d.notice_id].append((d.room_id, d.opens > 0 or (d.notice_id, d.room_id) in traced))
+    return dict(out)
+
+
+def history_without(histories: dict[int, list[tuple[str, bool]]], notice_id: int
+                    ) -> list[tuple[str, bool]]:
+    """Every other notice's (room, traced?) pairs: the rates a notice is predicted with."""
+    return [pair for n, pairs in histories.items() if n != notice_id for pair in pairs]
+
+
+async def trace_history(session: AsyncSession, exclude: int) -> list[tuple[str, bool]]:
+    """(room, left a trace?) for each room every other notice was delivered to."""
+    return history_without(await trace_histories(session), exclude)
+
+
+async def funding_by_locality(session: AsyncSession, codes: list[str]
+                              ) -> dict[str, tuple[int, float]]:
+    """Past grants (360Giving imports) per locality code: (grants, pounds). Grants in other
+    currencies are counted but not summed; grants placed only to a district are not here."""
+    out: dict[str, tuple[int, float]] = {}
+    for g in await funding.grants_in(session, codes):
+        if g.area_code is None:
+            continue
+        n, amount = out.get(g.area_code, (0, 0.0))
+        out[g.area_code] = (n + 1, amount + (g.amount if g.currency == "GBP" else 0.0))
     return out
+
+
+async def collaboration_groups(session: AsyncSession) -> tuple[list[list[int]], dict[int, str]]:
+    """Each current collaboration record's group ids, and every group's area code."""
+    records = [list(r.group_ids) for r in await collab.current(session)]
+    areas = {g: code for g, code in (await collab.group_areas(session)).items() if code}
+    return records, areas
+
+
+async def recent_notices(session: AsyncSession, before: int, limit: int) -> list[int]:
+    """The ``limit`` latest notices delivered somewhere, with ids below ``before``."""
+    rows = await session.scalars(
+        select(FundingDelivery.notice_id).where(FundingDelivery.notice_id < before)
+        .group_by(FundingDelivery.notice_id).order_by(FundingDelivery.notice_id.desc())
+        .limit(limit))
+    return list(rows)
 
 
 async def delivery_rooms(session: AsyncSession, notice_id: int) -> list[str]:

@@ -101,7 +101,10 @@ async def test_predict_report_seed_gaps_and_map_answer_a_coordinator(county: Bot
     dm = await county.transport.direct_room(CORA)
     [predicted] = await county.say(CORA, dm, "!reach predict F1")
     assert predicted.startswith("F1: Predicted reach from 3 room(s), 90% intervals:")
-    assert "Fenland: <5 of <5 groups" in predicted
+    # The quantity the report observes: rooms that get it and leave a trace, not deliveries.
+    assert "\nReached = a room that got the notice (posted or passed on) and left a trace" \
+        in predicted
+    assert "Fenland: <5 of <5 rooms (<5-<5)" in predicted
     await county.world.say(CORA, dm, "!reach report F1")
     await county.world.say(CORA, dm, "!reach map")
     # Read the charts before they are sent: the outbox keeps no copy of a sent DM.
@@ -115,12 +118,25 @@ async def test_predict_report_seed_gaps_and_map_answer_a_coordinator(county: Bot
     assert "link opened by a person (link previews and repeat opens are not counted)" in reported
     total = next(line for line in reported.splitlines() if line.startswith("All rooms:"))
     assert total.endswith("90% interval), observed <5")
+    assert "\nBy deprivation (IMD 1 = most deprived): IMD 1-3: predicted <5" in reported
+    assert reported.endswith("No earlier notices yet to check the model's 90% interval against.")
     assert mapped.startswith("The network: 5 rooms and groups")
     [seeded] = await county.say(CORA, dm, "!reach seed F1 k=2 equity=1")
     assert seeded.startswith("F1: Post in these 2 room(s) (equity 1):")
     assert "1-1/e-0.2" in seeded
-    [gaps] = await county.say(CORA, dm, "!reach gaps area=fenland")
-    assert gaps.startswith("Localities the network leaves out")
+    await county.world.say(CORA, dm, "!reach gaps area=fenland")
+    [gap_map] = await attachments(county)
+    assert gap_map.file_name == "reach-gaps-map.png" and gap_map.file_mime == "image/png"
+    await county.deliver()
+    gaps, alt = county.world.messages(dm, sender=county.bot)[-2:]
+    assert gap_map.body == alt  # the image's text alternative
+    assert gaps.startswith("Localities most in need")
+    # Fenland's most deprived localities with no group on chat head the list, each with the
+    # ties that would bring it in, then the reach-funding table.
+    assert "\n1. Christchurch (IMD 2): no room on chat; past grants <5, £0" in gaps
+    assert "close it with a tie: its first group on chat - G" in gaps
+    assert "\n- no room on chat: 14 (6), <5 grants £0, <5 collaborations" in gaps
+    assert alt.startswith("Map of 16 localities at their ONS points")
 
 
 async def test_predict_with_other_seeds_and_refusals_say_what_to_do(county: BotWorld) -> None:

@@ -72,3 +72,43 @@ def test_observed_counts_rooms_with_any_trace_per_district_and_in_all() -> None:
     seen = observed_traces(g, [RoomSignal("!r0", receipts=3), RoomSignal("!r1"),
                                RoomSignal("!r30", link_opens=1), RoomSignal("!unknown", replies=1)])
     assert seen == {ALL: 2, "D1": 1, "D2": 1}
+
+
+def test_an_interval_is_never_a_point_when_the_runs_disagree() -> None:
+    from reach.traces import interval
+
+    mostly_zero = np.array([0.0] * 97 + [1.0, 2.0, 1.0])
+    iv = interval(mostly_zero, 0.9)
+    assert (iv.lo, iv.hi) == (0.0, 1.0)
+    mostly_five = np.array([5.0] * 97 + [4.0, 4.0, 6.0])
+    assert (interval(mostly_five, 0.5).lo, interval(mostly_five, 0.5).hi) == (4.0, 5.0)
+    assert (interval(np.full(50, 3.0)).lo, interval(np.full(50, 3.0)).hi) == (3.0, 3.0)
+
+
+def test_reach_is_predicted_and_observed_per_locality_and_imd_band() -> None:
+    from reach.traces import BANDS, band_of
+
+    g = from_arcs(6, np.array([], np.int64), np.array([], np.int64),
+                  keys=[f"!r{i}" for i in range(6)], district=["D1"] * 6,
+                  locality=["L1", "L1", "L2", "L2", "L3", None],
+                  decile=[1, 1, 5, 5, 9, None])
+    pred = predict_traces(g, 0.0, list(g.keys), ["matrix"] * 6, {"matrix": Beta(1e9, 1e-9)},
+                          runs=50, seed=1)
+    assert {a.area: (a.groups, a.groups_reached.mean) for a in pred.localities} == {
+        "L1": (2, 2.0), "L2": (2, 2.0), "L3": (1, 1.0)}
+    assert [(a.area, a.groups) for a in pred.bands] == list(zip(BANDS, [2, 2, 1], strict=True))
+    assert np.allclose(pred.node_prob, 1.0)
+    seen = observed_traces(g, [RoomSignal("!r0", replies=1), RoomSignal("!r4", reactions=1),
+                               RoomSignal("!r5", receipts=1)])
+    assert seen == {ALL: 3, "D1": 3, "L1": 1, "L3": 1, "IMD 1-3": 1, "IMD 8-10": 1}
+    assert [band_of(d) for d in (None, 1, 3, 4, 7, 8, 10)] == [
+        None, "IMD 1-3", "IMD 1-3", "IMD 4-7", "IMD 4-7", "IMD 8-10", "IMD 8-10"]
+
+
+def test_the_recent_line_says_how_often_the_interval_held() -> None:
+    from reach.report import RecentCheck, render_recent
+
+    checks = [RecentCheck(9, 2, 6, 4), RecentCheck(8, 2, 6, 7), RecentCheck(7, 0, 3, 0)]
+    assert render_recent(checks, 0.9) == (
+        "The model's 90% interval held in 2 of the last 3 notice(s) (missed: F8).")
+    assert render_recent([], 0.9).startswith("No earlier notices yet")
