@@ -232,7 +232,7 @@ async def test_no_input_crashes_the_bot_and_every_refusal_is_one_line(
         if any(mark in reply for mark in REFUSAL_MARKS) or reply.endswith("!cancel)"):
             # One line says what was wrong; a bad value beside a missing option is reported
             # at once, so the question for that option may follow it, as the second line.
-            refusal, *question = reply.splitlines()
+            _refusal, *question = reply.splitlines()
             assert len(question) <= 1, (first_line, reply)
             assert all(q.endswith("(or !cancel)") for q in question), (first_line, reply)
 
