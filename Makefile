@@ -31,10 +31,14 @@ INTEROP := tests/interop
 $(INTEROP)/node_modules/.package-lock.json: $(INTEROP)/package-lock.json
 	cd $(INTEROP) && npm ci --no-audit --no-fund
 
+# Two workers, whole files each (a file's tests share their servers and run in order):
+# most integration time is spent waiting on Synapse, so two files at once shorten it.
+PARALLEL ?= -n 2 --dist loadfile --durations=20
+
 test: lint $(INTEROP)/node_modules/.package-lock.json
 	sh .ci/system-packages.sh
 	PYTHON=$(PYTHON) bash tests/integration/install-irc.sh
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	$(BIN)/python -m pytest $(PARALLEL) $(PYTEST_ARGS)
 
 unit: $(STAMP)
 	$(BIN)/python -m pytest tests/unit $(PYTEST_ARGS)

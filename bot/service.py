@@ -128,6 +128,8 @@ class Service:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
         self._tasks = []
+        if self.worker is not None:
+            await self.worker.stopped()
         # Unfinished commands are heard again after a restart: the token waited for them.
         await self.inflight.cancel()
         if self.scheduler is not None:

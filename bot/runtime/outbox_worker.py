@@ -18,6 +18,7 @@ most, then sent anyway and the wait logged.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Awaitable, Callable, Mapping
 from datetime import UTC, datetime, timedelta
@@ -145,6 +146,24 @@ class OutboxWorker:
 
     def wake(self) -> None:
         self._wake.set()
+
+    async def stopped(self, grace: float = 10.0) -> None:
+        """Wait for a handed-over send to finish its row, cancelling it after ``grace``.
+
+        Called after :meth:`stop` and before the database closes: a send still inside
+        its transaction would otherwise keep SQLite's write lock past the close, and the
+        next start on the same file (a restart in the same process) would find the
+        database locked. What it leaves undone is resumable: the row stays leased.
+        """
+        sender, self._sender = self._sender, None
+        if sender is None or sender.done():
+            return
+        try:
+            await asyncio.wait_for(asyncio.shield(sender), grace)
+        except Exception:  # timed out, or the send failed: either way it is over
+            sender.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await sender
 
     def send_now(self, rows: list[OutboxMessage]) -> None:
         """Send rows a command has just committed, without a pass to pick them.
