@@ -27,7 +27,7 @@ from bot.commands.when import describe_date
 from bot.features import consult_results as results
 from bot.features import funding_targeting as targeting
 from bot.features.funding import AREAS, THEMES, TYPES
-from bot.features.funding_delivery import own_post, schedule_rooms
+from bot.features.funding_delivery import coordinators, own_post, schedule_rooms
 from bot.features.intake import flow_secret
 from bot.scheduler import Job
 from storage import consult, flow, funding, groups
@@ -194,6 +194,11 @@ async def answer(ctx: Context, args: Args) -> None:
     if not admin and not poll.members_may:
         raise CommandError(f"Only a room admin (power 50 here) answers {poll.ref} for "
                            f"{group.ref}; this consultation asks for groups' answers only.")
+    if not admin and ctx.sender.relayed:
+        # Everyone a relay bot carries looks like the relay: one view would stand for many.
+        raise CommandError(f"I can't tell who sent a relayed message, so I can't keep your own "
+                           f"view; message my number directly to give it ({ctx.prefix}consult "
+                           f"answer {poll.ref} ...).")
     key = consult.GROUP if admin else flow.pseudonym(flow_secret(ctx.app.settings),
                                                      ctx.sender.user_id)
     row = (await consult.answer_of(ctx.session, poll.id, group.id) if admin
@@ -288,8 +293,14 @@ async def show_results(ctx: Context, args: Args) -> None:
     heading = f"{poll.ref} \"{poll.question}\" ({status_text(poll, ctx.app, ctx.now)})"
     text = results.render(t, heading)
     ref = poll.ref
+    entitled = await coordinators(ctx.app, ctx.session)
 
     async def finish(out: Outside) -> None:
+        # Comments are people's words: shown in a DM or a room of coordinators only.
+        if not out.room.is_direct and any(
+                user != out.app.transport.user_id and user not in entitled
+                for user in await out.room_members()):
+            out.private = True
         png, table = await out.thread(lambda: (results.chart_png(t, ref),
                                                results.csv_bytes(t, ref)))
         out.reply(text)

@@ -206,6 +206,17 @@ async def test_members_add_their_own_view_only_when_the_coordinator_allows_it(
     assert MO not in repr(vars(view))
 
 
+async def test_a_relayed_member_view_is_refused_since_the_relay_stands_for_many(
+    county: BotWorld,
+) -> None:
+    wisby, _, _, desk = await three_groups(county)
+    await county.say(CORA, desk, ASK + " members=yes")
+    [refused] = await county.say(GAIL, wisby, "Mo: !consult answer K1 a")
+    assert refused == ("I can't tell who sent a relayed message, so I can't keep your own view; "
+                       "message my number directly to give it (!consult answer K1 ...).")
+    assert await count(county, Answer) == 0
+
+
 async def test_bad_answers_get_one_line_saying_what_to_do_and_change_nothing(
     county: BotWorld,
 ) -> None:
@@ -301,6 +312,22 @@ async def test_results_are_counted_by_district_and_network_with_small_counts_hid
     assert {(r["breakdown"], r["where"]) for r in parsed} >= {
         ("all", "all"), ("district", "Fenmarsh"), ("district", "Hillside"),
         ("network", "whatsapp"), ("network", "matrix")}
+
+
+async def test_results_asked_where_others_listen_go_to_the_coordinator_by_dm(
+    county: BotWorld,
+) -> None:
+    wisby, _, _, desk = await three_groups(county)
+    await county.say(CORA, desk, ASK)
+    await county.say(GAIL, wisby, '!consult answer K1 a comment="Only on Tuesdays"')
+    shared = county.world.create_room(CORA, name="Fenmarsh forum", members=[MO])
+    await county.world.join(county.bot, shared)
+    await county.deliver()
+    assert await county.say(CORA, shared, "!consult results K1") == [
+        "I've sent you a direct message."]
+    await county.deliver()
+    assert not any("Tuesdays" in m for m in said(county, shared))
+    assert any("(a) Only on Tuesdays" in m for m in county.dms(CORA))
 
 
 async def test_results_need_a_coordinator_and_a_known_poll(county: BotWorld) -> None:
