@@ -5,8 +5,11 @@ runs in one transaction together with the record that its event was handled
 and the replies it queued, so a crash or restart neither replays nor loses it.
 What it routes through lives beside it: who and where (``bot.directory``), the
 questions it has open (``bot.questions``), the greeting (``bot.greeting``),
-redacting personal data (``bot.redaction``) and its refusals
-(``bot.commands.refusals``).
+redacting personal data (``bot.redaction``), its refusals
+(``bot.commands.refusals``) and its apology when the server keeps failing
+(``bot.apology``); what a command leaves for after its commit
+(``bot.aftercommit``), deferred jobs (``bot.deferral``) and handing committed
+replies to the outbox worker (``bot.runtime.handoff``).
 """
 
 from __future__ import annotations
@@ -14,17 +17,17 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
-from contextvars import ContextVar
-from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 from aiohttp import web
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from bot import aftercommit
+from bot.aftercommit import collecting, defer, run_after_commit
+from bot.apology import apologise
 from bot.clock import Clock, SharedClock, shared
 from bot.commands.context import Context, Sender
-from bot.commands.deferred import Deferred, Outside
 from bot.commands.dispatch import (
     Choose,
     CommandLine,
@@ -37,6 +40,7 @@ from bot.commands.dispatch import (
 from bot.commands.lexer import LexError, tokenize
 from bot.commands.refusals import not_allowed, sorry, unknown
 from bot.commands.registry import REGISTRY, AskFor, Command, CommandError, Registry, Where
+from bot.deferral import Deferrals
 from bot.directory import Directory
 from bot.dm_reach import DmReach
 from bot.events import Incoming, Reaction, Receipt, RoomContext, StateChange
@@ -49,30 +53,17 @@ from bot.questions import Questions
 from bot.ratelimit import RateLimiter, Verdict
 from bot.redaction import redaction
 from bot.runtime.backoff import Backoff
+from bot.runtime.handoff import Handoff, hand_over, lease_replies
 from bot.runtime.inflight import Lanes
-from bot.runtime.outbox_worker import lease
 from bot.scheduler import Job, Scheduler
 from bot.transport.base import Transport, TransportError, is_transient
 from config.areas import AreaIndex
 from config.settings import Settings
 from config.themes import Theme, load_themes
-from storage import outbox, rooms, state
+from storage import rooms, state
 from storage.engine import Database
-from storage.models import OutboxMessage
 
 log = logging.getLogger("grapevine")
-
-@dataclass
-class _Pending:
-    """What one command's transaction leaves to do once it has committed."""
-
-    after_commit: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
-    deferred: list[tuple[Context, Deferred]] = field(default_factory=list)
-
-
-# Per task, so commands running side by side in different rooms never run (or lose)
-# each other's after-commit actions.
-_PENDING: ContextVar[_Pending | None] = ContextVar("grapevine_pending", default=None)
 
 
 class Grapevine:
@@ -126,17 +117,17 @@ class Grapevine:
         # loop. None (the shell, the in-process world): handled before on_message returns.
         self.lanes: Lanes | None = None
         # Set by the service: where just-committed replies go to be sent at once.
-        self.handoff: Callable[[list[OutboxMessage]], None] | None = None
+        self.handoff: Handoff | None = None
         # Event ids queued in a lane and not finished yet (a retried batch delivers again).
         self._taken: set[str] = set()
         # A command whose preparation fails on a transient error is tried this many
         # times, waiting ``retry_backoff`` between tries, before the person is told.
         self.retry_tries = 8
         self.retry_backoff = lambda: Backoff(initial=0.5, cap=30.0)
-        # Deferred work (!reach ...) runs this many at once, and says "working on it"
-        # when it has not finished after ``working_after`` seconds (lanes only).
-        self._heavy = asyncio.Semaphore(1)
+        # Deferred work (!reach ...) says "working on it" when it has not finished
+        # after ``working_after`` seconds (lanes only); bot.deferral runs it.
         self.working_after = 3.0
+        self.deferrals = Deferrals(self)
 
     # -- wiring ---------------------------------------------------------------------------
 
@@ -269,7 +260,7 @@ class Grapevine:
                     log.warning("giving up on %s after %d tries: %s",
                                 message.event_id, tries, err.errcode)
                     if line is not None:
-                        await self._apologise(message)
+                        await apologise(self, message)
                     return
                 wait = backoff.next_delay()
                 log.info("handling %s failed (%s): try %d in %.1f s",
@@ -278,9 +269,7 @@ class Grapevine:
 
     async def _decide(self, message: Incoming, room: RoomContext,
                       line: CommandLine | None) -> None:
-        pending = _Pending()
-        token = _PENDING.set(pending)
-        try:
+        with collecting() as pending:
             async with self.db.transaction() as session:
                 if await state.is_handled(session, message.event_id):
                     return
@@ -292,112 +281,20 @@ class Grapevine:
                 if not pending.deferred:
                     # A deferred command is recorded as handled with its answer, later.
                     await state.mark_handled(session, message.event_id, message.room_id, now)
-                handed = self._lease_replies(session, now)
-            for row in handed:
-                row.attempts = 0  # the count before this try, as the worker expects
-            if handed and self.handoff is not None:
-                self.handoff(handed)
-            await self._committed()
-        finally:
-            _PENDING.reset(token)
+                # Just-committed replies go straight to the worker (bot.runtime.handoff).
+                handed = lease_replies(session, now) if self.handoff is not None else []
+            hand_over(handed, self.handoff)
+            await self.committed()
         for ctx, job in pending.deferred:
-            if self.lanes is None:
-                await self._finish(ctx, job)
-            else:
-                self.lanes.inflight.track(self._finish(ctx, job),
-                                          name=f"deferred {message.event_id}")
+            await self.deferrals.run(ctx, job, name=f"deferred {message.event_id}")
 
-    def _lease_replies(self, session: AsyncSession, now: datetime) -> list[OutboxMessage]:
-        """The messages this command queued that are due now, leased to the worker so
-        it can send them the moment the transaction commits, without a pass to pick
-        them (the pick was a transaction of its own on every reply)."""
-        if self.handoff is None:
-            return []
-        return [row for row in session.identity_map.values()
-                if isinstance(row, OutboxMessage) and row.created_at == now and lease(row, now)]
+    # -- contexts -----------------------------------------------------------------------
 
-    async def _apologise(self, message: Incoming) -> None:
-        """The one answer to a command the server kept failing us on."""
-        async with self.db.transaction() as session:
-            if await state.is_handled(session, message.event_id):
-                return
-            now = self.clock.now()
-            await state.mark_handled(session, message.event_id, message.room_id, now)
-            await outbox.enqueue(
-                session, now=now, room_id=message.room_id, kind="reply",
-                body="Sorry, I couldn't handle that just now: the chat server kept failing. "
-                     "Please send it again in a few minutes.",
-                extra={"m.relates_to": {"m.in_reply_to": {"event_id": message.event_id}}},
-            )
-        self.queued()
-
-    # -- deferred work ----------------------------------------------------------------
-
-    def _context(self, session: AsyncSession, message: Incoming, room: RoomContext,
-                 sender: Sender, now: datetime, command: Command | None = None) -> Context:
+    def context_for(self, session: AsyncSession, message: Incoming, room: RoomContext,
+                    sender: Sender, now: datetime, command: Command | None = None) -> Context:
+        """A handler's context; its deferred jobs go to bot.aftercommit, then bot.deferral."""
         return Context(self, session, message, room, sender, now, command,
-                       registry=self.registry, defer_to=self.defer)
-
-    def defer(self, ctx: Context, job: Deferred) -> None:
-        pending = _PENDING.get()
-        if pending is None:
-            raise RuntimeError("defer() outside a command")
-        pending.deferred.append((ctx, job))
-
-    async def _finish(self, ctx: Context, job: Deferred) -> None:
-        """Run a deferred job (one at a time), say "working on it" if it is slow, then
-        commit its replies with the handled-event record."""
-        outside = Outside(self, ctx.message, ctx.room, ctx.sender, ctx.private_replies)
-        work = asyncio.ensure_future(self._run_job(outside, job))
-        if self.lanes is not None:
-            done, _ = await asyncio.wait({work}, timeout=self.working_after)
-            if not done:
-                await self._working(ctx)
-        await work
-        message = ctx.message
-        async with self.db.transaction() as session:
-            if await state.is_handled(session, message.event_id):
-                return
-            now = self.clock.now()
-            await state.mark_handled(session, message.event_id, message.room_id, now)
-            answer = self._context(session, message, ctx.room, ctx.sender, now, ctx.command)
-            answer.private_replies = outside.private
-            for body, attachment in outside.replies:
-                await answer.reply(body, attachment=attachment)
-        await self._committed()
-
-    async def _run_job(self, outside: Outside, job: Deferred) -> None:
-        backoff = self.retry_backoff()
-        tries = 0
-        async with self._heavy:
-            while True:
-                tries += 1
-                outside.replies.clear()
-                try:
-                    await job(outside)
-                    return
-                except CommandError as exc:
-                    outside.reply(str(exc))
-                    return
-                except TransportError as err:
-                    if is_transient(err) and tries < self.retry_tries:
-                        await asyncio.sleep(backoff.next_delay())
-                        continue
-                    outside.replies[:] = [(sorry("deferred work", outside.message), None)]
-                    return
-                except Exception:
-                    outside.replies[:] = [(sorry("deferred work", outside.message), None)]
-                    return
-
-    async def _working(self, ctx: Context) -> None:
-        async with self.db.transaction() as session:
-            await outbox.enqueue(
-                session, now=self.clock.now(), room_id=ctx.room.room_id, kind="reply",
-                body="Working on it; I'll answer when it's done.",
-                extra={"m.relates_to": {"m.in_reply_to": {"event_id": ctx.message.event_id}}},
-                dedupe_key=f"working:{ctx.message.event_id}",
-            )
-        self.queued()
+                       registry=self.registry, defer_to=defer)
 
     async def on_reaction(self, reaction: Reaction) -> None:
         if self.is_ignored_sender(reaction.sender):
@@ -419,12 +316,12 @@ class Grapevine:
         async with self.db.transaction() as session:
             for hook in wanted:
                 await hook(session, change)
-        await self._committed()
+        await self.committed()
 
     async def on_joined(self, room_id: str, *, is_direct: bool) -> None:
         self.forget_room_context(room_id)
         await joined(self, room_id, is_direct=is_direct)
-        await self._committed()
+        await self.committed()
 
     async def on_left(self, room_id: str) -> None:
         self.forget_room_context(room_id)
@@ -432,17 +329,10 @@ class Grapevine:
         async with self.db.transaction() as session:
             await rooms.left(session, room_id, self.clock.now())
 
-    async def _committed(self) -> None:
+    async def committed(self) -> None:
+        """After a transaction commits: wake the worker, run what the command left."""
         self.queued()
-        pending = _PENDING.get()
-        actions = pending.after_commit if pending is not None else []
-        if pending is not None:
-            pending.after_commit = []
-        for action in actions:
-            try:
-                await action()
-            except TransportError as exc:
-                log.warning("after-commit action failed: %s", exc.errcode)
+        await run_after_commit()
 
     # -- commands -------------------------------------------------------------------------
 
@@ -458,7 +348,7 @@ class Grapevine:
         prefix = self.settings.bot.prefix
         sender = await self.directory.sender(session, message.sender, room,
                                              relayed=line.relayed)
-        ctx = self._context(session, message, room, sender, now)
+        ctx = self.context_for(session, message, room, sender, now)
         try:
             tokens = tokenize(line.text)
         except LexError as exc:
@@ -533,9 +423,7 @@ class Grapevine:
 
     def after_commit(self, action: Callable[[], Awaitable[None]]) -> None:
         """Run ``action`` once the command's transaction has committed (never on rollback)."""
-        pending = _PENDING.get()
-        if pending is not None:
-            pending.after_commit.append(action)
+        aftercommit.after_commit(action)
 
     def _redact_after_commit(self, message: Incoming) -> None:
         self.after_commit(redaction(self, message))
@@ -555,7 +443,7 @@ class Grapevine:
             overrides = question.answered(message.body, self.settings.bot.prefix)
         except CommandError as exc:
             sender = await self.directory.sender(session, message.sender, room)
-            await self._context(session, message, room, sender, now).reply(str(exc))
+            await self.context_for(session, message, room, sender, now).reply(str(exc))
             return
         await self.cancel_prompt(session, *key)
         line = CommandLine(question.command_line, relayed=question.relayed)
