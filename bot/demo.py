@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import random
 import re
 import secrets
 import signal
@@ -153,6 +154,37 @@ async def step_groups(s: Scenario) -> None:
     await s.ask("alice", "foodbank", "!directory area=fenland")
 
 
+# Ten more Fenland groups, whose people engage with a notice by a known process: in each room
+# that gets it, someone leaves a trace (a reaction) with probability TRACE_CHANCE, drawn from
+# a seeded generator, so the model's interval and what happened can be compared honestly.
+NEIGHBOURS = ("March", "Chatteris", "Whittlesey", "Doddington", "Elm", "Leverington",
+              "Parson Drove", "Manea", "Benwick", "Wimblington")
+TRACE_CHANCE = 0.5
+TRACE_SEED = 17
+
+
+async def step_neighbours(s: Scenario) -> None:
+    print(f"\n3b. {len(NEIGHBOURS)} more Fenland food groups bring the bot in and register:")
+    nell = s.people["nell"]
+
+    async def one(place: str) -> tuple[str, str]:
+        room = await nell.create_room(name=f"{place} Community Larder", invite=[s.bot_id])
+        await nell.wait_for_message(room, sender=s.bot_id, contains="never what anyone writes",
+                                    timeout=60)
+        return place, room
+
+    for place, room in await asyncio.gather(*(one(p) for p in NEIGHBOURS)):
+        s.rooms[f"larder:{place}"] = room
+    refs = []
+    for place in NEIGHBOURS:
+        await nell.send(s.rooms[f"larder:{place}"], f'!group register name="{place} Community '
+                        f'Larder" type=unregistered-group area="{place}" themes=food size=micro')
+        answer = await nell.wait_for_message(s.rooms[f"larder:{place}"], sender=s.bot_id,
+                                             contains="G", timeout=60)
+        refs.append(_id("G", str(answer["content"]["body"])))
+    s.show("Grapevine", f"Registered {', '.join(refs)} (one per room).")
+
+
 async def step_funding(s: Scenario) -> None:
     print("\n4. A funder's feed is collected, held, approved and delivered to who can use it:")
     from bot.features.funding import poll_feeds
@@ -221,6 +253,17 @@ async def step_reach(s: Scenario) -> None:
     await alice.send(s.rooms["foodbank"], f"We should apply for {s.ids['notice']}!",
                      reply_to=s.ids["notice_event"])
     await s.people["dan"].send(s.rooms["youth"], f"Food bank folk: see {s.ids['notice']}")
+    nell, draw = s.people["nell"], random.Random(TRACE_SEED)
+    traced = 0
+    for place in NEIGHBOURS:
+        room = s.rooms[f"larder:{place}"]
+        post = await nell.wait_for_message(room, sender=s.bot_id,
+                                           contains=f"Funding {s.ids['notice']}", timeout=60)
+        if draw.random() < TRACE_CHANCE:
+            await nell.react(room, str(post["event_id"]), "\N{EYES}")
+            traced += 1
+    print(f"            (in each larder someone reacts with chance {TRACE_CHANCE:g}, from a "
+          f"seeded draw: {traced} of {len(NEIGHBOURS)} did)")
     await asyncio.sleep(2)
     room = await s.dm("cora")
     await s.ask("cora", room, f"!reach report {s.ids['notice']}", "")
@@ -231,7 +274,7 @@ async def step_reach(s: Scenario) -> None:
 
 
 # Each feature's part of the story, in order.
-STEPS: list[Step] = [step_group_rooms, step_room_tree, step_groups, step_funding,
+STEPS: list[Step] = [step_group_rooms, step_room_tree, step_groups, step_neighbours, step_funding,
                      step_volunteers, step_mediation, step_reach]
 
 PEOPLE = {
@@ -241,6 +284,7 @@ PEOPLE = {
     "cora": ("Cora (county coordinator)", False),
     "bob": ("Bob (volunteer)", False),
     "mia": ("Mia (mediator)", False),
+    "nell": ("Nell (Fenland larders)", False),
 }
 
 

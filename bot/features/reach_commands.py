@@ -298,7 +298,7 @@ async def reach_report(ctx: Context, args: Args) -> None:
                 if not known:
                     continue
                 then = _predict(net, known, earlier,
-                                reach_network.history_without(histories, earlier), RECENT_RUNS)
+                                reach_network.history_before(histories, earlier), RECENT_RUNS)
                 iv = then.total.groups_reached
                 recent.append(report.RecentCheck(
                     earlier, iv.lo, iv.hi, observed_traces(net.graph, sigs).get(ALL, 0)))

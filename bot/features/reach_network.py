@@ -250,6 +250,13 @@ def history_without(histories: dict[int, list[tuple[str, bool]]], notice_id: int
     return [pair for n, pairs in histories.items() if n != notice_id for pair in pairs]
 
 
+def history_before(histories: dict[int, list[tuple[str, bool]]], notice_id: int
+                   ) -> list[tuple[str, bool]]:
+    """Earlier notices' (room, traced?) pairs: what the model knew when ``notice_id`` went out,
+    so checking its interval then is a fair test of a forecast."""
+    return [pair for n, pairs in histories.items() if n < notice_id for pair in pairs]
+
+
 async def trace_history(session: AsyncSession, exclude: int) -> list[tuple[str, bool]]:
     """(room, left a trace?) for each room every other notice was delivered to."""
     return history_without(await trace_histories(session), exclude)

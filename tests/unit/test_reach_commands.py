@@ -147,3 +147,12 @@ async def test_predict_with_other_seeds_and_refusals_say_what_to_do(county: BotW
     assert answer.startswith("There is no notice F9")
     [answer] = await county.say(CORA, dm, "!reach predict F1 seeds=G99")
     assert answer.startswith("seeds: I don't know the room G99")
+
+
+def test_past_notices_are_checked_against_what_was_known_before_them() -> None:
+    from bot.features.reach_network import history_before, history_without
+
+    histories = {1: [("!a", True)], 2: [("!b", False)], 3: [("!c", True)]}
+    assert history_before(histories, 2) == [("!a", True)]
+    assert history_before(histories, 1) == []
+    assert history_without(histories, 2) == [("!a", True), ("!c", True)]
