@@ -198,9 +198,11 @@ def _pounds(x: float) -> str:
 
 
 def render_overlay(ranks: Sequence[GapRank], bands: Sequence[ReachBand],
-                   names: Mapping[str, str] | None = None) -> str:
+                   names: Mapping[str, str] | None = None,
+                   closed: Sequence[str] | None = None) -> str:
     """`!reach gaps`: the localities most in need (deprived, little reached, little funded),
-    the ties that would close each gap, and the reach-funding table."""
+    the ties that would close each gap, the reach-funding table, and the groups with no tie
+    outside their circle (``closed``, most in need first)."""
     lines = ["Localities most in need (deprivation, low predicted reach and low past funding "
              "together); reach = rooms expected to get a notice and leave a trace:"]
     for i, g in enumerate(ranks, start=1):
@@ -209,19 +211,22 @@ def render_overlay(ranks: Sequence[GapRank], bands: Sequence[ReachBand],
         reach = (f"reach {r.reach_share:.0%} of {count(r.rooms)} rooms "
                  f"({count(r.reached.lo)}-{count(r.reached.hi)})"
                  if r.reached is not None else "no room on chat")
+        ties = "; ".join(f"{_name(a, names) if a else 'its first group on chat'} - "
+                         f"{_name(b, names)}" for a, b in g.ties)
         lines.append(f"{i}. {_name(r.place.code, names)} ({decile}): {reach}; past grants "
                      f"{count(r.funding.grants)}, {_pounds(r.funding.amount)}; "
-                     f"collaborations {count(r.collaborations)}")
-        ties = [f"{_name(a, names) if a else 'its first group on chat'} - {_name(b, names)}"
-                for a, b in g.ties]
-        if ties:
-            lines.append("   close it with a tie: " + "; ".join(ties))
+                     f"collaborations {count(r.collaborations)}"
+                     + (f"; close it with a tie: {ties}" if ties else ""))
     lines.append("Where notices do not reach, grants do not land (localities, of them IMD 1-3, "
                  "past grants, collaborations):")
     for b in bands:
         lines.append(f"- {b.label}: {count(b.localities)} ({count(b.deprived)}), "
                      f"{count(b.grants)} grants {_pounds(b.amount)}, "
                      f"{count(b.collaborations)} collaborations")
+    if closed is not None:
+        first = ", ".join(_name(k, names) for k in closed[:3])
+        lines.append(f"Groups with no tie outside their circle: {count(len(closed))}"
+                     + (f" (first: {first})" if len(closed) >= SMALL else ""))
     return "\n".join(lines)
 
 

@@ -32,7 +32,7 @@ if TYPE_CHECKING:
 # the commands that run it, not at start-up: a bot that is never asked starts small.
 
 RUNS = 1000
-GAPS_SHOWN = 3  # with their ties and the reach-funding table, one screen (12 lines)
+GAPS_SHOWN = 4  # with the reach-funding table and closed-in groups, one screen (12 lines)
 RECENT = 10  # past notices the report checks the model against
 RECENT_RUNS = 300
 NOTICE = Param("notice", Ref("F"), positional=True, ask="Which notice? (e.g. F12)")
@@ -217,8 +217,12 @@ async def reach_gaps(ctx: Context, args: Args) -> None:
         hubs = [r.room_id for r in net.records.rooms if r.hub]
 
         def work() -> tuple[str, bytes, str]:
+            from reach.gaps import find_gaps
+            from reach.structure import analyse
+
             history = [pair for pairs in histories.values() for pair in pairs]
             pred = _predict(net, seeds, 0, history)
+            closed = find_gaps(graph, analyse(graph), pred.node_prob).groups
             rows = overlay.join(
                 [overlay.Place(*p) for p in places], pred.localities,
                 {c: overlay.Funding(n, amount) for c, (n, amount) in money.items()},
@@ -226,7 +230,8 @@ async def reach_gaps(ctx: Context, args: Args) -> None:
                                                     {c: c for c in codes}))
             ranks = overlay.with_ties(overlay.rank_gaps(rows, GAPS_SHOWN), graph, pred.node_prob,
                                       hubs)
-            return (report.render_overlay(ranks, overlay.reach_bands(rows), net.labels),
+            return (report.render_overlay(ranks, overlay.reach_bands(rows), net.labels,
+                                          [g.key for g in closed]),
                     charts.locality_map(rows), report.map_text(rows, net.labels))
 
         text, png, alt = await out.thread(work)

@@ -182,3 +182,52 @@ async def test_a_notice_round_trip_ends_in_a_report_of_observed_against_predicte
     # Stamped by the bot's clock when the receipts were counted, not by the wall's.
     now = bot.app.clock.now()
     assert all(now - timedelta(minutes=10) < r.last_at <= now for r in reads)
+
+
+async def test_the_report_reads_per_imd_band_and_says_whether_the_model_held_lately(
+    bot_factory: BotFactory, people: dict[str, Person],
+) -> None:
+    """Five food groups in Wisbech (IMD 3) and one in Chatteris (IMD 5) get F1; someone
+    reacts in every Wisbech room and no one in Chatteris. The report's IMD bands say so;
+    F2's report checks F1's interval (forecast from what was known before F1) against it."""
+    ada, mo, cora = (people[n] for n in ("Ada", "Mo", "Cora"))
+    bot = await bot_factory(roles={"coordinators": [cora.user_id]})
+    rooms = {}
+    for name, area in [(f"Wisbech Larder {i}", WISBECH) for i in range(1, 6)] + [
+            ("Chatteris Larder", CHATTERIS)]:
+        rooms[name] = await group_room(ada, [mo], bot, name)
+        async with bot.app.db.transaction() as session:
+            session.add(groups.Group(room_id=rooms[name], name=name, type="charity",
+                                     area_code=area, themes=["food"], size="small",
+                                     registered_by=ada.user_id, registered_at=bot.app.clock.now()))
+    dm = await open_dm(cora, bot)
+    await cora.send(dm, POST)
+    await cora.wait_for_message(dm, sender=bot.user_id, contains="F1 published", timeout=WAIT)
+    for name, room in rooms.items():
+        post = await mo.wait_for_message(room, sender=bot.user_id, contains="Funding F1",
+                                         timeout=WAIT)
+        if name.startswith("Wisbech"):
+            await mo.react(room, post["event_id"], "👍")
+
+    async def reacted() -> bool:
+        return await flow_count(bot, FlowEvent) >= 5
+
+    await until(reacted, "the five reactions in the flow records")
+    await cora.send(dm, "!reach report F1")
+    report = await cora.wait_for_message(dm, sender=bot.user_id, contains="Reached = a room",
+                                         timeout=WAIT)
+    lines = str(report["content"]["body"]).splitlines()
+    [bands] = [line for line in lines if line.startswith("By deprivation")]
+    # Wisbech's five rooms all left a trace; Chatteris's one did not. Nothing else is banded.
+    assert "IMD 1-3: predicted <5 (<5-5), observed 5 [in]" in bands
+    assert "IMD 4-7: predicted <5 (<5-<5), observed <5 [in]" in bands
+    assert "IMD 8-10" not in bands
+    assert lines[-1] == "No earlier notices yet to check the model's 90% interval against."
+    await cora.send(dm, POST.replace("Food Fund", "Food Fund Two").replace("/food", "/food-two"))
+    await cora.wait_for_message(dm, sender=bot.user_id, contains="F2 published", timeout=WAIT)
+    await cora.send(dm, "!reach report F2")
+    second = await cora.wait_for_message(dm, sender=bot.user_id, contains="F2: Reached = a room",
+                                         timeout=WAIT)
+    # Before F1 nothing was known (the prior): its interval for six rooms held the five.
+    assert str(second["content"]["body"]).splitlines()[-1] == (
+        "The model's 90% interval held in 1 of the last 1 notice(s).")

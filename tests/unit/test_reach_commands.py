@@ -134,7 +134,9 @@ async def test_predict_report_seed_gaps_and_map_answer_a_coordinator(county: Bot
     # Fenland's most deprived localities with no group on chat head the list, each with the
     # ties that would bring it in, then the reach-funding table.
     assert "\n1. Christchurch (IMD 2): no room on chat; past grants <5, £0" in gaps
-    assert "close it with a tie: its first group on chat - G" in gaps
+    assert "; close it with a tie: its first group on chat - G" in gaps
+    assert gaps.endswith("\nGroups with no tie outside their circle: <5")
+    assert len(gaps.splitlines()) <= 12  # one screen, no "!more"
     assert "\n- no room on chat: 14 (6), <5 grants £0, <5 collaborations" in gaps
     assert alt.startswith("Map of 16 localities at their ONS points")
 

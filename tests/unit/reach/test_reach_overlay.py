@@ -105,7 +105,10 @@ def test_the_gaps_text_suppresses_small_counts_and_names_the_ties() -> None:
     text = report.render_overlay(ranked, reach_bands(rows), {"wisbech": "Wisbech",
                                                              "!a": "G1 Pantry", "!hub": "Hub"})
     assert "1. Wisbech (IMD 1): reach 10% of 7 rooms (<5-7); past grants <5, £2,500" in text
-    assert "close it with a tie: G1 Pantry - Hub; its first group on chat - !b" in text
+    assert "; close it with a tie: G1 Pantry - Hub; its first group on chat - !b" in text
+    assert "Groups with no tie outside their circle" not in text
+    closed = report.render_overlay(ranked, [], {}, ["!g1", "!g2", "!g3", "!g4", "!g5"])
+    assert closed.endswith("Groups with no tie outside their circle: 5 (first: !g1, !g2, !g3)")
     assert "- lowest reach: <5 (<5), <5 grants £2,500, <5 collaborations" in text
 
 
