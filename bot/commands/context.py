@@ -7,15 +7,16 @@ the command's own transaction, so effects and messages commit together or not at
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from datetime import date, datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot import voice
-from bot.commands.registry import REGISTRY, Command, Registry, Role
+from bot.commands.deferred import Deferred
+from bot.commands.registry import REGISTRY, Command, Registry
+from bot.commands.sender import Sender
 from bot.dm_reach import cannot_reach_text
 from bot.events import Incoming, RoomContext
 from bot.host import Host
@@ -24,38 +25,7 @@ from bridges.capabilities import Limits, limits_for
 from storage import outbox
 from storage.outbox import Attachment
 
-if TYPE_CHECKING:
-    from bot.commands.deferred import Deferred
-
 __all__ = ["Context", "RoomContext", "Sender"]
-
-
-@dataclass(frozen=True)
-class Sender:
-    user_id: str
-    is_admin: bool = False
-    is_coordinator: bool = False
-    # Area codes this person moderates (config and grants); each covers everything inside it.
-    moderated: frozenset[str] = frozenset()
-    is_group_admin: bool = False
-    # A message relayed with a "Name: " prefix: whoever sent it, it counts as a member's.
-    relayed: bool = False
-
-    @property
-    def roles(self) -> frozenset[Role]:
-        roles = {Role.MEMBER}
-        if self.is_admin:
-            roles.add(Role.ADMIN)
-        if self.is_coordinator:
-            roles.add(Role.COORDINATOR)
-        if self.moderated:
-            roles.add(Role.MODERATOR)
-        if self.is_group_admin:
-            roles.add(Role.GROUP_ADMIN)
-        return frozenset(roles)
-
-    def may(self, command: Command) -> bool:
-        return not command.roles or bool(command.roles & self.roles)
 
 
 class Context:

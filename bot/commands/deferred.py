@@ -19,7 +19,7 @@ from bot.events import Incoming
 from storage.outbox import Attachment
 
 if TYPE_CHECKING:
-    from bot.commands.context import Sender
+    from bot.commands.sender import Sender
     from bot.events import RoomContext
     from bot.host import Host
 

@@ -11,14 +11,16 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 from urllib.parse import urlsplit
 
 import bot.commands.when as when
 from bot.commands.lexer import split_list
 
 if TYPE_CHECKING:
-    from bot.commands.context import Context
+    from zoneinfo import ZoneInfo
+
+    from bot.host import Host
 
 USER_ID = re.compile(r"^@[a-z0-9._=\-/+]+:[a-zA-Z0-9.\-:\[\]]+$")
 
@@ -35,10 +37,39 @@ class NeedsChoice(Exception):
         self.options = list(options)
 
 
+class _Someone(Protocol):
+    @property
+    def user_id(self) -> str: ...
+
+
+class ParseContext(Protocol):
+    """What a value parser may read of the command it parses for: the deployment's
+    areas, themes and time zone, the date, who asks and who else is in the room.
+    (``bot.commands.context.Context`` is one; parsers need no more, and the command
+    framework needs no import circle.)"""
+
+    @property
+    def app(self) -> Host: ...
+
+    @property
+    def tz(self) -> ZoneInfo: ...
+
+    @property
+    def today(self) -> date: ...
+
+    @property
+    def prefix(self) -> str: ...
+
+    @property
+    def sender(self) -> _Someone: ...
+
+    async def room_members(self) -> dict[str, str | None]: ...
+
+
 class Value:
     shape: ClassVar[str] = "text"
 
-    async def parse(self, raw: str, ctx: Context) -> Any:
+    async def parse(self, raw: str, ctx: ParseContext) -> Any:
         raise NotImplementedError
 
 
@@ -47,7 +78,7 @@ class Text(Value):
     max_length: int = 300
     shape: ClassVar[str] = '"text"'
 
-    async def parse(self, raw: str, ctx: Context) -> str:
+    async def parse(self, raw: str, ctx: ParseContext) -> str:
         text = raw.strip()
         if not text:
             raise BadValue("is empty; put the text in quotes, e.g. \"Warm spaces\"")
@@ -62,7 +93,7 @@ class Integer(Value):
     maximum: int = 1_000_000
     shape: ClassVar[str] = "number"
 
-    async def parse(self, raw: str, ctx: Context) -> int:
+    async def parse(self, raw: str, ctx: ParseContext) -> int:
         cleaned = raw.strip().replace(",", "")
         if not re.fullmatch(r"[+-]?\d+", cleaned):
             raise BadValue(f"should be a whole number, not {raw!r}")
@@ -78,7 +109,7 @@ class Decimal(Value):
     maximum: float = 1_000_000
     shape: ClassVar[str] = "number"
 
-    async def parse(self, raw: str, ctx: Context) -> float:
+    async def parse(self, raw: str, ctx: ParseContext) -> float:
         cleaned = raw.strip().replace(",", "").removesuffix("h").removesuffix("hrs")
         try:
             number = float(cleaned)
@@ -98,7 +129,7 @@ class Choice(Value):
     def shape(self) -> str:  # type: ignore[override]
         return "|".join(self.options)
 
-    async def parse(self, raw: str, ctx: Context) -> str:
+    async def parse(self, raw: str, ctx: ParseContext) -> str:
         key = raw.strip().lower().replace(" ", "-").replace("_", "-")
         for option in self.options:
             if key == option.lower().replace("_", "-"):
@@ -116,7 +147,7 @@ NO = {"no", "n", "false", "off", "0"}
 class YesNo(Value):
     shape: ClassVar[str] = "yes|no"
 
-    async def parse(self, raw: str, ctx: Context) -> bool:
+    async def parse(self, raw: str, ctx: ParseContext) -> bool:
         key = raw.strip().lower()
         if key in YES:
             return True
@@ -134,7 +165,7 @@ class ListOf(Value):
     def shape(self) -> str:  # type: ignore[override]
         return f"{self.item.shape},..."
 
-    async def parse(self, raw: str, ctx: Context) -> list[Any]:
+    async def parse(self, raw: str, ctx: ParseContext) -> list[Any]:
         items = split_list(raw)
         if not items:
             raise BadValue("is empty; give one or more, separated by commas")
@@ -165,7 +196,7 @@ def _choose(ambiguous: when.Ambiguous[Any], label: Any, canonical: Any) -> Needs
 class DateValue(Value):
     shape: ClassVar[str] = "date"
 
-    async def parse(self, raw: str, ctx: Context) -> date:
+    async def parse(self, raw: str, ctx: ParseContext) -> date:
         try:
             result = when.parse_date(raw, today=ctx.today)
         except when.WhenError as exc:
@@ -179,7 +210,7 @@ class DateValue(Value):
 class Deadline(Value):
     shape: ClassVar[str] = "date"
 
-    async def parse(self, raw: str, ctx: Context) -> datetime:
+    async def parse(self, raw: str, ctx: ParseContext) -> datetime:
         try:
             result = when.parse_deadline(raw, today=ctx.today, tz=ctx.tz)
         except when.WhenError as exc:
@@ -197,7 +228,7 @@ class Deadline(Value):
 class Window(Value):
     shape: ClassVar[str] = '"sat 10am-1pm"'
 
-    async def parse(self, raw: str, ctx: Context) -> tuple[datetime, datetime]:
+    async def parse(self, raw: str, ctx: ParseContext) -> tuple[datetime, datetime]:
         try:
             result = when.parse_window(raw, today=ctx.today, tz=ctx.tz)
         except when.WhenError as exc:
@@ -218,7 +249,7 @@ class AreaValue(Value):
     allow_all: bool = False
     shape: ClassVar[str] = "area"
 
-    async def parse(self, raw: str, ctx: Context) -> str:
+    async def parse(self, raw: str, ctx: ParseContext) -> str:
         areas = ctx.app.areas
         if self.allow_all and raw.strip().lower() in {"all", "everywhere", "county"}:
             return areas.root.code
@@ -239,7 +270,7 @@ class AreaValue(Value):
 class ThemeValue(Value):
     shape: ClassVar[str] = "theme"
 
-    async def parse(self, raw: str, ctx: Context) -> str:
+    async def parse(self, raw: str, ctx: ParseContext) -> str:
         from config.themes import resolve_theme
 
         theme = resolve_theme(raw, ctx.app.themes)
@@ -253,7 +284,7 @@ class ThemeValue(Value):
 class Url(Value):
     shape: ClassVar[str] = "https://..."
 
-    async def parse(self, raw: str, ctx: Context) -> str:
+    async def parse(self, raw: str, ctx: ParseContext) -> str:
         text = raw.strip().strip("<>")
         parts = urlsplit(text)
         if parts.scheme not in {"http", "https"} or "." not in parts.netloc:
@@ -271,7 +302,7 @@ class Ref(Value):
     def shape(self) -> str:  # type: ignore[override]
         return f"{self.letter}<n>"
 
-    async def parse(self, raw: str, ctx: Context) -> int:
+    async def parse(self, raw: str, ctx: ParseContext) -> int:
         match = re.fullmatch(rf"(?i){self.letter}?\s*#?(\d{{1,9}})", raw.strip())
         if not match:
             raise BadValue(f"should be an id like {self.letter}12 (not {raw!r})")
@@ -284,7 +315,7 @@ class Money(Value):
 
     shape: ClassVar[str] = "min-max"
 
-    async def parse(self, raw: str, ctx: Context) -> tuple[int | None, int | None]:
+    async def parse(self, raw: str, ctx: ParseContext) -> tuple[int | None, int | None]:
         text = raw.strip().lower().replace("£", "").replace(",", "").replace(" ", "")
         upto = text.startswith("upto")
         text = text.removeprefix("upto")
@@ -314,7 +345,7 @@ class Person(Value):
 
     shape: ClassVar[str] = "person"
 
-    async def parse(self, raw: str, ctx: Context) -> str:
+    async def parse(self, raw: str, ctx: ParseContext) -> str:
         text = raw.strip()
         if text.lower() in {"me", "myself"}:
             return ctx.sender.user_id

@@ -22,7 +22,7 @@ from bot.commands.context import Context
 from bot.commands.deferred import Outside
 from bot.commands.registry import REGISTRY as commands
 from bot.commands.registry import Args, CommandError, Param, Role, Where
-from bot.commands.values import BadValue, Deadline, Ref, Text, Value, YesNo
+from bot.commands.values import BadValue, Deadline, ParseContext, Ref, Text, Value, YesNo
 from bot.commands.when import describe_date
 from bot.features import consult_results as results
 from bot.features import funding_targeting as targeting
@@ -50,7 +50,7 @@ class Options(Value):
 
     shape: ClassVar[str] = '"a|b|c"'
 
-    async def parse(self, raw: str, ctx: Context) -> list[str]:
+    async def parse(self, raw: str, ctx: ParseContext) -> list[str]:
         items = [item.strip() for item in raw.split("|")]
         if len(items) < 2 or not all(items):
             raise BadValue('needs two or more answers split by |, e.g. options="Yes|No|Not sure"')

@@ -25,6 +25,7 @@ from bot.commands.values import (
     Deadline,
     ListOf,
     Money,
+    ParseContext,
     Ref,
     Text,
     ThemeValue,
@@ -76,7 +77,7 @@ class _OpenWord(Value):
 
     shape: ClassVar[str] = "open"
 
-    async def parse(self, raw: str, ctx: Context) -> str:
+    async def parse(self, raw: str, ctx: ParseContext) -> str:
         if raw.strip().lower().rstrip(".") == "open":
             return "open"
         raise BadValue(f"{raw!r} is not a funding command; {ctx.prefix}help funding lists them")

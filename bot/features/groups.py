@@ -20,6 +20,7 @@ from bot.commands.values import (
     Choice,
     Integer,
     ListOf,
+    ParseContext,
     Ref,
     Text,
     ThemeValue,
@@ -41,7 +42,7 @@ MANAGERS = [Role.GROUP_ADMIN, Role.MODERATOR, Role.COORDINATOR]
 class GroupType(Choice):
     """The organisation's legal form; a service typed here (foodbank) is pointed to themes=."""
 
-    async def parse(self, raw: str, ctx: Context) -> str:
+    async def parse(self, raw: str, ctx: ParseContext) -> str:
         try:
             return await super().parse(raw, ctx)
         except BadValue:

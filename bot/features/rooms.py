@@ -26,7 +26,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from bot.commands.context import Context
 from bot.commands.registry import REGISTRY as commands
 from bot.commands.registry import Args, CommandError, Param, Role
-from bot.commands.values import AreaValue, ThemeValue, Value
+from bot.commands.values import AreaValue, ParseContext, ThemeValue, Value
 from bot.features import tree_plan as plan
 from bot.features.representatives import Reps
 from bot.features.tree_build import builder_for
@@ -128,7 +128,7 @@ class AreaOrAlias(Value):
 
     shape: ClassVar[str] = "area|#alias"
 
-    async def parse(self, raw: str, ctx: Context) -> str:
+    async def parse(self, raw: str, ctx: ParseContext) -> str:
         text = raw.strip()
         if text.startswith("#"):
             return text
