@@ -94,3 +94,19 @@ def test_an_import_circle_fails_the_lint_step(tree: Path) -> None:
     assert result.returncode != 0
     assert "No cycles are allowed in storage" in result.stdout
     assert ".circle_a -> .circle_b" in result.stdout or ".circle_b -> .circle_a" in result.stdout
+
+
+def test_the_command_framework_may_not_type_its_way_back_into_a_circle(tree: Path) -> None:
+    """The contract allows no exception (no ``ignore_imports``): a parser naming the
+    whole Context again, even for typing only, is the old circle and fails."""
+    assert "ignore_imports" not in (tree / "architecture.ini").read_text()
+    values = tree / "bot/commands/values.py"
+    original = values.read_text()
+    values.write_text(original + "\nif TYPE_CHECKING:\n"
+                      "    from bot.commands.context import Context  # noqa: F401\n")
+    try:
+        result = make_imports(tree)
+    finally:
+        values.write_text(original)
+    assert result.returncode != 0
+    assert "No cycles are allowed in bot.commands" in result.stdout
