@@ -158,3 +158,35 @@ def test_past_notices_are_checked_against_what_was_known_before_them() -> None:
     assert history_before(histories, 2) == [("!a", True)]
     assert history_before(histories, 1) == []
     assert history_without(histories, 2) == [("!a", True), ("!c", True)]
+
+
+async def test_gaps_put_past_grants_and_collaborations_beside_reach(county: BotWorld) -> None:
+    """Grants imported from 360Giving and collaboration records are summed per locality and
+    shown in the reach-funding table; a grant in another currency counts but adds no pounds."""
+    from storage import collab, funding
+
+    def grant(n: int, area: str, amount: float, currency: str = "GBP") -> dict[str, object]:
+        return {"grant_id": f"360G-test-{n}", "title": "Food", "funder_id": "GB-CHC-1",
+                "funder_name": "Trust", "recipient_id": f"GB-CHC-{n}", "recipient_name": "Group",
+                "amount": amount, "currency": currency, "awarded_on": "2025-01-01",
+                "area_code": area, "themes": ["food"]}
+
+    async with county.app.db.transaction() as session:
+        await funding.upsert_grants(session, [
+            grant(1, WISBECH, 4_000), grant(2, WISBECH, 3_500), grant(3, CHATTERIS, 1_000),
+            grant(4, CHATTERIS, 900, "EUR"), grant(5, "E07000010", 50_000)])  # 5: district only
+        for _ in range(5):
+            await collab.record(session, type="shared-event", group_ids=[1, 3], amount=None,
+                                note=None, author=ADA, at=county.clock.now())
+    dm = await county.transport.direct_room(CORA)
+    await county.world.say(CORA, dm, "!reach gaps area=fenland")
+    await county.deliver()
+    gaps = county.world.messages(dm, sender=county.bot)[-2]
+    table = gaps.split("past grants, collaborations):\n", 1)[1].splitlines()
+    # Wisbech (£7,500) and Chatteris (£1,000 and a grant in euros) are the two localities
+    # on chat; each has the five records of G1 (Wisbech) with G3 (Chatteris).
+    on_chat = [line for line in table if line.startswith("- ") and "no room" not in line]
+    pounds = sorted(line.split(" grants ")[1].split(", ")[0] for line in on_chat)
+    assert pounds == ["£1,000", "£7,500"]
+    assert all(line.endswith(", 5 collaborations") for line in on_chat)
+    assert "- no room on chat: 14 (6), <5 grants £0, <5 collaborations" in table
