@@ -60,7 +60,7 @@ from bot.transport.base import Transport, TransportError, is_transient
 from config.areas import AreaIndex
 from config.settings import Settings
 from config.themes import Theme, load_themes
-from storage import rooms, state
+from storage import activity, groups, rooms, state
 from storage.engine import Database
 
 log = logging.getLogger("grapevine")
@@ -368,6 +368,9 @@ class Grapevine:
             return
         command, consumed = found
         ctx.command = command
+        if not room.is_direct and await groups.by_room(session, room.room_id) is not None:
+            # A group room that uses the bot is an active room for the adoption report.
+            await activity.note_command(session, room.room_id, ctx.today, now)
         if command.personal or (command.where is Where.DM and not room.is_direct):
             ctx.private_replies = True
         if overrides is None:

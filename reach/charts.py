@@ -164,3 +164,33 @@ def locality_map(rows: Sequence[LocalityOverlay], title: str = "Predicted reach 
     ax.set_title(title)
     fig.text(0.01, 0.01, ATTRIBUTION, fontsize=6, color="#555555")
     return _png(fig)
+
+
+def monthly_counts(months: list[str], series: Mapping[str, list[int]],
+                   title: str = "Month by month") -> bytes:
+    """One small bar chart per measure, months along the bottom.
+
+    A month under 5 is drawn as a hatched bar in the grey "<5" band (at 2.5), never at
+    its value. Cost: O(measures x months).
+    """
+    names = list(series)
+    cols = 2
+    rows = max(1, (len(names) + cols - 1) // cols)
+    fig = Figure(figsize=(9, 1.9 * rows + 0.8))
+    x = np.arange(len(months))
+    ticks = [m if len(months) <= 12 or i % 3 == 0 else "" for i, m in enumerate(months)]
+    for i, name in enumerate(names):
+        ax = fig.add_subplot(rows, cols, i + 1)
+        raw = np.asarray(series[name], dtype=float)
+        small = np.round(raw) < SMALL
+        ax.axhspan(0, SMALL, color="#eeeeee", zorder=0)
+        ax.bar(x[~small], raw[~small], color="#3182bd", zorder=2)
+        ax.bar(x[small], _masked(raw[small]), color="none", edgecolor="#999999", hatch="///",
+               zorder=2)
+        ax.set_title(name, fontsize="small")
+        ax.set_xticks(x, ticks, rotation=90, fontsize="x-small")
+        ax.set_ylim(bottom=0, top=max(SMALL * 1.5, float(raw.max(initial=0)) * 1.1))
+        ax.tick_params(axis="y", labelsize="x-small")
+    fig.suptitle(f"{title} (hatched: under 5, not shown exactly)", fontsize="medium")
+    fig.tight_layout()
+    return _png(fig)
