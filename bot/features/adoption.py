@@ -231,7 +231,7 @@ def render_text(report: Report, areas: AreaIndex, prefix: str = "!") -> str:
         f"Groups registered {shown(t[REGISTERED])}, verified {shown(t[VERIFIED])}; rooms "
         f"active {shown(t[ACTIVE])}.",
         "Group rooms by network: " + (", ".join(
-            f"{net} {shown(n)}" for net, n in sorted(nets.items(), key=lambda kv: -kv[1]))
+            f"{net} {shown(n)}" for net, n in sorted(nets.items(), key=lambda kv: (-kv[1], kv[0])))
             or "none") + ".",
         f"Rooms active in the last {ACTIVE_DAYS} days: "
         f"{shown(sum(report.active_recent.values()))}.",
