@@ -10,12 +10,12 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ForeignKey, String, func, select, update
+from sqlalchemy import ForeignKey, String, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
 
 from storage.groups import Group
-from storage.models import Base, Id
+from storage.models import Base, Id, replace_person
 
 PENDING, ACCEPTED, DECLINED = "pending", "accepted", "declined"
 FORGOTTEN = "(a person who asked to be forgotten)"
@@ -88,9 +88,5 @@ async def export_person(session: AsyncSession, user_id: str) -> dict[str, Any]:
 
 async def forget_person(session: AsyncSession, user_id: str) -> int:
     """The tie is between groups and stays; who asked and who answered go."""
-    changed = 0
-    for column in (Introduction.asked_by, Introduction.answered_by):
-        result = await session.execute(
-            update(Introduction).where(column == user_id).values({column.key: FORGOTTEN}))
-        changed += int(result.rowcount or 0)  # type: ignore[attr-defined]
-    return changed
+    return await replace_person(
+        session, (Introduction.asked_by, Introduction.answered_by), user_id, FORGOTTEN)

@@ -6,6 +6,7 @@ checks that the migrations and these models agree on both SQLite and PostgreSQL.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any, ClassVar
 
@@ -20,8 +21,10 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    update,
 )
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import DeclarativeBase, InstrumentedAttribute, Mapped, mapped_column
 
 from storage.types import UTCDateTime
 
@@ -48,6 +51,18 @@ class Base(DeclarativeBase):
 # ``info={"person": ...}`` marks a column whose name does not say it can hold a person,
 # with what the person looks like there; tests/unit/test_privacy_coverage.py checks that
 # `!privacy export` shows and `!privacy forget` erases every such column.
+
+
+async def replace_person(session: AsyncSession, columns: Sequence[InstrumentedAttribute[Any]],
+                         user_id: str, placeholder: str) -> int:
+    """Forget a person who is one side of a record that must stay (a tie between groups,
+    a claim on a listing): each of ``columns`` holding them gets ``placeholder`` instead."""
+    changed = 0
+    for column in columns:
+        result = await session.execute(
+            update(column.class_).where(column == user_id).values({column.key: placeholder}))
+        changed += int(result.rowcount or 0)  # type: ignore[attr-defined]
+    return changed
 
 
 class BotState(Base):
