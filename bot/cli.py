@@ -1,4 +1,5 @@
-"""The ``grapevine`` command line: run, demo, shell, migrate, check-config, import-grants."""
+"""The ``grapevine`` command line: run, demo, shell, migrate, check-config, import-grants,
+export-directory and import-directory."""
 
 from __future__ import annotations
 
@@ -7,9 +8,16 @@ import asyncio
 import logging
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from bot.clock import Clock
 from config.settings import ConfigError, Settings, load_settings
+
+if TYPE_CHECKING:
+    from uuid import UUID
+
+    from config.areas import AreaIndex
+    from config.themes import Theme
 
 
 def _settings(path: Path | None, *, runtime: bool) -> Settings | None:
@@ -151,6 +159,90 @@ def _import_grants(args: argparse.Namespace) -> int:
     return 0
 
 
+def _directory_context(settings: Settings) -> tuple[AreaIndex, tuple[Theme, ...], UUID]:
+    """The areas, themes and id namespace both directory commands map with."""
+    from bot.features.oruk_export import deployment_namespace
+    from config.areas import AreaIndex
+    from config.themes import load_themes
+
+    return (AreaIndex.load(settings.areas.file), load_themes(),
+            deployment_namespace(settings.matrix.server_name))
+
+
+def _export_directory(args: argparse.Namespace) -> int:
+    """Listed groups as Open Referral UK JSON, validated before a byte is written."""
+    settings = _settings(args.config, runtime=False)
+    if settings is None:
+        return 2
+    from bot.features.oruk_export import ExportInvalid, build_export, render, write_atomically
+    from storage.engine import Database
+    from storage.migrate import upgrade
+
+    areas, themes, namespace = _directory_context(settings)
+
+    async def go() -> list[dict[str, Any]]:
+        db = Database(settings.database_url)
+        try:
+            await upgrade(db.engine)
+            return await build_export(db, areas, themes, namespace)
+        finally:
+            await db.close()
+
+    try:
+        document = asyncio.run(go())
+    except ExportInvalid as exc:
+        print(f"export-directory: not valid Open Referral UK, nothing written: {exc}",
+              file=sys.stderr)
+        return 1
+    if args.out is None:
+        sys.stdout.write(render(document))
+    else:
+        write_atomically(args.out, render(document))
+        print(f"exported {len(document)} listed groups to {args.out}", file=sys.stderr)
+    return 0
+
+
+def _import_directory(args: argparse.Namespace) -> int:
+    """An ORUK file into unclaimed listings; a bad file changes nothing and gets one line."""
+    settings = _settings(args.config, runtime=False)
+    if settings is None:
+        return 2
+    from bot.clock import SystemClock
+    from bot.features.oruk_export import own_service_ids
+    from bot.features.oruk_import import (
+        DirectoryFileError,
+        ImportResult,
+        import_listings,
+        load_file,
+        read_listings,
+    )
+    from storage.engine import Database
+    from storage.migrate import upgrade
+
+    areas, themes, namespace = _directory_context(settings)
+    clock = args.clock or SystemClock()
+
+    async def go() -> ImportResult:
+        items = read_listings(load_file(args.file), areas, themes)
+        db = Database(settings.database_url)
+        try:
+            await upgrade(db.engine)
+            own = await own_service_ids(db, namespace)
+            return await import_listings(db, items, args.file.name, clock.now(), own)
+        finally:
+            await db.close()
+
+    try:
+        result = asyncio.run(go())
+    except DirectoryFileError as exc:
+        print(f"{args.file}: {exc}; nothing was imported.", file=sys.stderr)
+        return 2
+    print(f"{args.file}: {result.added} new listings, {result.updated} updated, "
+          f"{result.unchanged} unchanged"
+          + (f", {result.skipped_own} of our own groups skipped" if result.skipped_own else ""))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="grapevine", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -176,6 +268,13 @@ def build_parser() -> argparse.ArgumentParser:
     grants = command("import-grants", "import past grants (360Giving JSON or CSV)",
                      _import_grants)
     grants.add_argument("file", type=Path)
+    export = command("export-directory", "write the listed groups as Open Referral UK JSON",
+                     _export_directory)
+    export.add_argument("--out", type=Path, help="file to write (default: standard output)")
+    imported = command("import-directory",
+                       "read an Open Referral UK file into unclaimed listings (L<n>)",
+                       _import_directory)
+    imported.add_argument("file", type=Path)
     return parser
 
 
