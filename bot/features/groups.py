@@ -26,12 +26,14 @@ from bot.commands.values import (
     ThemeValue,
     YesNo,
 )
+from bot.features import unclaimed
 from bot.features.group_routes import route_for
 from config.areas import name_key
 from config.organisations import GROUP_TYPE_ALIASES, GROUP_TYPES, REACHES, SIZES
 from config.themes import resolve_theme
-from storage import groups
+from storage import groups, listings
 from storage.groups import Group
+from storage.listings import Listing
 
 EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 MAX_LINES = 11
@@ -328,20 +330,26 @@ async def directory(ctx: Context, args: Args) -> None:
         and (args.type is None or g.type == args.type)
         and all(word in name_key(g.name) for word in words)
     ]
+    # Imported listings nobody has claimed yet are shown too, marked unclaimed.
+    waiting = unclaimed.matching(await listings.unclaimed(ctx.session), areas, args.area,
+                                 args.theme, args.type, words)
     # By parish (or area), its council first: the council is the locality's node.
-    found.sort(key=lambda g: (_label(ctx, g.area_code), g.type != "parish-council",
-                              name_key(g.name), g.id))
-    if not found:
+    entries: list[Group | Listing] = [*found, *waiting]
+    entries.sort(key=lambda e: (
+        _label(ctx, e.area_code) if isinstance(e, Group) else unclaimed.place(ctx, e),
+        (e.type if isinstance(e, Group) else e.org_type) != "parish-council",
+        name_key(e.name), isinstance(e, Listing), e.id))
+    if not entries:
         raise CommandError(
             "No listed groups match; try fewer words or a bigger area "
             f"({ctx.prefix}directory area=all lists every one)."
         )
     on_matrix = ctx.room.network is None
-    lines = [f"{_listing(ctx, g)}: {await _reach(ctx, g, on_matrix)}"
-             for g in found[:MAX_LINES]]
-    if len(found) > MAX_LINES:
-        lines.append(f"...and {len(found) - MAX_LINES} more; narrow with words, area=, theme= "
-                     "or type=.")
+    lines = [f"{_listing(ctx, e)}: {await _reach(ctx, e, on_matrix)}" if isinstance(e, Group)
+             else unclaimed.line(ctx, e) for e in entries[:MAX_LINES]]
+    if len(entries) > MAX_LINES:
+        lines.append(f"...and {len(entries) - MAX_LINES} more; narrow with words, area=, "
+                     "theme= or type=.")
     await ctx.reply("\n".join(lines))
 
 
