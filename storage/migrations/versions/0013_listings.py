@@ -1,7 +1,7 @@
 """directory listings imported from Open Referral UK, and claims on them
 
-Revision ID: 0012_listings
-Revises: 0011_room_state
+Revision ID: 0013_listings
+Revises: 0012_consult
 Create Date: 2026-12-03 15:52:59.217746
 """
 
@@ -13,8 +13,8 @@ from alembic import op
 import storage.types
 
 
-revision: str = '0012_listings'
-down_revision: str | None = '0011_room_state'
+revision: str = '0013_listings'
+down_revision: str | None = '0012_consult'
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
