@@ -1,7 +1,7 @@
 """directory listings imported from Open Referral UK, and claims on them
 
-Revision ID: 0013_listings
-Revises: 0012_consult
+Revision ID: 0014_listings
+Revises: 0013_command_days
 Create Date: 2026-12-03 15:52:59.217746
 """
 
@@ -13,8 +13,8 @@ from alembic import op
 import storage.types
 
 
-revision: str = '0013_listings'
-down_revision: str | None = '0012_consult'
+revision: str = '0014_listings'
+down_revision: str | None = '0013_command_days'
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
