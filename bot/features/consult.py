@@ -291,7 +291,6 @@ async def show_results(ctx: Context, args: Args) -> None:
              for a in await consult.answers(ctx.session, poll.id)]
     t = results.tally(poll.options, len(poll.group_ids), poll.members_may, votes)
     heading = f"{poll.ref} \"{poll.question}\" ({status_text(poll, ctx.app, ctx.now)})"
-    text = results.render(t, heading)
     ref = poll.ref
     entitled = await coordinators(ctx.app, ctx.session)
 
@@ -301,8 +300,11 @@ async def show_results(ctx: Context, args: Args) -> None:
                 user != out.app.transport.user_id and user not in entitled
                 for user in await out.room_members()):
             out.private = True
-        png, table = await out.thread(lambda: (results.chart_png(t, ref),
-                                               results.csv_bytes(t, ref)))
+        # In a thread: the first results in a bot's life import the "<5" rule's module and
+        # matplotlib (seconds on a busy machine), which must not stall other rooms.
+        text, png, table = await out.thread(lambda: (results.render(t, heading),
+                                                     results.chart_png(t, ref),
+                                                     results.csv_bytes(t, ref)))
         out.reply(text)
         out.reply(f"{ref}: answers by district and network (under 5 shown as <5)",
                   attachment=Attachment(f"consult-{ref}.png", "image/png", png))
