@@ -41,7 +41,7 @@ from config.areas import AreaIndex
 from reach.calibrate import fit_ic, kind_probabilities
 from reach.graph import ARC_KINDS, NodeKind, ReachGraph, from_arcs
 from reach.seeding import choose_seeds, equity_weights
-from reach.simulate import cascade_times
+from reach.simulate import cascade_times, interval
 from reach.traces import BANDS, fit_rates, predict_traces
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -237,9 +237,8 @@ def main() -> None:
             x = area.group_samples
             uncertain = float(np.ptp(x)) > 0
             for lv in levels:
-                tail = (1 - lv) / 2 * 100
-                lo, hi = np.percentile(x, [tail, 100 - tail])
-                hit = int(lo <= obs[j] <= hi)
+                iv = interval(x, lv)  # as the report shows it
+                hit = int(iv.lo <= obs[j] <= iv.hi)
                 inside_all[lv][0] += hit
                 inside_all[lv][1] += 1
                 if uncertain:

@@ -18,6 +18,7 @@ from scipy import stats
 
 from reach.graph import ReachGraph
 from reach.predict import AreaReach
+from reach.simulate import interval
 
 
 @dataclass(frozen=True)
@@ -99,15 +100,14 @@ def evaluate(
         samples = area.group_samples if measure == "groups" else area.member_samples
         obs_row = observed.get(area.area)
         obs = 0.0 if obs_row is None else float(getattr(obs_row, measure))
-        tail = (1 - level) / 2 * 100
-        lo, hi = np.percentile(samples, [tail, 100 - tail])
+        iv = interval(samples, level)  # as shown: never a point while the runs disagree
+        lo, hi = iv.lo, iv.hi
         mean = float(np.mean(samples))
         rows.append(AreaScore(area.area, mean, float(lo), float(hi), obs,
                               float(np.log((obs + 1) / (mean + 1))), bool(lo <= obs <= hi)))
         for lv in levels:
-            t = (1 - lv) / 2 * 100
-            a, b = np.percentile(samples, [t, 100 - t])
-            cover[lv] += int(a <= obs <= b)
+            at = interval(samples, lv)
+            cover[lv] += int(at.lo <= obs <= at.hi)
     errors = np.array([r.log_error for r in rows])
     pred = np.array([r.predicted for r in rows])
     obs_arr = np.array([r.observed for r in rows])

@@ -47,6 +47,23 @@ def summarise(samples: np.ndarray, level: float = 0.9) -> Interval:
     return Interval(float(x.mean()), float(lo), float(hi), se)
 
 
+def interval(samples: np.ndarray, level: float = 0.9) -> Interval:
+    """The central ``level`` interval of per-run counts, never a point unless the runs agree.
+
+    Percentiles of a count can coincide though the runs differ (most of the mass on one
+    value); the interval then takes in the nearest value on the heavier other side, so a
+    point is shown only for an outcome every run agreed on.
+    """
+    iv = summarise(samples, level)
+    x = np.asarray(samples, dtype=float)
+    if iv.lo < iv.hi or x.size == 0 or float(np.ptp(x)) == 0.0:
+        return iv
+    above, below = x[x > iv.hi], x[x < iv.lo]
+    if above.size >= below.size:
+        return Interval(iv.mean, iv.lo, float(above.min()), iv.se)
+    return Interval(iv.mean, float(below.max()), iv.hi, iv.se)
+
+
 def as_rng(seed: Seed) -> np.random.Generator:
     """A Generator from an int seed (reproducible) or the caller's own Generator."""
     return seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)

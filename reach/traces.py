@@ -25,11 +25,10 @@ import scipy.sparse as sp
 from reach.evaluate import RoomSignal
 from reach.graph import NODE_KINDS, ReachGraph
 from reach.predict import AreaReach
-from reach.simulate import Interval, Seed, independent_cascade, summarise
+from reach.simulate import Seed, independent_cascade, interval, summarise
 
 MATRIX = "matrix"  # rooms with no bridge
 ALL = "all"  # the row that sums every room, areas known or not
-BATCH = 50  # runs sharing one draw of the trace rates
 # Before any history: a plain Matrix room is as likely as not to show a trace; a bridged
 # room much less (no receipts cross most bridges), so its prior leans low.
 PRIORS: dict[str, tuple[float, float]] = {MATRIX: (1.0, 1.0)}
@@ -84,23 +83,6 @@ def band_codes(graph: ReachGraph) -> np.ndarray:
     return np.where(d <= 0, -1, np.where(d <= 3, 0, np.where(d <= 7, 1, 2))).astype(np.int64)
 
 
-def interval(samples: np.ndarray, level: float = 0.9) -> Interval:
-    """The central ``level`` interval of per-run counts, never a point unless the runs agree.
-
-    Percentiles of a count can coincide though the runs differ (most of the mass on one
-    value); the interval then takes in the nearest value on the heavier other side, so a
-    point is shown only for an outcome every run agreed on.
-    """
-    iv = summarise(samples, level)
-    x = np.asarray(samples, dtype=float)
-    if iv.lo < iv.hi or x.size == 0 or float(np.ptp(x)) == 0.0:
-        return iv
-    above, below = x[x > iv.hi], x[x < iv.lo]
-    if above.size >= below.size:
-        return Interval(iv.mean, iv.lo, float(above.min()), iv.se)
-    return Interval(iv.mean, float(below.max()), iv.hi, iv.se)
-
-
 @dataclass(frozen=True)
 class TracePrediction:
     """Rooms expected to leave a trace: per district, locality and IMD band, and all.
@@ -143,7 +125,8 @@ def predict_traces(
     ``networks`` gives each node's network (graph order); one missing from ``rates``
     uses its prior. Rooms in one run and network leave traces independently, so per
     (area, network) the count is Binomial(rooms the notice got, rate), the rate drawn
-    once per batch of ``BATCH`` runs and shared by every area. Each area's counts have
+    afresh for every run (so the interval is the posterior predictive, however few the
+    runs) and shared by every area. Each area's counts have
     the right distribution; the areas are drawn apart, so a locality's run need not add
     up to its district's. Cost: the cascade plus O(runs * areas * networks).
     """
@@ -169,11 +152,9 @@ def predict_traces(
     got = np.rint(spread.run_tallies).astype(np.int64).reshape(runs, offset, len(names))
     # Its own stream for the rates and traces, so the cascade's runs stay as predict()'s.
     rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng([seed, 1])
-    traced = np.empty_like(got)
     chosen = [rates.get(n, prior(n)) for n in names]
-    for start in range(0, runs, BATCH):
-        theta = np.array([rng.beta(r.a, r.b) for r in chosen])
-        traced[start:start + BATCH] = rng.binomial(got[start:start + BATCH], theta)
+    theta = rng.beta([r.a for r in chosen], [r.b for r in chosen], size=(runs, len(names)))
+    traced = rng.binomial(got, theta[:, None, :])
     per_area = traced.sum(axis=2).astype(float)
     out: list[list[AreaReach]] = []
     offset = 0
