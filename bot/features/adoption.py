@@ -20,10 +20,11 @@ from __future__ import annotations
 
 import csv
 import io
+from bisect import bisect_right
 from collections import Counter
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from config.areas import AreaIndex
@@ -103,38 +104,39 @@ class Report:
 
 
 class _Counting:
-    """Adds things to a report, each at most once per cell and once per total."""
+    """Adds things to a report. Every call is a distinct thing in its month (callers
+    make it so), so totals are plain sums; ``things`` keeps what was counted per
+    measure, so a thing seen in several months (an active room) counts once in the
+    period's figures."""
 
     def __init__(self, report: Report, tz: ZoneInfo) -> None:
         self.report = report
-        self.tz = tz
-        self.months = set(report.months)
-        self.seen: set[tuple[object, ...]] = set()
+        # Month boundaries as instants: a bisection, not a time-zone conversion, per row.
+        # In UTC, as stored: comparing instants in one tzinfo skips a utcoffset() call each.
+        self.starts = [datetime(y, m, 1, tzinfo=tz).astimezone(UTC) for y, m in report.months]
+        last_y, last_m = report.months[-1]
+        self.end = datetime(last_y + last_m // 12, last_m % 12 + 1, 1, tzinfo=tz).astimezone(UTC)
+        self.things: dict[str, set[object]] = {m: set() for m in MEASURES}
+        self.placed: dict[tuple[Place, str], set[object]] = {}
 
-    def month(self, at: datetime) -> Month | None:
-        local = at.astimezone(self.tz)
-        key = (local.year, local.month)
-        return key if key in self.months else None
+    def month(self, at: datetime | None) -> Month | None:
+        if at is None or at < self.starts[0] or at >= self.end:
+            return None
+        return self.report.months[bisect_right(self.starts, at) - 1]
 
-    def add(self, measure: str, at: datetime | None, places: Iterable[Place],
-            thing: object) -> None:
-        month = None if at is None else self.month(at)
-        if month is None:
-            return
+    def add(self, measure: str, month: Month, places: Iterable[Place], thing: object) -> None:
         r = self.report
-        if (month, measure, thing) not in self.seen:
-            self.seen.add((month, measure, thing))
-            r.totals[(month, measure)] += 1
-        if ("period", measure, thing) not in self.seen:
-            self.seen.add(("period", measure, thing))
-            r.period_totals[measure] += 1
+        r.totals[(month, measure)] += 1
+        self.things[measure].add(thing)
         for place in set(places):
-            if (month, place, measure, thing) not in self.seen:
-                self.seen.add((month, place, measure, thing))
-                r.cells[(month, place, measure)] += 1
-            if ("period", place, measure, thing) not in self.seen:
-                self.seen.add(("period", place, measure, thing))
-                r.period[(place, measure)] += 1
+            r.cells[(month, place, measure)] += 1
+            self.placed.setdefault((place, measure), set()).add(thing)
+
+    def close(self) -> None:
+        for measure, things in self.things.items():
+            self.report.period_totals[measure] = len(things)
+        for key, things in self.placed.items():
+            self.report.period[key] = len(things)
 
 
 def place_of(areas: AreaIndex, code: str) -> Place:
@@ -152,7 +154,8 @@ def build(rows: Rows, areas: AreaIndex, area: str, first: date, last: date, now:
           tz: ZoneInfo) -> Report:
     """Count everything about groups inside ``area`` from ``first``'s month to ``last``'s.
 
-    Cost: one pass over each list of rows, O(total rows), with set look-ups.
+    Cost: one pass over each list of rows with a bisection into the months per row,
+    O(R log M) for R rows and M months; active rooms are made distinct per month first.
     """
     inside = {g.id: g for g in rows.groups if _inside(areas, area, g.area_code)}
     place = {g.id: place_of(areas, g.area_code) for g in inside.values()}
@@ -163,32 +166,41 @@ def build(rows: Rows, areas: AreaIndex, area: str, first: date, last: date, now:
             room_group[g.room_id] = g
     report = Report(area, months_between(first, last), sorted(set(place.values())), now)
     count = _Counting(report, tz)
+    month = count.month
     for g in inside.values():
-        count.add(REGISTERED, g.registered_at, [place[g.id]], g.id)
-        count.add(VERIFIED, g.verified_at, [place[g.id]], g.id)
+        if (m := month(g.registered_at)) is not None:
+            count.add(REGISTERED, m, [place[g.id]], g.id)
+        if (m := month(g.verified_at)) is not None:
+            count.add(VERIFIED, m, [place[g.id]], g.id)
     engaged: set[tuple[str, int]] = set()
+    active: set[tuple[Month, str]] = set()  # a room once a month, however busy
     for room, notice, at in rows.engagements:
-        if (owner := room_group.get(room)) is not None:
+        if room in room_group:
             engaged.add((room, notice))
-            count.add(ACTIVE, at, [place[owner.id]], room)
+            if (m := month(at)) is not None:
+                active.add((m, room))
     for room, _, at in rows.command_days:
-        if (owner := room_group.get(room)) is not None:
-            count.add(ACTIVE, at, [place[owner.id]], room)
+        if room in room_group and (m := month(at)) is not None:
+            active.add((m, room))
+    for m, room in sorted(active):
+        count.add(ACTIVE, m, [place[room_group[room].id]], room)
     for room, notice, at in rows.deliveries:
-        if (owner := room_group.get(room)) is not None:
-            count.add(DELIVERED, at, [place[owner.id]], (room, notice))
+        owner = room_group.get(room)
+        if owner is not None and (m := month(at)) is not None:
+            count.add(DELIVERED, m, [place[owner.id]], (room, notice))
             if (room, notice) in engaged:
-                count.add(ENGAGED, at, [place[owner.id]], (room, notice))
+                count.add(ENGAGED, m, [place[owner.id]], (room, notice))
     for n, (group_id, at) in enumerate(rows.introductions):
-        if group_id in inside:
-            count.add(INTRODUCTIONS, at, [place[group_id]], n)
+        if group_id in inside and (m := month(at)) is not None:
+            count.add(INTRODUCTIONS, m, [place[group_id]], n)
     for n, (group_id, at) in enumerate(rows.filled):
-        if group_id in inside:
-            count.add(FILLED, at, [place[group_id]], n)
+        if group_id in inside and (m := month(at)) is not None:
+            count.add(FILLED, m, [place[group_id]], n)
     for n, (group_ids, at) in enumerate(rows.collabs):
         ours = [place[g] for g in group_ids if g in inside]
-        if ours:
-            count.add(COLLABS, at, ours, n)
+        if ours and (m := month(at)) is not None:
+            count.add(COLLABS, m, ours, n)
+    count.close()
     _snapshot(report, rows, inside, room_group, place, last, tz)
     return report
 
