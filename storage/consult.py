@@ -109,6 +109,10 @@ async def poll(session: AsyncSession, poll_id: int) -> Poll | None:
     return await session.get(Poll, poll_id)
 
 
+async def latest_polls(session: AsyncSession, limit: int) -> list[Poll]:
+    return list(await session.scalars(select(Poll).order_by(Poll.id.desc()).limit(limit)))
+
+
 async def due_to_close(session: AsyncSession, now: datetime) -> list[Poll]:
     """Open polls whose closing time has come (the scheduled close)."""
     return list(await session.scalars(

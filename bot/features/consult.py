@@ -41,6 +41,7 @@ log = logging.getLogger(__name__)
 
 POLL = Ref("K")
 MAX_OPTIONS = 8
+LISTED = 10
 CLOSE_EVERY = timedelta(minutes=1)
 
 
@@ -96,8 +97,9 @@ def status_text(poll: Poll, app: Host, now: datetime) -> str:
 async def _poll(ctx: Context, ref: int) -> Poll:
     poll = await consult.poll(ctx.session, ref)
     if poll is None:
-        raise CommandError(f"There is no consultation K{ref}; check the number in the "
-                           "message that asked it.")
+        where = (f"{ctx.prefix}consult list shows them" if ctx.sender.is_coordinator
+                 else "check the number in the message that asked it")
+        raise CommandError(f"There is no consultation K{ref}; {where}.")
     return poll
 
 
@@ -227,6 +229,17 @@ async def answer(ctx: Context, args: Args) -> None:
     else:
         await ctx.reply(f"Your own view on {poll.ref}: {chosen} ({said}), kept without your "
                         f"name. You may change it{until}.")
+
+
+@commands.command("consult list", summary="the latest consultations and whether they are open "
+                  "(coordinator)", roles=[Role.COORDINATOR])
+async def list_polls(ctx: Context, args: Args) -> None:
+    polls = await consult.latest_polls(ctx.session, LISTED)
+    if not polls:
+        await ctx.reply(f"No consultations yet; {ctx.prefix}consult ask starts one.")
+        return
+    await ctx.reply("\n".join(f"{p.ref} {p.question} ({status_text(p, ctx.app, ctx.now)})"
+                              for p in polls))
 
 
 # -- closing -------------------------------------------------------------------------------

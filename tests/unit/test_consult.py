@@ -281,6 +281,22 @@ async def test_a_poll_closes_at_its_date_by_the_scheduled_job_on_the_bots_clock(
     assert late == "K1 is closed Sat 21 Nov 2026; it takes no more answers."
 
 
+async def test_a_coordinator_lists_the_consultations_and_is_pointed_to_the_list(
+    county: BotWorld,
+) -> None:
+    _, _, _, desk = await three_groups(county)
+    assert await county.say(CORA, desk, "!consult list") == [
+        "No consultations yet; !consult ask starts one."]
+    await county.say(CORA, desk, ASK + " closes=2026-12-04")
+    await county.say(CORA, desk, '!consult ask question="Meet in March?" options="Yes|No"')
+    await county.say(CORA, desk, "!consult close K2")
+    assert await county.say(CORA, desk, "!consult list") == [
+        "K2 Meet in March? (closed Fri 20 Nov 2026)\n"
+        "K1 Would a shared minibus help? (open until Fri 4 Dec 2026)"]
+    assert await county.say(CORA, desk, "!consult close K5") == [
+        "There is no consultation K5; !consult list shows them."]
+
+
 # -- results -------------------------------------------------------------------------------
 
 
