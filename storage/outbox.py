@@ -6,11 +6,41 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import case, delete, exists, func, null, or_, select, update
+from sqlalchemy import ColumnElement, case, delete, exists, func, null, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
 from storage.models import OutboxMessage
+
+# The two lanes. A person waiting for an answer goes before anything the bot says on
+# its own: after a mass join a thousand greetings are queued, and a reply behind them
+# was answered minutes late (issue 20). ANSWERS: command replies, DMs, everything
+# addressed to one person or answering one. POSTS: what the bot says to a room unasked.
+ANSWERS = "answers"
+POSTS = "posts"
+LANES = (ANSWERS, POSTS)
+# Kinds that are the bot's own posts even when not counted against a room's daily cap.
+POST_KINDS = frozenset({"greeting", "notice", "digest", "reminder"})
+
+
+def in_posts_lane() -> ColumnElement[bool]:
+    """True for rows in the POSTS lane (a DM is an answer, whatever its kind)."""
+    return OutboxMessage.to_user.is_(None) & (
+        OutboxMessage.own_post.is_(True) | OutboxMessage.kind.in_(POST_KINDS))
+
+
+def lane_of(row: OutboxMessage) -> str:
+    """The lane of one row, as :func:`in_posts_lane` decides it in SQL."""
+    own = row.to_user is None and (bool(row.own_post) or row.kind in POST_KINDS)
+    return POSTS if own else ANSWERS
+
+
+def _lane_filter(lane: str | None) -> list[ColumnElement[bool]]:
+    if lane is None:
+        return []
+    if lane not in LANES:
+        raise ValueError(f"no lane {lane!r}")
+    return [in_posts_lane() if lane == POSTS else ~in_posts_lane()]
 
 
 @dataclass(frozen=True)
@@ -81,9 +111,11 @@ def _held_ahead(still_waiting: Any) -> Any:
     )
 
 
-async def due(session: AsyncSession, now: datetime, limit: int = 50) -> list[OutboxMessage]:
-    """What may go out now. A row held for a first join holds back the rows queued after
-    it for the same room or person, so a conversation never arrives out of order."""
+async def due(session: AsyncSession, now: datetime, limit: int = 50, *,
+              lane: str | None = None) -> list[OutboxMessage]:
+    """What may go out now, answers before posts (or only ``lane``'s). A row held for a
+    first join holds back the rows queued after it for the same room or person, so a
+    conversation never arrives out of order."""
     rows = await session.scalars(
         select(OutboxMessage)
         .where(
@@ -92,8 +124,10 @@ async def due(session: AsyncSession, now: datetime, limit: int = 50) -> list[Out
             OutboxMessage.not_before <= now,
             or_(OutboxMessage.join_wait_until.is_(None), OutboxMessage.join_wait_until <= now),
             ~_held_ahead(lambda held: held.join_wait_until > now),
+            *_lane_filter(lane),
         )
-        .order_by(OutboxMessage.not_before, OutboxMessage.id)
+        .order_by(case((in_posts_lane(), 1), else_=0), OutboxMessage.not_before,
+                  OutboxMessage.id)
         .limit(limit)
     )
     return list(rows)
@@ -217,14 +251,20 @@ async def retry_later(
 
 
 async def pending_count(session: AsyncSession) -> int:
-    return int(
-        await session.scalar(
-            select(func.count())
-            .select_from(OutboxMessage)
-            .where(OutboxMessage.sent_at.is_(None), OutboxMessage.failed_at.is_(None))
-        )
-        or 0
-    )
+    return sum((await pending_by_lane(session)).values())
+
+
+async def pending_by_lane(session: AsyncSession) -> dict[str, int]:
+    """Rows waiting to be sent in each lane (for !status)."""
+    posts = case((in_posts_lane(), POSTS), else_=ANSWERS)
+    counts = dict.fromkeys(LANES, 0)
+    for lane, count in await session.execute(
+        select(posts, func.count())
+        .where(OutboxMessage.sent_at.is_(None), OutboxMessage.failed_at.is_(None))
+        .group_by(posts)
+    ):
+        counts[str(lane)] = int(count)
+    return counts
 
 
 async def own_posts_since(session: AsyncSession, room_id: str, since: datetime) -> int:

@@ -13,6 +13,11 @@ message in a DM room the bot has just made for someone on another server would
 reach their server only if they scrolled back, so it is held until they join
 (the app releases it when the join comes down the sync), or for ``join_wait`` at
 most, then sent anyway and the wait logged.
+
+Two lanes (:mod:`storage.outbox`): answers to people go first, the bot's own posts
+(greetings, notices, digests, reminders) after them, one every ``post_gap`` seconds
+of the bot's clock, and a post gives way whenever an answer is queued. A mass join
+queues a thousand greetings; a person's ``!help`` queued after them still goes next.
 """
 
 from __future__ import annotations
@@ -47,6 +52,9 @@ PERMANENT = frozenset({"M_FORBIDDEN", "M_NOT_FOUND", "M_BAD_JSON", "M_NOT_JSON",
                        UNSEALABLE})
 # How long a message waits for the first person to join a room the bot just made.
 JOIN_WAIT = timedelta(minutes=15)
+# Seconds between two of the bot's own posts: a mass join's greetings or a notice to
+# every room go out steadily (5 a second) instead of as one burst the homeserver queues.
+POST_GAP = 0.2
 
 
 class OutboxTransport(Protocol):
@@ -84,9 +92,10 @@ LEASE = timedelta(seconds=60)
 
 def lease(row: OutboxMessage, now: datetime) -> bool:
     """Mark a row being queued as attempted and leased to :meth:`OutboxWorker.send_now`,
-    inside the transaction that queues it; False (unchanged) if it is not due now."""
+    inside the transaction that queues it; False (unchanged) if it is not due now, or
+    if it is one of the bot's own posts (those go paced, behind answers)."""
     if row.sent_at is not None or row.failed_at is not None or row.attempts \
-            or _aware(row.not_before) > now:
+            or _aware(row.not_before) > now or outbox.lane_of(row) == outbox.POSTS:
         return False
     row.attempts = 1
     row.attempted_at = now
@@ -104,6 +113,8 @@ class OutboxWorker:
     keeps the remainder for anyone there to ask ``<prefix>more`` (the app's pager).
     ``opener`` opens rows of kind ``outbox.SEALED_KIND`` (text sealed at rest); without
     it, or when it cannot, such a row is given up rather than sent sealed.
+    ``post_gap`` paces the bot's own posts on ``clock``; ``pace(seconds)`` waits between
+    them (tests pass one that moves their clock; by default a wait an answer cuts short).
     """
 
     def __init__(
@@ -120,6 +131,8 @@ class OutboxWorker:
         prefix: str = "!",
         opener: Callable[[str], str | None] | None = None,
         join_wait: timedelta = JOIN_WAIT,
+        post_gap: float = POST_GAP,
+        pace: Callable[[float], Awaitable[None]] | None = None,
     ) -> None:
         self.db = db
         self.transport = transport
@@ -139,6 +152,9 @@ class OutboxWorker:
         self._wake = asyncio.Event()
         self._handed: list[OutboxMessage] = []
         self._sender: asyncio.Task[None] | None = None
+        self.post_gap = post_gap
+        self._pace_sleep = pace
+        self._last_post: datetime | None = None
 
     def stop(self) -> None:
         self._stop.set()
@@ -214,10 +230,17 @@ class OutboxWorker:
         return min(self.idle_seconds, max(0.0, wait))
 
     async def drain(self) -> int:
-        """One pass over what is due now; returns how many rows were sent."""
+        """One pass over what is due now, answers first; returns how many rows were sent."""
+        self._wake.clear()
+        sent = await self._pass(outbox.ANSWERS)
+        return sent + await self._pass(outbox.POSTS)
+
+    async def _pass(self, lane: str) -> int:
+        """Send what is due in one lane. Between two posts, answers queued meanwhile
+        go first, and the next post waits out the gap."""
         async with self.db.transaction() as session:
             now = self.clock.now()
-            rows = await outbox.due(session, now, limit=self.batch)
+            rows = await outbox.due(session, now, limit=self.batch, lane=lane)
             # Marked attempted in the same transaction that picks them: one commit per
             # batch instead of one per message on the reply path. ``row.attempts`` keeps
             # the count from before, which is what says "look before resending".
@@ -237,11 +260,16 @@ class OutboxWorker:
         untried: dict[int, int] = {}
         for row in rows:
             target = row.room_id or f"user:{row.to_user}"
+            if lane == outbox.POSTS:
+                sent += await self._pace()
             if self._stop.is_set() or target in stalled:
                 untried[row.id] = row.attempts
                 continue
+            started = self.clock.now()
             if await self._deliver(row):
                 sent += 1
+                if lane == outbox.POSTS:
+                    self._last_post = started  # one post per gap, however long a send takes
             else:
                 stalled.add(target)
         if untried:
@@ -250,6 +278,30 @@ class OutboxWorker:
             async with self.db.transaction() as session:
                 await outbox.restore_attempts(session, untried)
         return sent
+
+    async def _pace(self) -> int:
+        """Before a post: send the answers queued since the pass began, then wait out
+        what is left of ``post_gap`` since the last post; returns the answers sent."""
+        sent = 0
+        slept = False
+        while not self._stop.is_set():
+            if self._wake.is_set():
+                self._wake.clear()
+                sent += await self._pass(outbox.ANSWERS)
+            wait = self._post_wait()
+            if wait <= 0 or slept:
+                break  # after one whole gap, go on even if the clock stood still
+            if self._pace_sleep is not None:
+                await self._pace_sleep(wait)
+                slept = True
+            else:
+                slept = not await sleep_unless(self._wake, wait)
+        return sent
+
+    def _post_wait(self) -> float:
+        if self._last_post is None or self.post_gap <= 0:
+            return 0.0
+        return self.post_gap - (self.clock.now() - self._last_post).total_seconds()
 
     async def _deliver(self, row: OutboxMessage) -> bool:
         """Send one row (or find it already sent); False if it must wait."""

@@ -74,7 +74,8 @@ async def test_a_moderators_post_in_their_area_is_published_to_the_rooms_that_wa
 ) -> None:
     wisbech = await room(town, "Wisbech Food Bank")
     await town.say(ADA, wisbech, "!funding subscribe areas=wisbech themes=food")
-    [notice, reply] = await town.say(FEN, wisbech, POST)
+    # The poster's answer comes before the notice: answers go before the bot's own posts.
+    [reply, notice] = await town.say(FEN, wisbech, POST)
     assert reply == "F1 published: going to 1 room now."
     assert notice.splitlines() == [
         "Funding F1: Warm Spaces (Community Fund)",
@@ -109,7 +110,7 @@ async def test_a_members_post_is_held_approvers_are_told_and_the_poster_hears_th
     assert notices_in(town, wisbech) == []
 
     replies = await town.say(FEN, wisbech, "!funding approve F1")
-    assert replies[-1] == "F1 approved: going to 1 room now."
+    assert replies[0] == "F1 approved: going to 1 room now."
     assert len(notices_in(town, wisbech)) == 1
     assert town.dms(MO)[-1] == ("Your funding notice F1 (Warm Spaces) was approved "
                                 "and is going to 1 room.")
@@ -173,7 +174,7 @@ async def test_a_county_wide_notice_needs_a_coordinator(town: BotWorld) -> None:
     assert held == "F1 is held for approval by a coordinator; I'll tell you when it's decided."
     [refused] = await town.say(FEN, lobby, "!funding approve F1")
     assert refused == "Only a coordinator may approve F1."
-    [published, reply] = await town.say(CORA, lobby, post)
+    [reply, published] = await town.say(CORA, lobby, post)
     assert "For: all of Cambridgeshire and Peterborough" in published
     assert reply == "F2 published: going to 1 room now."
 
