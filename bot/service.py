@@ -82,6 +82,7 @@ class Service:
             self.sync = SyncLoop(self._client, transport, self.db, self.app, settings, self.clock,
                                  inflight=self.inflight, states=self.app.room_states)
             self.app.sync_status = lambda: self.sync.last_sync_at if self.sync else None
+            self.app.sync_took = lambda: self.sync.last_sync_took if self.sync else None
             await self.scheduler.start()
             if self.web is not None:
                 install_health(self.web, self.app)

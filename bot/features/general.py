@@ -73,14 +73,18 @@ async def status(ctx: Context, args: Args) -> None:
     app = ctx.app
     uptime = ctx.now - app.started_at
     active = await rooms.active(ctx.session)
-    pending = await outbox.pending_count(ctx.session)
+    lanes = await outbox.pending_by_lane(ctx.session)
     await ctx.session.execute(text("SELECT 1"))
     synced = app.sync_status()
     last_sync = f"{(ctx.now - synced).total_seconds():.0f}s ago" if synced else "never"
+    took = app.sync_took()
+    if synced and took is not None:
+        last_sync += f", handled in {took:.1f}s"
     signing = await state.get_value(ctx.session, state.CROSS_SIGNING_KEY)
     await ctx.reply(
         f"Up {_duration(uptime)}; in {len(active)} rooms.\n"
-        f"Outbox: {pending} waiting. Last sync: {last_sync}.\n"
+        f"Outbox: {lanes[outbox.ANSWERS]} answers and {lanes[outbox.POSTS]} posts waiting. "
+        f"Last sync: {last_sync}.\n"
         f"Database: {app.db.dialect}, reachable."
         + (f"\n{signing}" if signing else "")
     )

@@ -29,9 +29,12 @@ from bot.roomstate import RoomStates
 from bot.runtime import history, login
 from bot.runtime.backoff import Backoff, sleep_unless
 from bot.runtime.inflight import Inflight
+from bot.runtime.invites import InviteJoiner
 from bot.runtime.undecryptable import Undecryptable
 from bot.transport.base import RateLimited, TransportError, UnknownToken, is_transient
 from bot.transport.matrix import NETWORK, MatrixTransport, checked, guarded
+from bridges.capabilities import ROOM_FEATURES
+from bridges.detect import BRIDGE_EVENT_TYPES
 from config.settings import Settings
 from storage import rooms, state
 from storage.engine import Database
@@ -41,7 +44,6 @@ log = logging.getLogger(__name__)
 TOKEN_KEY = state.SYNC_TOKEN_KEY
 GAP_PAGE = 100
 GAP_MAX_PAGES = 50
-INVITE_TRIES = 5
 DECLINE_AFTER = timedelta(seconds=2)
 # How long past its long-poll a /sync may take before it is abandoned as hung. Synapse
 # can take most of a minute to answer the sync after a mass join, and longer for a
@@ -50,14 +52,27 @@ SYNC_GRACE_SECONDS = 90.0
 FIRST_SYNC_GRACE_SECONDS = 600.0
 
 
+# The event types anything in the bot reads: messages (and encrypted ones, which may
+# be messages), reactions, and the state the kept room state and the state hooks use.
+# Everything else (topics, avatars, pins, widgets, calls, typing) is not even sent.
+TIMELINE_TYPES = ("m.room.message", "m.room.encrypted", "m.reaction")
+STATE_TYPES = ("m.room.create", "m.room.member", "m.room.power_levels", "m.room.encryption",
+               "m.room.name", "m.room.canonical_alias", "m.room.join_rules",
+               "m.room.history_visibility", *BRIDGE_EVENT_TYPES, ROOM_FEATURES)
+
+
 def sync_filter(timeline_limit: int) -> dict[str, Any]:
-    """Lazy-loaded members, no presence, receipts only: what a bot needs and no more."""
+    """Lazy-loaded members, only the types the bot reads, no presence, receipts only:
+    what a bot in thousands of busy rooms needs and no more."""
     return {
         "presence": {"not_types": ["*"]},
+        "account_data": {"not_types": ["*"]},
         "room": {
-            "timeline": {"limit": timeline_limit, "lazy_load_members": True},
-            "state": {"lazy_load_members": True},
+            "timeline": {"limit": timeline_limit, "lazy_load_members": True,
+                         "types": [*TIMELINE_TYPES, *STATE_TYPES]},
+            "state": {"lazy_load_members": True, "types": list(STATE_TYPES)},
             "ephemeral": {"types": ["m.receipt"]},
+            "account_data": {"not_types": ["*"]},
         },
     }
 
@@ -178,12 +193,15 @@ class SyncLoop:
         self._stop = asyncio.Event()
         self._joined: set[str] = set()
         self._direct: dict[str, bool] = {}
-        self._invites: dict[str, tuple[str, bool, int]] = {}
+        # Allowed invites are joined beside the loop, a few at a time (bot.runtime.invites).
+        self.joiner = InviteJoiner(transport, clock, settings.matrix.server_name)
         self._declines: dict[str, datetime] = {}  # invites to decline, and from when
         self._first = True
         self._replaying = True
         self.ready = asyncio.Event()
         self.last_sync_at: datetime | None = None
+        # Seconds the latest batch took to hand over and store (for !status).
+        self.last_sync_took: float | None = None
 
     @property
     def user_id(self) -> str:
@@ -207,6 +225,14 @@ class SyncLoop:
             self._joined.add(room.room_id)
             self._direct[room.room_id] = room.is_direct
         self._know_rooms(room.room_id for room in known)
+        joining = asyncio.create_task(self.joiner.run(), name="invites")
+        try:
+            await self._run(token)
+        finally:
+            self.joiner.stop()
+            await joining
+
+    async def _run(self, token: str | None) -> None:
         backoff = self.backoff
         backoff.reset()
         while not self._stop.is_set():
@@ -214,13 +240,15 @@ class SyncLoop:
                 response = await self._next_sync(token)
                 if response is None:
                     break
+                began = self.clock.now()
                 backoff.reset()
                 await self._keep_keys()
                 await self._deliver(response, token)
-                await self._retry_invites()
+                await self._decline_due()
                 await self._reopen()
                 self.inflight.mark(response.next_batch, self.clock.now())
                 await self._store_token()
+                self.last_sync_took = (self.clock.now() - began).total_seconds()
             except RateLimited as err:
                 wait = (err.retry_after_ms or 0) / 1000 or backoff.next_delay()
                 log.warning("sync rate-limited: waiting %.1f s", wait)
@@ -292,7 +320,7 @@ class SyncLoop:
         if token is None:
             client.next_batch = ""  # a true initial sync, even when retried
         timeout = 0 if self._first else self.settings.matrix.sync_timeout_ms
-        if self._declines or self._invites:  # back for them soon, even if all is quiet
+        if self._declines:  # back for them soon, even if all is quiet
             timeout = min(timeout, int(DECLINE_AFTER.total_seconds() * 1000))
         grace = FIRST_SYNC_GRACE_SECONDS if token is None else SYNC_GRACE_SECONDS
         method, path = Api.sync(
@@ -521,7 +549,8 @@ class SyncLoop:
     # -- invites ----------------------------------------------------------------------
 
     async def _on_invite(self, room_id: str, invite_state: list[Any]) -> None:
-        """Accepted (after the batch) from allowed servers; declined from any other."""
+        """Accepted (by the joiner, beside the loop) from allowed servers; declined from
+        any other."""
         if room_id in self._joined:
             return
         inviter, is_direct = "", False
@@ -537,31 +566,12 @@ class SyncLoop:
             # declined at once, its server refuses the rejection and never hears of it.
             self._declines.setdefault(room_id, self.clock.now() + DECLINE_AFTER)
             return
-        self._invites.setdefault(room_id, (server, is_direct, 0))
-
-    async def _accept(self, room_id: str) -> None:
-        server, is_direct, tries = self._invites[room_id]
-        try:
-            await self.transport.join(room_id, via=[server])
-        except TransportError as err:
-            tries += 1
-            log.warning("joining %s failed (%s), try %d", room_id, err.errcode, tries)
-            # A remote server can refuse a join for a moment: its invite reaches us before
-            # it has stored the invite itself. Only our own server's refusal is final.
-            final = err.errcode == "M_FORBIDDEN" and server == self.settings.matrix.server_name
-            if tries >= INVITE_TRIES or final:
-                del self._invites[room_id]
-            else:
-                self._invites[room_id] = (server, is_direct, tries)
-            return
-        del self._invites[room_id]
-        log.info("joined %s on invite", room_id)
-        # The sink hears of the join when the room comes down the next sync, with its state.
+        # The sink hears of the join when the room comes down a later sync, with its state;
+        # said here, not after the join, which that sync may overtake.
         self._direct[room_id] = is_direct
+        self.joiner.add(room_id, server)
 
-    async def _retry_invites(self) -> None:
-        for room_id in list(self._invites):
-            await self._accept(room_id)
+    async def _decline_due(self) -> None:
         now = self.clock.now()
         for room_id, due in list(self._declines.items()):
             if due <= now:

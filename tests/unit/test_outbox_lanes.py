@@ -5,12 +5,14 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 from bot.runtime.outbox_worker import OutboxWorker, lease
 from storage import outbox
 from storage.engine import Database
 from storage.models import OutboxMessage
+from tests.botworld import bot_world
 from tests.clocks import ManualClock as Clock
 from tests.unit.test_outbox_worker import FakeRoomServer
 
@@ -156,3 +158,26 @@ async def test_a_commands_own_posts_are_not_handed_past_the_lane(
     assert handed == ["Published F1", "Your case room is ready"]
     assert [outbox.lane_of(r) for r in (reply, notice, dm)] == [
         outbox.ANSWERS, outbox.POSTS, outbox.ANSWERS]
+
+
+async def test_status_shows_each_lanes_queue_and_how_long_the_last_sync_took(
+    tmp_path: Path,
+) -> None:
+    async with bot_world(tmp_path, roles={"admins": ["@ada:grapevine.local"]}) as bw:
+        ada = bw.world.user("ada", "Ada")
+        room = bw.world.create_room(ada, name="Help desk")
+        await bw.world.join(bw.bot, room)
+        await bw.deliver()
+        later = bw.clock.now() + timedelta(hours=1)
+        async with bw.app.db.transaction() as session:
+            for n in range(3):  # greetings a mass join spread out, not yet due
+                await outbox.enqueue(session, now=bw.clock.now(), room_id=f"!g{n}:localhost",
+                                     kind="greeting", body="Hello", not_before=later)
+            await outbox.enqueue(session, now=bw.clock.now(), to_user="@bob:localhost",
+                                 kind="dm", body="Your offer", not_before=later)
+        bw.app.sync_status = lambda: bw.clock.now() - timedelta(seconds=4)
+        bw.app.sync_took = lambda: 2.5
+
+        [reply] = await bw.say(ada, room, "!status")
+
+    assert "Outbox: 1 answers and 3 posts waiting. Last sync: 4s ago, handled in 2.5s." in reply
