@@ -16,15 +16,11 @@ import argparse
 import asyncio
 import random
 import statistics
-import tempfile
-import uuid
 from datetime import UTC, datetime
-from pathlib import Path
 
-from bench.latency import Person, percentile
-from bot.homeserver import EmbeddedSynapse
+from bench.harness import percentile, stage, start
+from bench.latency import Person
 from bot.service import Service
-from config.settings import load_settings
 from storage.flow import FlowEvent
 from storage.funding import FundingNotice
 from storage.groups import Group
@@ -72,57 +68,37 @@ async def until_seeded(cora: Person, room: str, bot: str) -> None:
 
 
 async def main(idle_rounds: int, seeds: int) -> None:
-    with tempfile.TemporaryDirectory() as scratch:
-        root = Path(scratch)
-        synapse = EmbeddedSynapse(root / "synapse")
-        await synapse.start()
-        try:
-            admin = await synapse.register("admin", admin=True)
-            bot_password = uuid.uuid4().hex
-            bot_user = await synapse.register("grapevine", bot_password, admin=True)
-            ada_user = await synapse.register("ada")
-            cora_user = await synapse.register("cora")
-            for user in (bot_user, ada_user, cora_user):
-                await synapse.override_ratelimit(user.user_id, admin.access_token)
-            settings = load_settings(
-                None, bot={"data_dir": str(root / "bot"), "commands_per_minute": 100000},
-                matrix={"homeserver": synapse.base_url, "user_id": bot_user.user_id,
-                        "password": bot_password, "encryption": False},
-                roles={"coordinators": [cora_user.user_id]},
-                privacy={"pseudonym_secret": "bench"}, web={"listen": "127.0.0.1:0"},
-            )
-            service = Service(settings)
-            await service.start()
-            await service.wait_ready()
-            groups = await seed_county(service)
-            ada = Person(ada_user, synapse.base_url)
-            cora = Person(cora_user, synapse.base_url)
-            await ada.sync()
-            await cora.sync()
-            ada_room = await ada.room_with(bot_user.user_id, "ada")
-            cora_room = await cora.room_with(bot_user.user_id, "cora")
-            idle = [await ada.ask(ada_room, bot_user.user_id, "!about")
-                    for _ in range(idle_rounds)]
-            busy: list[float] = []
-            for _ in range(seeds):
-                sent = await cora.client.room_send(cora_room, "m.room.message",
-                                                   {"msgtype": "m.text",
-                                                    "body": "!reach seed F1 k=10"})
-                assert hasattr(sent, "event_id"), sent
-                seeding = asyncio.create_task(until_seeded(cora, cora_room, bot_user.user_id))
-                while not seeding.done():
-                    busy.append(await ada.ask(ada_room, bot_user.user_id, "!about"))
-                await seeding
-            print(f"!about while !reach seed runs on the shipped county ({groups} groups):")
-            for name, values in (("idle", idle), ("during !reach seed", busy)):
-                print(f"  {name:20} n={len(values):3}  p50 {1000 * statistics.median(values):7.1f}"
-                      f" ms   p95 {1000 * percentile(values, 0.95):7.1f} ms")
-            print(f"  busy/idle p95 {percentile(busy, 0.95) / percentile(idle, 0.95):.2f}")
-            await service.stop()
-            await ada.client.close()
-            await cora.client.close()
-        finally:
-            await synapse.stop()
+    async with stage("ada", "cora") as on:
+        synapse, bot_user = on.synapse, on.bot
+        ada_user, cora_user = on.people["ada"], on.people["cora"]
+        service = await start(on.settings(roles={"coordinators": [cora_user.user_id]}))
+        groups = await seed_county(service)
+        ada = Person(ada_user, synapse.base_url)
+        cora = Person(cora_user, synapse.base_url)
+        await ada.sync()
+        await cora.sync()
+        ada_room = await ada.room_with(bot_user.user_id, "ada")
+        cora_room = await cora.room_with(bot_user.user_id, "cora")
+        idle = [await ada.ask(ada_room, bot_user.user_id, "!about")
+                for _ in range(idle_rounds)]
+        busy: list[float] = []
+        for _ in range(seeds):
+            sent = await cora.client.room_send(cora_room, "m.room.message",
+                                               {"msgtype": "m.text",
+                                                "body": "!reach seed F1 k=10"})
+            assert hasattr(sent, "event_id"), sent
+            seeding = asyncio.create_task(until_seeded(cora, cora_room, bot_user.user_id))
+            while not seeding.done():
+                busy.append(await ada.ask(ada_room, bot_user.user_id, "!about"))
+            await seeding
+        print(f"!about while !reach seed runs on the shipped county ({groups} groups):")
+        for name, values in (("idle", idle), ("during !reach seed", busy)):
+            print(f"  {name:20} n={len(values):3}  p50 {1000 * statistics.median(values):7.1f}"
+                  f" ms   p95 {1000 * percentile(values, 0.95):7.1f} ms")
+        print(f"  busy/idle p95 {percentile(busy, 0.95) / percentile(idle, 0.95):.2f}")
+        await service.stop()
+        await ada.client.close()
+        await cora.client.close()
 
 
 if __name__ == "__main__":

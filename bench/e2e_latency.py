@@ -14,16 +14,10 @@ import argparse
 import asyncio
 import os
 import statistics
-import tempfile
 import time
-import uuid
-from pathlib import Path
 
-from bench.latency import percentile
-from bot.homeserver import EmbeddedSynapse
+from bench.harness import percentile, stage, start
 from bot.people import Person
-from bot.service import Service
-from config.settings import load_settings
 
 
 async def joined(person: Person, room: str, bot: str) -> None:
@@ -44,45 +38,25 @@ async def ask(person: Person, room: str, bot: str) -> float:
 
 
 async def main(rounds: int, warmup: int) -> None:
-    with tempfile.TemporaryDirectory() as scratch:
-        root = Path(scratch)
-        synapse = EmbeddedSynapse(root / "synapse")
-        await synapse.start()
-        try:
-            admin = await synapse.register("admin", admin=True)
-            bot_password = uuid.uuid4().hex
-            bot_user = await synapse.register("grapevine", bot_password, admin=True)
-            person_user = await synapse.register("person")
-            for user in (bot_user, person_user):
-                await synapse.override_ratelimit(user.user_id, admin.access_token)
-            settings = load_settings(
-                None, bot={"data_dir": str(root / "bot"), "commands_per_minute": 100000},
-                matrix={"homeserver": synapse.base_url, "user_id": bot_user.user_id,
-                        "password": bot_password, "encryption": True,
-                        "cross_signing_key": uuid.uuid4().hex},
-                privacy={"pseudonym_secret": "bench"}, web={"listen": "127.0.0.1:0"},
-            )
-            service = Service(settings)
-            await service.start()
-            await service.wait_ready()
-            person = await Person.connect(person_user, synapse.base_url,
-                                          store_dir=root / "person")
-            bot = bot_user.user_id
-            plain = await person.create_dm(bot, encrypted=False)
-            await joined(person, plain, bot)
-            secret = await person.create_dm(bot, encrypted=True)
-            await joined(person, secret, bot)
-            for _ in range(warmup):  # sessions and device lists settle before timing
-                await ask(person, secret, bot)
-                await ask(person, plain, bot)
-            times: dict[str, list[float]] = {"plain": [], "encrypted": []}
-            for _ in range(rounds):
-                times["plain"].append(await ask(person, plain, bot))
-                times["encrypted"].append(await ask(person, secret, bot))
-            await person.close()
-            await service.stop()
-        finally:
-            await synapse.stop()
+    async with stage("person") as on:
+        synapse, bot_user, person_user, root = on.synapse, on.bot, on.people["person"], on.root
+        service = await start(on.settings(encryption=True))
+        person = await Person.connect(person_user, synapse.base_url,
+                                      store_dir=root / "person")
+        bot = bot_user.user_id
+        plain = await person.create_dm(bot, encrypted=False)
+        await joined(person, plain, bot)
+        secret = await person.create_dm(bot, encrypted=True)
+        await joined(person, secret, bot)
+        for _ in range(warmup):  # sessions and device lists settle before timing
+            await ask(person, secret, bot)
+            await ask(person, plain, bot)
+        times: dict[str, list[float]] = {"plain": [], "encrypted": []}
+        for _ in range(rounds):
+            times["plain"].append(await ask(person, plain, bot))
+            times["encrypted"].append(await ask(person, secret, bot))
+        await person.close()
+        await service.stop()
     print(f"Reply latency to !about, {rounds} interleaved rounds "
           f"(load average {os.getloadavg()[0]:.2f} at the end):")
     for name, values in times.items():

@@ -9,17 +9,14 @@ from __future__ import annotations
 import argparse
 import asyncio
 import statistics
-import tempfile
 import time
-import uuid
-from pathlib import Path
 
 import nio
 from sqlalchemy import func, select
 
-from bot.homeserver import EmbeddedSynapse, RegisteredUser
+from bench.harness import percentile, stage, start
+from bot.homeserver import RegisteredUser
 from bot.service import Service
-from config.settings import load_settings
 from storage.flow import FlowEvent
 
 
@@ -104,76 +101,53 @@ async def flow_records(service: Service) -> int:
         return int(await session.scalar(select(func.count()).select_from(FlowEvent)) or 0)
 
 
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
-
-
 async def main(rounds: int, flood: int) -> None:
-    with tempfile.TemporaryDirectory() as scratch:
-        root = Path(scratch)
-        synapse = EmbeddedSynapse(root / "synapse")
-        await synapse.start()
-        try:
-            admin = await synapse.register("admin", admin=True)
-            bot_password = uuid.uuid4().hex
-            bot_user = await synapse.register("grapevine", bot_password, admin=True)
-            echo_user = await synapse.register("echo")
-            person_user = await synapse.register("person")
-            for user in (bot_user, echo_user, person_user):
-                await synapse.override_ratelimit(user.user_id, admin.access_token)
-            settings = load_settings(
-                None, bot={"data_dir": str(root / "bot"), "commands_per_minute": 100000},
-                matrix={"homeserver": synapse.base_url, "user_id": bot_user.user_id,
-                        "password": bot_password, "encryption": False},
-                privacy={"pseudonym_secret": "bench"}, web={"listen": "127.0.0.1:0"},
-            )
-            service = Service(settings)
-            await service.start()
-            await service.wait_ready()
-            echo = EchoBot(echo_user, synapse.base_url)
-            await echo.start()
-            person = Person(person_user, synapse.base_url)
-            await person.sync()
-            echo_room = await person.room_with(echo_user.user_id, "echo")
-            bot_room = await person.room_with(bot_user.user_id, "grapevine")
-            floor: list[float] = []
-            ours: list[float] = []
-            for i in range(rounds):  # interleaved, so drift on the machine hits both alike
-                floor.append(await person.ask(echo_room, echo_user.user_id, f"!echo {i}"))
-                ours.append(await person.ask(bot_room, bot_user.user_id, "!about"))
-            await echo.stop()
-            rows = [
-                ("bare matrix-nio echo bot", floor),
-                ("Grapevine (!about)", ours),
-            ]
-            print(f"Reply latency through one Synapse, {rounds} interleaved rounds:")
-            for name, values in rows:
-                print(f"  {name:28} p50 {1000 * statistics.median(values):6.1f} ms"
-                      f"   p95 {1000 * percentile(values, 0.95):6.1f} ms")
-            print(f"  ratio p50 {statistics.median(ours) / statistics.median(floor):.2f}"
-                  f"   p95 {percentile(ours, 0.95) / percentile(floor, 0.95):.2f}")
+    async with stage("echo", "person") as on:
+        synapse = on.synapse
+        bot_user, echo_user, person_user = on.bot, on.people["echo"], on.people["person"]
+        settings = on.settings()
+        service = await start(settings)
+        echo = EchoBot(echo_user, synapse.base_url)
+        await echo.start()
+        person = Person(person_user, synapse.base_url)
+        await person.sync()
+        echo_room = await person.room_with(echo_user.user_id, "echo")
+        bot_room = await person.room_with(bot_user.user_id, "grapevine")
+        floor: list[float] = []
+        ours: list[float] = []
+        for i in range(rounds):  # interleaved, so drift on the machine hits both alike
+            floor.append(await person.ask(echo_room, echo_user.user_id, f"!echo {i}"))
+            ours.append(await person.ask(bot_room, bot_user.user_id, "!about"))
+        await echo.stop()
+        rows = [
+            ("bare matrix-nio echo bot", floor),
+            ("Grapevine (!about)", ours),
+        ]
+        print(f"Reply latency through one Synapse, {rounds} interleaved rounds:")
+        for name, values in rows:
+            print(f"  {name:28} p50 {1000 * statistics.median(values):6.1f} ms"
+                  f"   p95 {1000 * percentile(values, 0.95):6.1f} ms")
+        print(f"  ratio p50 {statistics.median(ours) / statistics.median(floor):.2f}"
+              f"   p95 {percentile(ours, 0.95) / percentile(floor, 0.95):.2f}")
 
-            # Intake: the bot is away while a busy room fills up, then catches up.
-            before = await flow_records(service)
-            await service.stop()
-            busy = bot_room
-            for i in range(flood):
-                await person.client.room_send(busy, "m.room.message",
-                                              {"msgtype": "m.text", "body": f"chatter {i}"})
-            service = Service(settings)
-            started = time.perf_counter()
-            await service.start()
-            while await flow_records(service) < before + flood:
-                await asyncio.sleep(0.05)
-            elapsed = time.perf_counter() - started
-            print(f"Intake: {flood} messages from a busy room caught up after a restart in "
-                  f"{elapsed:.2f} s ({flood / elapsed:.0f} events/s, start-up and the "
-                  "gap fill from /messages included)")
-            await service.stop()
-            await person.client.close()
-        finally:
-            await synapse.stop()
+        # Intake: the bot is away while a busy room fills up, then catches up.
+        before = await flow_records(service)
+        await service.stop()
+        busy = bot_room
+        for i in range(flood):
+            await person.client.room_send(busy, "m.room.message",
+                                          {"msgtype": "m.text", "body": f"chatter {i}"})
+        service = Service(settings)
+        started = time.perf_counter()
+        await service.start()
+        while await flow_records(service) < before + flood:
+            await asyncio.sleep(0.05)
+        elapsed = time.perf_counter() - started
+        print(f"Intake: {flood} messages from a busy room caught up after a restart in "
+              f"{elapsed:.2f} s ({flood / elapsed:.0f} events/s, start-up and the "
+              "gap fill from /messages included)")
+        await service.stop()
+        await person.client.close()
 
 
 if __name__ == "__main__":

@@ -40,6 +40,7 @@ from urllib.parse import quote
 
 import aiohttp
 
+from bench.harness import load, percentile
 from bench.httpcount import CountingProxy
 from bot.homeserver import AppService, EmbeddedSynapse, RegisteredUser, free_port
 
@@ -49,15 +50,6 @@ CREATE_AT_ONCE = 4
 CHATTY_ROOMS = 20
 ROUNDS = 30
 ANSWER_WAIT = 600.0
-
-
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
-
-
-def load() -> str:
-    return " ".join(f"{x:.1f}" for x in os.getloadavg())
 
 
 class Client:

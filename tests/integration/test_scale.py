@@ -17,6 +17,8 @@ from httpcount import counting
 from people import Person
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from storage import outbox
+
 CHURNERS = 10
 ROUNDS = 5  # each churner joins and leaves this often: 2 * 10 * 5 = 100 member changes
 
@@ -101,3 +103,63 @@ async def test_power_changes_come_from_sync_and_a_restart_reads_no_room_state(
     assert read == {}, requests.paths
     assert requests.counts["history"] <= 1, requests.paths
     assert requests.counts["send"] == len(rooms)
+
+
+# -- outbox lanes ---------------------------------------------------------------------
+
+
+async def queue_posts(bot: RunningBot, room: str, count: int, word: str = "Notice") -> None:
+    """``count`` of the bot's own posts waiting in the room, as after a mass join."""
+    async with bot.app.db.transaction() as session:
+        for n in range(count):
+            await outbox.enqueue(session, now=bot.clock.now(), room_id=room, kind="notice",
+                                 own_post=True, body=f"{word} {n}")
+    bot.app.queued()
+
+
+async def test_a_persons_command_is_answered_before_the_posts_already_waiting(
+    bot_factory: BotFactory, person_factory: PersonFactory
+) -> None:
+    bot = await bot_factory()
+    alice = await person_factory("Alice", e2e=False)
+    room = await group_room(alice, bot, "Help desk")
+    await queue_posts(bot, room, 60)
+
+    asked = await alice.send(room, "!about")
+    answer = await alice.wait_for_message(
+        room, sender=bot.user_id, timeout=30,
+        predicate=lambda e: (e["content"].get("m.relates_to") or {}).get(
+            "m.in_reply_to", {}).get("event_id") == asked)
+
+    assert "never what anyone writes" in answer["content"]["body"]
+    async with bot.app.db.transaction() as session:
+        waiting = await outbox.pending_by_lane(session)
+    # Behind one queue the answer came after all 60; in its lane it overtakes them.
+    assert waiting[outbox.POSTS] >= 30, waiting
+
+
+async def test_both_lanes_are_sent_exactly_once_across_a_restart(
+    bot_factory: BotFactory, person_factory: PersonFactory
+) -> None:
+    bot = await bot_factory()
+    alice = await person_factory("Alice", e2e=False)
+    room = await group_room(alice, bot, "Help desk")
+    async with bot.app.db.transaction() as session:
+        for n in range(30):
+            await outbox.enqueue(session, now=bot.clock.now(), room_id=room, kind="reply",
+                                 body=f"Answer {n}")
+    await queue_posts(bot, room, 30)
+    # Some of each lane out, the rest still queued (a send may be cut off mid-way).
+    await alice.wait_for_message(room, sender=bot.user_id, contains="Notice 2", timeout=60)
+    await bot.restart()
+
+    expected = {f"Answer {n}" for n in range(30)} | {f"Notice {n}" for n in range(30)}
+    await alice.wait_for_message(room, sender=bot.user_id, contains="Notice 29", timeout=90)
+    async with bot.app.db.transaction() as session:
+        assert await outbox.pending_count(session) == 0
+    said = [e["content"]["body"] for e in await alice.messages(room, limit=200)
+            if e["sender"] == bot.user_id and e["type"] == "m.room.message"]
+    sent = [body for body in said if body in expected]
+    assert sorted(sent) == sorted(expected), [b for b in sent if sent.count(b) > 1]
+    # Answers went first: every answer is out before the posts' second half.
+    assert max(sent.index(f"Answer {n}") for n in range(30)) < sent.index("Notice 15")

@@ -1,0 +1,96 @@
+"""What every Synapse bench sets up the same way: one embedded Synapse (SQLite) in a
+scratch directory, a server admin, the bot's account and the people's, rate limits
+lifted for all of them, the bot's settings, and the figures' percentile.
+
+    async with stage("person") as on:
+        service = await start(on.settings())
+        ...
+
+Each bench used to carry its own copy of this; a change to how the bot is set up (a
+new setting every bench needs) now happens here once.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from bot.clock import Clock
+from bot.homeserver import EmbeddedSynapse, RegisteredUser
+from bot.service import Service
+from config.settings import Settings, load_settings
+
+
+@dataclass
+class Stage:
+    """The homeserver and the accounts on it, for one run."""
+
+    root: Path
+    synapse: EmbeddedSynapse
+    admin: RegisteredUser
+    bot: RegisteredUser
+    bot_password: str
+    people: dict[str, RegisteredUser]
+
+    def settings(self, *, encryption: bool = False, **sections: dict[str, Any]) -> Settings:
+        """The bot's settings: its data in the scratch directory, no limit on commands
+        (a bench asks faster than people do), encryption as asked, no web port."""
+        matrix: dict[str, Any] = {"homeserver": self.synapse.base_url,
+                                  "user_id": self.bot.user_id, "password": self.bot_password,
+                                  "encryption": encryption}
+        if encryption:
+            matrix["cross_signing_key"] = uuid.uuid4().hex
+        values: dict[str, dict[str, Any]] = {
+            "bot": {"data_dir": str(self.root / "bot"), "commands_per_minute": 100000},
+            "matrix": matrix,
+            "privacy": {"pseudonym_secret": "bench"},
+            "web": {"listen": "127.0.0.1:0"},
+        }
+        for section, extra in sections.items():
+            values.setdefault(section, {}).update(extra)
+        return load_settings(None, **values)
+
+
+@asynccontextmanager
+async def stage(*people: str) -> AsyncIterator[Stage]:
+    """A fresh Synapse with an admin, the bot (a server admin) and ``people``, none of
+    them rate-limited; stopped and deleted at the end."""
+    with tempfile.TemporaryDirectory() as scratch:
+        root = Path(scratch)
+        synapse = EmbeddedSynapse(root / "synapse")
+        await synapse.start()
+        try:
+            admin = await synapse.register("admin", admin=True)
+            password = uuid.uuid4().hex
+            bot = await synapse.register("grapevine", password, admin=True,
+                                         displayname="Grapevine")
+            accounts = {name: await synapse.register(name) for name in people}
+            for user in (bot, *accounts.values()):
+                await synapse.override_ratelimit(user.user_id, admin.access_token)
+            yield Stage(root, synapse, admin, bot, password, accounts)
+        finally:
+            await synapse.stop()
+
+
+async def start(settings: Settings, clock: Clock | None = None) -> Service:
+    """The bot as production runs it (sync loop, lanes, outbox worker), once in sync."""
+    service = Service(settings, clock=clock)
+    await service.start()
+    await service.wait_ready()
+    return service
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
+
+
+def load() -> str:
+    """The 1, 5 and 15 minute load averages, printed beside every figure."""
+    return " ".join(f"{x:.1f}" for x in os.getloadavg())
