@@ -394,10 +394,10 @@ class SyncLoop:
         marked = _marks_direct([*info.state, *info.timeline.events], self.user_id)
         if room_id not in self._joined:
             self._joined.add(room_id)
-            is_direct = (
-                marked
-                or self._direct.get(room_id, False)
-                or await self.transport.remembers_direct(room_id)
+            # Said by its invite if it had one (no transaction per room of a mass join).
+            is_direct = marked or (
+                self._direct[room_id] if room_id in self._direct
+                else await self.transport.remembers_direct(room_id)
             )
             self._direct[room_id] = is_direct
             await self._hand("join", room_id, self.sink.on_joined(room_id, is_direct=is_direct))
