@@ -412,7 +412,10 @@ class SyncLoop:
             for event in events:
                 await self._dispatch(room_id, event, state_only=True)
             return
-        if info.timeline.limited and info.timeline.prev_batch:
+        # A gap that reaches back past the bot's arrival holds nothing said to it: a newly
+        # joined room's timeline usually shows its invite, and then no /messages is read.
+        arrived = any(_arrived(_source(e), self.user_id) for e in events)
+        if info.timeline.limited and info.timeline.prev_batch and not arrived:
             events = [*await self._fill_gap(room_id, info.timeline.prev_batch, since), *events]
         cut = await history.live_from([_source(e) for e in events], self.user_id,
                                       lambda event_id: self._event_time(room_id, event_id))
