@@ -380,7 +380,8 @@ async def test_edits_reactions_receipts_and_state_arrive_as_what_they_are(
 
     await until(lambda: bot.sink.reactions and bot.sink.receipts, "the reaction and receipt")
     await until(
-        lambda: any(s.event_type == "m.room.name" for s in bot.sink.states), "the name change"
+        lambda: any(s.event_type == "m.room.name" and s.content.get("name") == "Hall bookings"
+                    for s in bot.sink.states), "the name change"
     )
     assert not any(s.event_type == "m.room.topic" for s in bot.sink.states)
     first, edited = bot.sink.messages
@@ -393,7 +394,7 @@ async def test_edits_reactions_receipts_and_state_arrive_as_what_they_are(
         alice.user_id,
     )
     assert (original, alice.user_id) in {(r.event_id, r.sender) for r in bot.sink.receipts}
-    name = next(s for s in bot.sink.states if s.event_type == "m.room.name")
+    name = [s for s in bot.sink.states if s.event_type == "m.room.name"][-1]
     assert (name.sender, dict(name.content)) == (alice.user_id, {"name": "Hall bookings"})
 
 
