@@ -9,9 +9,15 @@ address. fpdf2's built-in Helvetica needs Latin-1, so text is transliterated
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import date
+from dataclasses import dataclass
+from datetime import date, datetime
+from zoneinfo import ZoneInfo
 
-from bridges.notices import Summary
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bridges.notices import Summary, open_in_area, summarise
+from config.areas import AreaIndex
+from storage import funding
 
 _PLAIN = str.maketrans({
     "‘": "'", "’": "'", "“": '"', "”": '"', "–": "-", "—": "-", "…": "...",
@@ -61,3 +67,27 @@ def build_sheet(area_name: str, notices: Sequence[Summary], made_on: date,
         pdf.set_font("Helvetica", "I", 9)
         pdf.multi_cell(width, 5, latin1(contact))
     return bytes(pdf.output())
+
+
+@dataclass(frozen=True)
+class Sheet:
+    area_name: str
+    count: int  # open notices on it
+    file_name: str
+    data: bytes
+
+
+async def area_sheet(session: AsyncSession, areas: AreaIndex, code: str, now: datetime,
+                     tz: ZoneInfo) -> Sheet:
+    """The sheet of funding open in one area today, named for printing (``!funding sheet``,
+    and the sheet a community hub gets for its locality)."""
+
+    def contains(outer: str, inner: str) -> bool:
+        return outer in areas and inner in areas and areas.contains(outer, inner)
+
+    notices = open_in_area(await funding.notices(session, funding.PUBLISHED), code, now, contains)
+    name = areas.label(code)
+    today = now.astimezone(tz).date()
+    data = build_sheet(name, [summarise(n, tz) for n in notices], today)
+    slug = "-".join(name.lower().replace("(", "").replace(")", "").split())
+    return Sheet(name, len(notices), f"funding-{slug}-{today.isoformat()}.pdf", data)

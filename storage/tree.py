@@ -34,6 +34,8 @@ class TreeRoom(Base):
         "mirrors the room's public power levels, and is how the bot takes a forgotten "
         "person's moderator power back at the area's next refresh (which drops them here)")})
     created_at: Mapped[datetime]
+    # Locality rooms: the topic the bot last set (it names the parish council); None: never.
+    topic: Mapped[str | None] = mapped_column(String(500))
 
 
 class SetupRun(Base):
@@ -69,6 +71,12 @@ async def set_moderators(session: AsyncSession, key: str, users: list[str]) -> N
     row = await session.get(TreeRoom, key)
     if row is not None:
         row.moderators = sorted(users)
+
+
+async def set_topic(session: AsyncSession, key: str, topic: str) -> None:
+    row = await session.get(TreeRoom, key)
+    if row is not None:
+        row.topic = topic
 
 
 async def start_run(

@@ -33,11 +33,10 @@ from bridges.detect import (
     record_network,
 )
 from bridges.namespaces import Namespaces, RegistrationError
-from bridges.notices import open_in_area, summarise
-from bridges.sheet import build_sheet
+from bridges.sheet import area_sheet
 from config.settings import ConfigError
 from storage import bridges as bridge_rows
-from storage import funding, groups, outbox, rooms
+from storage import groups, outbox, rooms
 from storage.outbox import Attachment
 
 if TYPE_CHECKING:
@@ -158,25 +157,12 @@ def _local_day(app: Host, at: datetime) -> str:
     params=[Param("area", AreaValue(), ask="Which area is the sheet for? (a place name)")],
 )
 async def sheet(ctx: Context, args: Args) -> None:
-    areas = ctx.app.areas
-    code = args.area
-
-    def contains(outer: str, inner: str) -> bool:
-        return outer in areas and inner in areas and areas.contains(outer, inner)
-
-    notices = open_in_area(
-        await funding.notices(ctx.session, funding.PUBLISHED), code, ctx.now, contains
-    )
-    tz = ctx.tz
-    name = areas.label(code)
-    data = build_sheet(name, [summarise(n, tz) for n in notices], ctx.today)
-    slug = "-".join(name.lower().replace("(", "").replace(")", "").split())
-    count = len(notices)
+    made = await area_sheet(ctx.session, ctx.app.areas, args.area, ctx.now, ctx.tz)
+    count = made.count
     await ctx.reply(
-        f"Funding sheet for {name}: {count} open notice{'s' if count != 1 else ''}, "
+        f"Funding sheet for {made.area_name}: {count} open notice{'s' if count != 1 else ''}, "
         "ready to print.",
-        attachment=Attachment(f"funding-{slug}-{ctx.today.isoformat()}.pdf",
-                              "application/pdf", data),
+        attachment=Attachment(made.file_name, "application/pdf", made.data),
     )
 
 
