@@ -113,8 +113,8 @@ async def _seeds_of(out: Outside, net: Network, given: list[str]) -> list[str]:
         if room.startswith("#"):
             room = await out.app.transport.resolve_alias(room) or room
         if room not in net.graph.index:
-            raise CommandError(f"seeds: I don't know the room {item}; give a group (G5), a room id "
-                               "or an alias of a room I'm in.")
+            raise CommandError(f"seeds: I don't know the room {item}; give a group (G5), a hub "
+                               "(P3), a room id or an alias of a room I'm in.")
         rooms.append(room)
     return rooms
 

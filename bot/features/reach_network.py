@@ -15,7 +15,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from config.areas import AreaIndex
-from storage import collab, flow, funding, groups, introductions, rooms, tree
+from storage import collab, flow, funding, groups, introductions, rooms, tree, venues
 from storage.flow import FlowEvent, FlowReceipts
 from storage.funding import FundingDelivery
 from storage.mediation import Case
@@ -30,6 +30,7 @@ if TYPE_CHECKING:
 # The model's libraries (numpy, scipy) are imported where the model is built, not at start-up.
 
 HUB_TYPES = {"parish-council"}
+OFFLINE = "offline"  # the "network" of a community hub: it leaves no trace on chat
 CASCADE_BIN_HOURS = 12.0
 
 
@@ -39,7 +40,7 @@ class RoomFacts:
     label: str
     is_group: bool
     area_code: str | None
-    hub: bool  # a parish council or locality room: offline ties to its locality's groups
+    hub: bool  # a parish council, locality room or community hub: ties to its locality's groups
 
 
 @dataclass(frozen=True)
@@ -69,8 +70,13 @@ class Network:
     calibration: Calibration
     labels: dict[str, str]  # area codes and room ids -> what people call them
     activity: dict[str, tuple[int, int]]
-    group_rooms: dict[str, str]  # "G5" -> room id
+    group_rooms: dict[str, str]  # "G5" -> room id, "P3" -> hub key
     records: Records
+
+
+def hub_key(venue_id: int) -> str:
+    """The reach graph's key for a community hub (venue ``P<id>``): not a room id."""
+    return f"hub:P{venue_id}"
 
 
 def node_of(facts: RoomFacts, areas: AreaIndex, members: int) -> RoomNode:
@@ -147,7 +153,9 @@ def build(records: Records, areas: AreaIndex) -> Network:
     calibration = fit_ic(graph, cascades(records, graph))
     labels = {a.code: a.name for a in areas}
     labels.update({r.room_id: r.label for r in records.rooms})
-    group_rooms = {r.label.split(" ", 1)[0]: r.room_id for r in records.rooms if r.is_group}
+    # Seeds may be named as people know them: a group (G5) or a community hub (P3).
+    group_rooms = {r.label.split(" ", 1)[0]: r.room_id for r in records.rooms
+                   if r.is_group or r.room_id.startswith("hub:")}
     return Network(graph, calibration.arc_prob, calibration, labels, records.activity, group_rooms,
                    records)
 
@@ -180,6 +188,11 @@ async def load_records(session: AsyncSession) -> Records:
         if g.room_id is not None and g.room_id not in case_rooms:
             facts[g.room_id] = RoomFacts(g.room_id, f"{g.ref} {g.name}", True, g.area_code,
                                          g.type in HUB_TYPES)
+    for v in await venues.hubs(session):
+        # A community hub is an offline node: people meet there and read its notice sheet.
+        facts[hub_key(v.id)] = RoomFacts(hub_key(v.id), f"{v.ref} {v.name}", False, v.area_code,
+                                         True)
+        networks[hub_key(v.id)] = OFFLINE
     deliveries: dict[int, dict[str, datetime]] = defaultdict(dict)
     for d in await session.scalars(select(FundingDelivery)):
         deliveries[d.notice_id][d.room_id] = d.sent_at or d.queued_at
