@@ -27,6 +27,7 @@ from bot.commands.values import (
     YesNo,
 )
 from bot.features import unclaimed
+from bot.features.councils import COUNCIL, refresh_after
 from bot.features.group_routes import route_for
 from config.areas import name_key
 from config.organisations import GROUP_TYPE_ALIASES, GROUP_TYPES, REACHES, SIZES
@@ -152,6 +153,8 @@ async def group_register(ctx: Context, args: Args) -> None:
     group.max_posts = group.max_posts if group.max_posts is not None else 3
     group.quiet = group.quiet or False
     await ctx.session.flush()
+    if group.type == COUNCIL:
+        refresh_after(ctx)  # the locality room's topic names its council
     area = ctx.app.areas.label(group.area_code)
     await ctx.reply(
         f"Registered {describe(ctx, group)}, unverified: a moderator of {area} or a "
@@ -284,6 +287,8 @@ async def group_set(ctx: Context, args: Args) -> None:
             f"It moved area, so a moderator of {ctx.app.areas.label(changes['area'])} "
             f"verifies it again ({ctx.prefix}group verify {group.ref})."
         )
+    if COUNCIL in (group.type, changes.get("type")) and {"type", "area", "name"} & set(changes):
+        refresh_after(ctx)  # a council renamed, moved or no longer one: topics follow
     for key, value in changes.items():
         setattr(group, key, list(value) if key == "themes" else value)
     shown = ", ".join(f"{k} {_show(v)}" for k, v in changes.items())
@@ -303,6 +308,8 @@ def _show(value: object) -> str:
 async def group_unregister(ctx: Context, args: Args) -> None:
     group = await _managed(ctx, args.group)
     group.unregistered_at = ctx.now
+    if group.type == COUNCIL:
+        refresh_after(ctx)
     await ctx.reply(
         f"{describe(ctx, group)} is unregistered: no more notices, and it is out of the "
         f"directory. {ctx.prefix}group register brings it back."
