@@ -248,6 +248,7 @@ async def plan_for(app: Host, session: AsyncSession,
         targeting.GroupFacts(
             id=g.id, room_id=g.room_id, area_code=g.area_code, themes=tuple(g.themes or ()),
             type=g.type, size=g.size, contact=g.contact, email=g.email,
+            reach_area=targeting.reach_area(app.areas, g.area_code, g.reach),
         )
         for g in await groups.active(session) if g.area_code in app.areas
     ]

@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
+from config.areas import AreaIndex
+
 Contains = Callable[[str, str], bool]
 
 REMINDER_DAYS = (7, 1)
@@ -56,6 +58,9 @@ class GroupFacts:
     size: str
     contact: bool = True
     email: str | None = None
+    # The area the group works across (its reach): its own area for a local group, its
+    # district or county for wider ones. None: its own area.
+    reach_area: str | None = None
 
 
 @dataclass(frozen=True)
@@ -118,14 +123,35 @@ def subscription_matches(notice: NoticeFacts, sub: SubscriptionFacts, contains: 
 
 
 def group_fits(notice: NoticeFacts, group: GroupFacts, contains: Contains) -> bool:
-    """A group may hear of it: contactable, inside its areas, a theme, type and size it allows."""
-    if not group.contact or not _inside(group.area_code, notice.areas, contains):
+    """A group may hear of it: contactable, where it works, a theme, type and size it allows."""
+    if not group.contact or not works_in(group, notice.areas, contains):
         return False
     if notice.themes and not set(notice.themes) & set(group.themes):
         return False
     if notice.applicant_types and group.type not in notice.applicant_types:
         return False
     return not notice.sizes or group.size in notice.sizes
+
+
+def works_in(group: GroupFacts, areas: Sequence[str], contains: Contains) -> bool:
+    """The notice is for where the group works: its own area lies inside the notice's
+    areas, or (for a district- or county-wide group) a notice's area lies inside its reach."""
+    if _inside(group.area_code, areas, contains):
+        return True
+    wide = group.reach_area
+    return wide is not None and any(contains(wide, area) for area in areas)
+
+
+def reach_area(areas: AreaIndex, code: str, reach: str) -> str:
+    """The area a group with this reach works across: itself, its district, or its county
+    (the county it lies in; the whole area file where there is no county level)."""
+    if reach == "district":
+        district = areas.district_of(code)
+        return district.code if district is not None else code
+    if reach == "county":
+        counties = [a for a in areas.ancestors(code) if a.kind == "county"]
+        return counties[0].code if counties else areas.root.code
+    return code
 
 
 def tree_room_fits(notice: NoticeFacts, room: TreeRoom, contains: Contains) -> bool:
