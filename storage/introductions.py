@@ -75,6 +75,17 @@ async def accepted_rooms(session: AsyncSession) -> list[tuple[str, str]]:
     return [(src, dst) for src, dst in rows if dst is not None]
 
 
+async def accepted_between_groups(session: AsyncSession) -> list[tuple[int, int, datetime]]:
+    """(asking group, answering group, accepted at) of every accepted introduction between
+    two groups: evidence of collaboration (a coordinator asking for themselves is not)."""
+    rows = await session.execute(
+        select(Introduction.from_group_id, Introduction.to_group_id, Introduction.answered_at,
+               Introduction.asked_at)
+        .where(Introduction.status == ACCEPTED, Introduction.from_group_id.is_not(None))
+        .order_by(Introduction.id))
+    return [(int(a), int(b), answered or asked) for a, b, answered, asked in rows if a is not None]
+
+
 async def export_person(session: AsyncSession, user_id: str) -> dict[str, Any]:
     """Introductions this person asked for or answered (no message text is ever stored)."""
     asked = await session.scalars(select(Introduction).where(Introduction.asked_by == user_id))

@@ -12,7 +12,7 @@ from bot.commands.registry import Args, CommandError, Param
 from bot.commands.values import AreaValue, Choice, ListOf, Money, Ref, Text
 from bot.features import impact
 from bot.features.representatives import Reps
-from storage import collab, groups
+from storage import collab, groups, introductions
 
 ONE = {"joint-funding": "joint funding bid", "shared-event": "shared event",
        "shared-volunteers": "volunteer sharing", "referral": "referral", "other": "collaboration"}
@@ -81,4 +81,8 @@ async def show_impact(ctx: Context, args: Args) -> None:
     group_areas = await collab.group_areas(ctx.session)
     records = [impact.Evidence(r.type, tuple(r.group_ids), r.amount, r.recorded_at)
                for r in await collab.current(ctx.session)]
+    # An accepted introduction is two groups choosing to work together: evidence too.
+    records += [impact.Evidence("introduction", (asker, answerer), None, at)
+                for asker, answerer, at in await introductions.accepted_between_groups(
+                    ctx.session)]
     await ctx.reply(impact.summarise(records, group_areas, ctx.app.areas, code, ctx.tz))

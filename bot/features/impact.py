@@ -20,6 +20,7 @@ LABELS = {
     "shared-event": "shared events",
     "shared-volunteers": "shared volunteers",
     "referral": "referrals",
+    "introduction": "introductions accepted",
     "other": "other",
 }
 
