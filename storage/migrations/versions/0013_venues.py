@@ -1,7 +1,7 @@
 """venues and hubs; the council topic the bot set on each locality room
 
-Revision ID: 0012_venues
-Revises: 0011_room_state
+Revision ID: 0013_venues
+Revises: 0012_consult
 Create Date: 2026-12-03 16:05:00.000000
 """
 
@@ -13,8 +13,8 @@ from alembic import op
 import storage.types
 
 
-revision: str = '0012_venues'
-down_revision: str | None = '0011_room_state'
+revision: str = '0013_venues'
+down_revision: str | None = '0012_consult'
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
