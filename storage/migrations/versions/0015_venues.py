@@ -1,7 +1,7 @@
 """venues and hubs; the council topic the bot set on each locality room
 
-Revision ID: 0014_venues
-Revises: 0013_command_days
+Revision ID: 0015_venues
+Revises: 0014_listings
 Create Date: 2026-12-03 16:05:00.000000
 """
 
@@ -13,8 +13,8 @@ from alembic import op
 import storage.types
 
 
-revision: str = '0014_venues'
-down_revision: str | None = '0013_command_days'
+revision: str = '0015_venues'
+down_revision: str | None = '0014_listings'
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
