@@ -19,6 +19,7 @@ from bot.commands.registry import REGISTRY as commands
 from bot.commands.registry import Args, AskFor, CommandError, Param
 from bot.commands.values import AreaValue, Choice, Ref
 from bot.features.groups import MANAGERS, PROFILE, TYPE, describe
+from bot.features.roles import moderated_areas
 from bot.features.unclaimed import place
 from storage import groups, listings
 from storage.groups import Group
@@ -87,7 +88,24 @@ async def _ask(ctx: Context, args: Args, listing: Listing) -> None:
         f"{becomes} once {_deciders(ctx, claim)} runs "
         f"{ctx.prefix}group claim {listing.ref} confirm (or refuse)."
     )
+    await _tell_deciders(ctx, listing, claim)
     log.info("listing claim asked: %s", listing.ref)
+
+
+async def _tell_deciders(ctx: Context, listing: Listing, claim: ListingClaim) -> None:
+    """The area's moderators hear of the claim by DM (coordinators see it when they look):
+    a claim nobody knows about would wait for ever."""
+    if claim.area_code is None or claim.area_code not in ctx.app.areas:
+        return
+    areas = ctx.app.areas
+    for user, codes in sorted((await moderated_areas(ctx)).items()):
+        if user == ctx.sender.user_id or not any(
+                c in areas and areas.contains(c, claim.area_code) for c in codes):
+            continue
+        await ctx.dm(user, f"{ctx.sender.user_id}, a room's admin, claims {listing.ref} "
+                           f"{listing.name} ({place(ctx, listing)}) for the room: answer with "
+                           f"{ctx.prefix}group claim {listing.ref} confirm (or refuse).",
+                     kind="listing-claim", dedupe_key=f"listing-claim-ask:{claim.id}:{user}")
 
 
 def _deciders(ctx: Context, claim: ListingClaim) -> str:

@@ -87,19 +87,24 @@ async def list_roles(ctx: Context, args: Args) -> None:
     await ctx.reply("\n".join(lines) if lines else "No roles are set yet.")
 
 
+async def moderated_areas(ctx: Context) -> dict[str, frozenset[str]]:
+    """Every moderator (from config and from grants) -> the area codes they moderate."""
+    candidates = dict(ctx.app.config_moderators)
+    for grant in await roles.all_grants(ctx.session):
+        if grant.role == "moderator":
+            candidates[grant.user_id] = candidates.get(grant.user_id, frozenset()) | {
+                grant.area_code
+            }
+    return candidates
+
+
 @commands.command("moderators", summary="who moderates an area",
                   params=[Param("area", AreaValue(), required=False, positional=True)])
 async def list_moderators(ctx: Context, args: Args) -> None:
     app = ctx.app
     area = args.area or app.areas.root.code
     found: dict[str, set[str]] = {}
-    candidates = dict(app.config_moderators)
-    for grant in await roles.all_grants(ctx.session):
-        if grant.role == "moderator":
-            candidates[grant.user_id] = candidates.get(grant.user_id, frozenset()) | {
-                grant.area_code
-            }
-    for user, codes in candidates.items():
+    for user, codes in (await moderated_areas(ctx)).items():
         for code in codes:
             # Moderators of the area, of anything containing it, and of anything inside it.
             if app.areas.contains(code, area) or app.areas.contains(area, code):

@@ -80,7 +80,7 @@ async def test_a_directory_exported_imported_elsewhere_and_claimed(
     assert gail.user_id not in text and food not in text and "gail@food.example" not in text
 
     # A fresh deployment reads it, and the published examples, twice: nothing doubles.
-    bob = await person_factory("Bob", e2e=False)
+    bob = await person_factory("Bob")  # the bot's DMs are encrypted
     second = await bot_factory(roles={"moderators": {CHATTERIS: [bob.user_id]}})
     files = [str(out), *(str(p) for p in sorted((PUBLISHED / "examples").glob("*.json")))]
     for path in files:
@@ -104,8 +104,14 @@ async def test_a_directory_exported_imported_elsewhere_and_claimed(
                              "advice: no route published")
     asked = await said(alice, room, second, "!group claim L1 size=small", "Claim of L1")
     assert "a moderator of Chatteris or a coordinator runs !group claim L1 confirm" in asked
-    office = await group_room(bob, second, "Parish office")
-    confirmed = await said(bob, office, second, "!group claim L1 confirm", "Confirmed")
+    # Bob, Chatteris's moderator, is told by DM and answers there.
+    dm = await bob.wait_for_invite(timeout=WAIT, joined=True)
+    told = await bob.wait_for_message(dm, sender=second.user_id, contains="claims L1",
+                                      since=0, timeout=WAIT)
+    assert told["content"]["body"] == (
+        f"{alice.user_id}, a room's admin, claims L1 Chatteris Food Bank (Chatteris) for the "
+        "room: answer with !group claim L1 confirm (or refuse).")
+    confirmed = await said(bob, dm, second, "!group claim L1 confirm", "Confirmed")
     assert confirmed == "Confirmed: L1 is now G1 Chatteris Food Bank (charity, Chatteris)."
     await alice.wait_for_message(room, sender=second.user_id,
                                  contains="This room's group is now G1", timeout=WAIT)

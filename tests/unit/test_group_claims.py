@@ -76,6 +76,11 @@ async def test_an_admin_claims_and_the_areas_moderator_confirms(county: BotWorld
     assert asked == ("Claim of L1 Wisby Community Fridge (Wisby) sent; it becomes this room's "
                      "group once a moderator of Wisby or a coordinator runs !group claim L1 "
                      "confirm (or refuse).")
+    # Wisby's moderator hears of it by DM; Hillside's does not.
+    assert county.dms(WISBY_CLERK) == [
+        f"{gail}, a room's admin, claims L1 Wisby Community Fridge (Wisby) for the room: "
+        "answer with !group claim L1 confirm (or refuse)."]
+    assert county.dms(HILL_CLERK) == []
     # A moderator of another area may not answer it.
     elsewhere = await room_of(county, HILL_CLERK, "Hillside office")
     [refused] = await county.say(HILL_CLERK, elsewhere, "!group claim L1 confirm")
