@@ -18,6 +18,7 @@ from bot.commands.context import Context
 from bot.commands.registry import REGISTRY as commands
 from bot.commands.registry import Args, AskFor, CommandError, Param
 from bot.commands.values import AreaValue, Choice, Ref
+from bot.features.councils import COUNCIL, refresh_after
 from bot.features.groups import MANAGERS, PROFILE, TYPE, describe
 from bot.features.roles import moderated_areas
 from bot.features.unclaimed import place
@@ -172,4 +173,6 @@ async def _merge(ctx: Context, listing: Listing, claim: ListingClaim) -> Group:
     group.max_posts = group.max_posts if group.max_posts is not None else 3
     group.quiet = group.quiet or False
     await ctx.session.flush()
+    if group.type == COUNCIL:
+        refresh_after(ctx)  # the locality room's topic names its council, as on register
     return group
