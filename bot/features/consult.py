@@ -27,7 +27,7 @@ from bot.commands.when import describe_date
 from bot.features import consult_results as results
 from bot.features import funding_targeting as targeting
 from bot.features.funding import AREAS, THEMES, TYPES
-from bot.features.funding_delivery import coordinators, own_post, schedule_rooms
+from bot.features.funding_delivery import coordinators, group_facts, own_post, schedule_rooms
 from bot.features.intake import flow_secret
 from bot.scheduler import Job
 from storage import consult, flow, funding, groups
@@ -127,9 +127,7 @@ async def ask(ctx: Context, args: Args) -> None:
     chosen = [
         g for g in await groups.active(ctx.session)
         if g.room_id is not None and g.area_code in app.areas and targeting.group_fits(
-            facts, targeting.GroupFacts(id=g.id, room_id=g.room_id, area_code=g.area_code,
-                                        themes=tuple(g.themes or ()), type=g.type, size=g.size,
-                                        contact=g.contact), app.areas.contains)
+            facts, group_facts(app.areas, g), app.areas.contains)
     ]
     if not chosen:
         raise CommandError("No group on chat matches those areas, themes and types (or they "

@@ -20,6 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from bot import voice
 from bot.commands.when import describe_date
 from bot.features import funding_targeting as targeting
+from config.areas import AreaIndex
 from storage import funding, groups, outbox, roles
 from storage.funding import FundingNotice
 from storage.groups import Group
@@ -244,17 +245,22 @@ async def plan_for(app: Host, session: AsyncSession,
         )
         for s in await funding.subscriptions(session)
     ]
-    profiles = [
-        targeting.GroupFacts(
-            id=g.id, room_id=g.room_id, area_code=g.area_code, themes=tuple(g.themes or ()),
-            type=g.type, size=g.size, contact=g.contact, email=g.email,
-            reach_area=targeting.reach_area(app.areas, g.area_code, g.reach),
-        )
-        for g in await groups.active(session) if g.area_code in app.areas
-    ]
+    profiles = [group_facts(app.areas, g)
+                for g in await groups.active(session) if g.area_code in app.areas]
     root = app.areas.root.code
     return targeting.plan(facts_of(notice, root), subs, profiles, await tree_rooms(session),
                           app.areas.contains)
+
+
+def group_facts(areas: AreaIndex, g: Group) -> targeting.GroupFacts:
+    """What the targeting rule reads of a group, its reach included: everything that picks
+    groups for a notice (delivery, consultations, partner suggestions) reads it alike."""
+    return targeting.GroupFacts(
+        id=g.id, room_id=g.room_id, area_code=g.area_code, themes=tuple(g.themes or ()),
+        type=g.type, size=g.size, contact=g.contact, email=g.email,
+        reach_area=(targeting.reach_area(areas, g.area_code, g.reach)
+                    if g.area_code in areas else None),
+    )
 
 
 async def publish(app: Host, session: AsyncSession, notice: FundingNotice, now: datetime,

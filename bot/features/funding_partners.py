@@ -17,20 +17,15 @@ from bot.commands.registry import REGISTRY as commands
 from bot.commands.registry import Args, CommandError, Param, Role, Where
 from bot.commands.values import Integer, Ref, Text, YesNo
 from bot.features import introductions, partners
-from bot.features.funding_delivery import facts_of
-from bot.features.funding_targeting import GroupFacts, group_fits
+from bot.features.funding_delivery import facts_of, group_facts
+from bot.features.funding_targeting import group_fits
 from bot.features.matching import haversine_km
 from storage import funding, groups
 from storage import partners as track
-from storage.groups import Group
 
 log = logging.getLogger(__name__)
 
 
-def facts(group: Group) -> GroupFacts:
-    return GroupFacts(id=group.id, room_id=group.room_id, area_code=group.area_code,
-                      themes=tuple(group.themes or ()), type=group.type, size=group.size,
-                      contact=group.contact, email=group.email)
 
 
 def _near(ctx: Context) -> partners.Near:
@@ -72,14 +67,14 @@ async def funding_partners(ctx: Context, args: Args) -> None:
         raise CommandError(f"This room has no group; register it first with {ctx.prefix}group "
                            "register.")
     wanted = facts_of(notice, ctx.app.areas.root.code)
-    own = facts(mine)
+    own = group_facts(ctx.app.areas, mine)
     if not group_fits(wanted, replace(own, contact=True),
                       ctx.app.areas.contains):
         raise CommandError(f"{mine.ref} is not eligible for {notice.ref} (its areas, themes, "
                            f"types or sizes); {ctx.prefix}funding show {notice.ref} says who is.")
     record = await track.track_record(ctx.session)
     candidates = [
-        partners.Candidate(facts(g), verified=g.verified, listed=g.listed,
+        partners.Candidate(group_facts(ctx.app.areas, g), verified=g.verified, listed=g.listed,
                            collaborations=record.collaborations[g.id],
                            introductions=record.introductions[g.id])
         for g in await groups.active(ctx.session)]

@@ -128,6 +128,18 @@ async def test_a_poll_goes_to_the_matching_groups_rooms_only(county: BotWorld) -
         "Would a shared minibus help?", ["Yes", "No", "Not sure"], [1, 2])
 
 
+async def test_a_county_wide_group_is_asked_about_a_parish_it_works_in(county: BotWorld) -> None:
+    desk = await office(county)
+    wide = await group_room(county, "County Food Network", "E04900004", ["food"], admin=HAL,
+                            reach="county")
+    local = await group_room(county, "Upton Larder", "E04900004", ["food"])
+    [reply] = await county.say(CORA, desk, ASK + " areas=Wisby themes=food")
+    assert reply.startswith("K1 put to 1 group")
+    await county.deliver()
+    assert any(m.startswith("Consultation K1") for m in said(county, wide))
+    assert not any(m.startswith("Consultation") for m in said(county, local))
+
+
 async def test_a_poll_is_the_bots_own_post_it_waits_out_the_night_and_the_cap(
     county: BotWorld,
 ) -> None:
