@@ -10,5 +10,5 @@ Matrix and no database. The bot builds a graph from plain records
 - ``reach.structure.analyse`` then ``reach.gaps.find_gaps``: structural holes and gaps;
 - ``reach.seeding.choose_seeds``: the k rooms for the most (need-weighted) reach;
 - ``reach.evaluate.evaluate``: predicted against observed reach;
-- ``reach.report`` / ``reach.charts``: text (``report.count`` applies the "<5" rule) and PNGs.
+- ``reach.report`` / ``reach.charts``: text and PNGs; ``reach.suppress.count`` is the "<5" rule.
 """

@@ -18,24 +18,11 @@ from reach.overlay import GapRank, LocalityOverlay, ReachBand
 from reach.predict import AreaReach, Prediction
 from reach.seeding import SeedChoice
 from reach.structure import Structure
+from reach.suppress import SMALL as SMALL  # the "<5" rule, kept where it is cheap to import
+from reach.suppress import count as count
+from reach.suppress import share as share
 
 MAX_LINES = 12
-SMALL = 5
-
-
-def count(n: float) -> str:
-    """A count as shown to people: rounded, with thousands separators, "<5" under 5."""
-    r = round(float(n))
-    return "<5" if r < SMALL else f"{r:,}"
-
-
-def share(part: float, whole: float) -> str:
-    """A percentage, suppressed to "<5" when the part is a count under 5."""
-    if round(part) < SMALL:
-        return "<5"
-    return f"{100.0 * part / whole:.0f}%" if whole else "-"
-
-
 def _name(code: str | None, names: Mapping[str, str] | None) -> str:
     if code is None:
         return "unknown area"

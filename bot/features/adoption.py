@@ -28,9 +28,9 @@ from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from config.areas import AreaIndex
+from reach.suppress import count
 from storage.adoption import GroupRow, Rows
 
-SMALL = 5
 ACTIVE_DAYS = 30
 MAX_MONTHS = 36
 ALL = "all"
@@ -50,7 +50,7 @@ Place = tuple[str, str]  # district code (or "unknown"), IMD band (or "unknown")
 
 def shown(n: int) -> str:
     """A count as people see it: "<5" under 5 (zero too), else the number."""
-    return "<5" if n < SMALL else f"{n:,}"
+    return count(n)
 
 
 def band(decile: int | None) -> str:

@@ -1,7 +1,7 @@
 """A consultation's results: counts per option, by district and by network, as text, CSV, chart.
 
 Plain functions over plain data, so every rule is tested without Matrix or a
-database. Every count a person sees goes through ``reach.report.count`` (under 5
+database. Every count a person sees goes through ``reach.suppress.count`` (under 5
 shows as "<5", 0 included), in the text, the CSV and the chart alike, so no small
 group's answer can be read off any of them. Comments are shown without names, in
 an order that says nothing about who answered when.
@@ -14,6 +14,8 @@ import io
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
+
+from reach.suppress import count
 
 ALL = "all"
 
@@ -69,12 +71,6 @@ def tally(options: Sequence[str], asked: int, members_may: bool, votes: Iterable
     return result
 
 
-def _count() -> Callable[[float], str]:
-    from reach.report import count  # the project's one "<5" rule (numpy: loaded on demand)
-
-    return count
-
-
 def _per_option(t: Tally, counter: Counter[tuple[str, str, int]], by: str, where: str,
                 shown: Callable[[float], str]) -> str:
     return " · ".join(f"{letter(i)} {shown(counter[(by, where, i)])}"
@@ -83,7 +79,7 @@ def _per_option(t: Tally, counter: Counter[tuple[str, str, int]], by: str, where
 
 def render(t: Tally, heading: str, max_comments: int = 10) -> str:
     """The text answer: totals, a line per district and per network, then comments."""
-    shown = _count()
+    shown = count
     lines = [f"{heading}: {shown(t.answered)} of {shown(t.asked)} groups answered.",
              "Options: " + " · ".join(label(t.options, i) for i in range(len(t.options))),
              "Groups: " + _per_option(t, t.groups, ALL, ALL, shown)]
@@ -109,7 +105,7 @@ def csv_bytes(t: Tally, ref: str) -> bytes:
 
     ``members`` is empty when the poll did not ask for members' own views.
     """
-    shown = _count()
+    shown = count
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(CSV_HEADER)
