@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import event
@@ -33,6 +34,11 @@ def make_engine(url: str, **kwargs: Any) -> AsyncEngine:
     """
     engine = create_async_engine(url, **kwargs)
     if engine.dialect.name == "sqlite":
+        # A fresh data directory is made on first use, so every command-line tool
+        # (migrate, import-grants, import-directory) works before the bot first ran.
+        path = engine.url.database
+        if path and path != ":memory:" and not path.startswith("file:"):
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
         sync_engine = engine.sync_engine
 
         @event.listens_for(sync_engine, "connect")

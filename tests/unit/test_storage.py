@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from pathlib import Path
 
 import pytest
 from alembic.autogenerate import compare_metadata
@@ -40,6 +41,17 @@ async def test_sqlite_pragmas_are_on(sqlite_database: Database) -> None:
         assert await connection.scalar(text("PRAGMA journal_mode")) == "wal"
         assert await connection.scalar(text("PRAGMA foreign_keys")) == 1
         assert await connection.scalar(text("PRAGMA busy_timeout")) == 10000
+
+
+async def test_a_new_data_directory_is_made_on_first_use(tmp_path: Path) -> None:
+    where = tmp_path / "not" / "yet" / "there"
+    db = Database(f"sqlite+aiosqlite:///{where / 'grapevine.db'}")
+    try:
+        await upgrade(db.engine)
+        assert await current_heads(db.engine) != ()
+    finally:
+        await db.close()
+    assert (where / "grapevine.db").is_file()
 
 
 async def test_a_rolled_back_command_leaves_no_trace(database: Database) -> None:
