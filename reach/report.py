@@ -12,10 +12,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from reach.evaluate import AreaScore, Evaluation
-from reach.gaps import Gaps
 from reach.graph import NODE_KINDS, ReachGraph
 from reach.overlay import GapRank, LocalityOverlay, ReachBand
-from reach.predict import AreaReach, Prediction
+from reach.predict import AreaReach
 from reach.seeding import SeedChoice
 from reach.structure import Structure
 from reach.suppress import SMALL as SMALL  # the "<5" rule, kept where it is cheap to import
@@ -32,37 +31,6 @@ def _name(code: str | None, names: Mapping[str, str] | None) -> str:
 def _fit(lines: list[str], more: int) -> str:
     if more > 0:
         lines.append(f"...and {more} more")
-    return "\n".join(lines[:MAX_LINES])
-
-
-def render_prediction(pred: Prediction, names: Mapping[str, str] | None = None) -> str:
-    """`!reach predict`: expected groups and members reached per district, with intervals."""
-    pct = round(pred.level * 100)
-    lines = [f"Predicted reach from {len(pred.seeds)} room(s), {pct}% intervals:"]
-    rows = sorted(pred.districts, key=lambda a: -a.groups_reached.mean)
-    shown = rows[: MAX_LINES - 2]
-    for a in shown:
-        g, m = a.groups_reached, a.members_reached
-        lines.append(
-            f"{_name(a.area, names)}: {count(g.mean)} of {count(a.groups)} groups "
-            f"({count(g.lo)}-{count(g.hi)}), ~{count(m.mean)} members"
-        )
-    return _fit(lines, len(rows) - len(shown))
-
-
-def render_gaps(gaps: Gaps, names: Mapping[str, str] | None = None) -> str:
-    """`!reach gaps`: low-reach localities, most deprived first, and closed-in groups."""
-    lines = [f"Localities the network leaves out (reach at most {gaps.threshold:.0%}), "
-             "most deprived first:"]
-    budget = MAX_LINES - 3
-    for r in gaps.localities[:budget]:
-        decile = f"IMD decile {r.decile}" if r.decile else "IMD unknown"
-        lines.append(f"{_name(r.locality, names)} ({decile}): reach {r.predicted_reach:.0%}, "
-                     f"{count(r.groups)} groups, {count(r.bridging_ties)} bridging ties")
-    more = len(gaps.localities) - min(len(gaps.localities), budget)
-    if more:
-        lines.append(f"...and {more} more localities")
-    lines.append(f"Groups with no tie outside their circle: {count(len(gaps.groups))}")
     return "\n".join(lines[:MAX_LINES])
 
 
