@@ -26,6 +26,7 @@ from sqlalchemy import (
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
 
+from storage import outbox
 from storage.models import Base, Id, OutboxMessage
 
 HELD, PUBLISHED, REJECTED, EXPIRED = "held", "published", "rejected", "expired"
@@ -333,6 +334,8 @@ async def queue_posts(
     The unique dedupe key still guards against a concurrent duplicate.
     """
     keys = [post["dedupe_key"] for post in posts]
+    for key in keys:
+        outbox.check_key(key)
     taken: set[str] = set()
     for start in range(0, len(keys), 500):
         taken |= set(await session.scalars(

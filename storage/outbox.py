@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -50,6 +51,19 @@ class Attachment:
     data: bytes
 
 
+def person_key(user_id: str) -> str:
+    """How a dedupe key names a person: a digest, never the id itself. A key stays as
+    an empty stub long after the message's text and recipient go (retention), so it
+    must say nothing about who; ``!privacy forget`` finds it by the same digest."""
+    return "p" + hashlib.sha256(user_id.encode()).hexdigest()[:20]
+
+
+def check_key(dedupe_key: str) -> None:
+    # Only user ids carry "@" (rooms are "!", aliases "#", events "$").
+    if "@" in dedupe_key:
+        raise ValueError(f"dedupe key {dedupe_key!r} names a person: use person_key()")
+
+
 async def enqueue(
     session: AsyncSession,
     *,
@@ -74,6 +88,7 @@ async def enqueue(
     if (room_id is None) == (to_user is None):
         raise ValueError("give exactly one of room_id and to_user")
     if dedupe_key is not None:
+        check_key(dedupe_key)
         existing = await session.scalar(
             select(OutboxMessage.id).where(OutboxMessage.dedupe_key == dedupe_key)
         )
@@ -308,6 +323,14 @@ async def expire(session: AsyncSession, *, blank_before: datetime, delete_before
     stays as an empty stub with its key, so "once, ever" still holds.
     """
     finished = func.coalesce(OutboxMessage.sent_at, OutboxMessage.failed_at)
+    # Keys written before keys named people by digest (person_key) lose their meaning
+    # with their text: the stub stays, so nothing is sent twice, without anyone's id.
+    named = await session.scalars(select(OutboxMessage.id).where(
+        finished < blank_before, OutboxMessage.dedupe_key.contains("@")))
+    for message_id in named:
+        await session.execute(update(OutboxMessage).where(OutboxMessage.id == message_id)
+                              .values(dedupe_key=f"expired:{message_id}")
+                              .execution_options(synchronize_session=False))
     blanked = await session.execute(
         update(OutboxMessage)
         .where(finished < blank_before, or_(

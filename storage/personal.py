@@ -20,6 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from storage.funding import FundingNotice, FundingSource, FundingSubscription
 from storage.groups import Group
 from storage.models import BotState, OutboxMessage, PendingPrompt, RoleGrant
+from storage.outbox import person_key
 from storage.state import DIRECT_ROOM_KEY
 from storage.tree import SetupRun, TreeRoom
 
@@ -38,7 +39,7 @@ def _naming(user_id: str) -> ColumnElement[bool]:
         cast(OutboxMessage.extra, Text).contains(user_id, autoescape=True))
 
 
-def _without(value: Any, user_id: str) -> Any:
+def without(value: Any, user_id: str) -> Any:
     """``value`` (text or JSON-ready data) with the person's id replaced."""
     if value is None:
         return None
@@ -58,7 +59,8 @@ async def export_person(session: AsyncSession, user_id: str) -> dict[str, Any]:
     sent_to = await session.scalars(
         select(OutboxMessage).where(OutboxMessage.to_user == user_id).order_by(OutboxMessage.id))
     naming = await session.scalars(select(OutboxMessage).where(
-        _naming(user_id) | OutboxMessage.dedupe_key.contains(user_id, autoescape=True))
+        _naming(user_id) | OutboxMessage.dedupe_key.contains(user_id, autoescape=True)
+        | OutboxMessage.dedupe_key.contains(person_key(user_id)))
         .order_by(OutboxMessage.id))
     made = await session.scalars(select(RoleGrant).where(RoleGrant.granted_by == user_id))
     direct = await session.get(BotState, DIRECT_ROOM_KEY + user_id)
@@ -114,13 +116,15 @@ async def forget_person(session: AsyncSession, user_id: str) -> int:
     changed = 0
     # Messages to others that name the person keep their sense, without the id.
     for row in await session.scalars(select(OutboxMessage).where(_naming(user_id))):
-        row.body = _without(row.body, user_id)
-        row.html = _without(row.html, user_id)
-        row.extra = _without(row.extra, user_id)
+        row.body = without(row.body, user_id)
+        row.html = without(row.html, user_id)
+        row.extra = without(row.extra, user_id)
         changed += 1
-    # Dedupe keys may name the person ("offer:O31:@ann:..."): keep them unique, without the id.
+    # Dedupe keys may name the person (by digest, or by id if written before digests):
+    # keep them unique, without the person.
     keyed = await session.scalars(select(OutboxMessage).where(
-        OutboxMessage.dedupe_key.contains(user_id, autoescape=True)))
+        OutboxMessage.dedupe_key.contains(user_id, autoescape=True)
+        | OutboxMessage.dedupe_key.contains(person_key(user_id))))
     for row in keyed:
         row.dedupe_key = f"forgotten:{row.id}"
         changed += 1

@@ -37,7 +37,7 @@ from bridges.sheet import area_sheet
 from config.settings import ConfigError
 from storage import bridges as bridge_rows
 from storage import groups, outbox, rooms
-from storage.outbox import Attachment
+from storage.outbox import Attachment, person_key
 
 if TYPE_CHECKING:
     from bot.host import Host, StateFilter, StateHook
@@ -198,7 +198,7 @@ async def check_dms(app: Host) -> int:
             row = await outbox.enqueue(
                 session, now=now, room_id=room_id, kind="reply",
                 body=cannot_reach_text(app.transport.user_id),
-                dedupe_key=f"dm-not-taken:{room_id}:{user_id}:{_local_day(app, now)}",
+                dedupe_key=f"dm-not-taken:{room_id}:{person_key(user_id)}:{_local_day(app, now)}",
             )
         told += row is not None
     if told:

@@ -25,6 +25,7 @@ from storage import funding, groups, outbox, roles
 from storage.funding import FundingNotice
 from storage.groups import Group
 from storage.models import KnownRoom, OutboxMessage
+from storage.outbox import person_key
 
 if TYPE_CHECKING:
     from bot.host import Host
@@ -194,7 +195,7 @@ async def notify_held(app: Host, session: AsyncSession,
             hashlib.sha256(refs.encode()).hexdigest()[:16]
         row = await outbox.enqueue(session, now=now, to_user=user, kind="dm",
                                    body=_held_message(app, theirs, prefix),
-                                   dedupe_key=f"held:{batch}:{user}")
+                                   dedupe_key=f"held:{batch}:{person_key(user)}")
         told += row is not None
     app.queued()
     return told

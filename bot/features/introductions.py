@@ -20,6 +20,7 @@ from storage import groups, rooms
 from storage import introductions as intros
 from storage.groups import Group
 from storage.introductions import Introduction
+from storage.outbox import person_key
 
 PER_DAY = 3
 MESSAGE_MAX = 300
@@ -94,7 +95,7 @@ async def _deliver(ctx: Context, target: Group, text: str, key: str) -> None:
                        own_post=False)
         return
     for admin in sorted(await Reps(ctx.app, ctx.session).of(target.id)):
-        await ctx.dm(admin, text, kind="introduction", dedupe_key=f"{key}:{admin}")
+        await ctx.dm(admin, text, kind="introduction", dedupe_key=f"{key}:{person_key(admin)}")
 
 
 async def _answering(ctx: Context, number: int | None) -> tuple[Introduction, Group]:

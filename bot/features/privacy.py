@@ -27,7 +27,7 @@ from bot.commands.registry import Args, AskFor, CommandError, Param, Where
 from bot.commands.values import YesNo
 from bot.features.intake import flow_secret, intake_of
 from bot.scheduler import Job
-from storage import flow
+from storage import flow, mentions
 from storage.engine import Database
 from storage.outbox import Attachment
 
@@ -72,10 +72,13 @@ async def export_everything(session: AsyncSession, user_id: str, pseudonym: str,
 
 async def forget_everything(session: AsyncSession, user_id: str, pseudonym: str,
                             now: datetime) -> dict[str, int]:
-    """Rows removed or anonymised, per storage module."""
+    """Rows removed or anonymised, per storage module; then, last, the person's id
+    wherever free text in any table still names them (storage.mentions)."""
     extras = {"pseudonym": pseudonym, "now": now}
-    return {module: int(await _call(function, session, user_id, extras) or 0)
-            for module, function in person_functions("forget_person")}
+    changed = {module: int(await _call(function, session, user_id, extras) or 0)
+               for module, function in person_functions("forget_person")}
+    changed["free text"] = await mentions.forget_mentions(session, user_id)
+    return changed
 
 
 async def purge(db: Database, now: datetime, retention_days: int = 180) -> int:

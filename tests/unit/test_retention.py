@@ -15,7 +15,7 @@ from sqlalchemy import select
 from bot.features import retention
 from bot.scheduler import Job, Scheduler
 from config.settings import ConfigError, Settings, load_settings
-from storage import outbox, state
+from storage import outbox, personal, state
 from storage.engine import Database
 from storage.models import HandledEvent, OutboxMessage
 from tests.clocks import ManualClock
@@ -71,6 +71,37 @@ async def test_sent_messages_lose_their_text_then_their_rows(database: Database)
 
     # The same sweep again (a catch-up, or two instants in one hour) changes nothing more.
     assert await retention.sweep(database, now, privacy) == retention.Swept(0, 0, 0)
+
+
+async def test_the_stubs_kept_after_the_text_goes_name_nobody(database: Database) -> None:
+    # A key outlives its message, so features name people in keys by digest; a key that
+    # carries an id itself is refused when queued.
+    async with database.transaction() as session:
+        with pytest.raises(ValueError, match="names a person"):
+            await outbox.enqueue(session, now=T0, to_user=ANN, body="x",
+                                 dedupe_key=f"held:F1:{ANN}")
+    key = f"held:F1:{outbox.person_key(ANN)}"
+    stub = await queue_and_send(database, T0, dedupe_key=key)
+    # A row queued before keys were digests, with the id in its key.
+    old = await queue_and_send(database, T0, dedupe_key="stub-to-be")
+    async with database.transaction() as session:
+        legacy = await session.get(OutboxMessage, old)
+        assert legacy is not None
+        legacy.dedupe_key = f"offer:O3:{ANN}"
+
+    privacy = load_settings(None).privacy
+    await retention.sweep(database, T0 + 33 * DAY, privacy)
+    left = await rows(database)
+    assert sorted(left) == [stub, old]
+    assert all("@" not in (r.dedupe_key or "") and (r.to_user, r.body) == (None, "")
+               for r in left.values())
+    async with database.transaction() as session:  # the digest still stops a resend
+        assert await outbox.enqueue(session, now=T0 + 33 * DAY, to_user=ANN, body="x",
+                                    dedupe_key=key) is None
+        # ... until the person asks to be forgotten: then nothing ties the stub to them.
+        await personal.forget_person(session, ANN)
+    assert all(outbox.person_key(ANN) not in (r.dedupe_key or "")
+               for r in (await rows(database)).values())
 
 
 async def test_messages_given_up_on_expire_like_sent_ones(database: Database) -> None:
