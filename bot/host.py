@@ -6,7 +6,7 @@ a feature can be read, and tested, without the whole router. ``bot.app.Grapevine
 implements it; any object with these members would do (mypy checks it structurally).
 
 This module sits at the bottom of ``bot``: it imports config, storage and the small
-leaf modules of ``bot`` (clock, events, pager, power, scheduler, transport), never
+leaf modules of ``bot`` (clock, events, pager, power, roomstate, scheduler, transport), never
 the command framework or a feature, so it can be in no import circle.
 """
 
@@ -25,6 +25,7 @@ from bot.dm_reach import DmReach
 from bot.events import Incoming, Reaction, Receipt, RoomContext, StateChange
 from bot.pager import Pager
 from bot.power import PowerLevels
+from bot.roomstate import RoomStates
 from bot.scheduler import Job
 from bot.transport.base import Transport
 from config.areas import AreaIndex
@@ -160,6 +161,10 @@ class Host(Protocol):
 
     async def room_creator(self, room_id: str) -> str | None:
         """Who made the room, from the state kept from sync."""
+
+    @property
+    def room_states(self) -> RoomStates:
+        """Each room's state as kept from sync (read it without asking the server)."""
 
     def kept_creator(self, room_id: str) -> str | None:
         """Who made the room if the kept state says (None: not known without asking)."""

@@ -2,7 +2,8 @@
 
 The sync loop feeds every state event it sees (state blocks and timeline
 state events) through :meth:`RoomStates.apply`; only the few types the bot
-reads are kept (creation, power levels, encryption). Everything else, above
+reads are kept (creation, power levels, encryption, and the alias and join
+rule that say how people can reach a group's room). Everything else, above
 all the membership events of busy and bridged rooms, costs nothing. Changes
 are written to the database with the sync token (:meth:`RoomStates.save`), so
 a restart loads every room at once (:meth:`RoomStates.load`) and asks the
@@ -25,7 +26,9 @@ from storage import roomstate
 CREATE = "m.room.create"
 POWER_LEVELS = "m.room.power_levels"
 ENCRYPTION = "m.room.encryption"
-KEPT_TYPES = frozenset({CREATE, POWER_LEVELS, ENCRYPTION})
+CANONICAL_ALIAS = "m.room.canonical_alias"
+JOIN_RULES = "m.room.join_rules"
+KEPT_TYPES = frozenset({CREATE, POWER_LEVELS, ENCRYPTION, CANONICAL_ALIAS, JOIN_RULES})
 
 # (type, state_key) -> {"type", "state_key", "sender", "content"}
 _Room = dict[tuple[str, str], dict[str, Any]]
@@ -45,7 +48,8 @@ def _kept(event: Mapping[str, Any]) -> dict[str, Any] | None:
 
 
 class RoomStates:
-    """Per-room creation, power levels and encryption; in memory, saved with the sync token."""
+    """Per-room creation, power levels, encryption, alias and join rule; in memory,
+    saved with the sync token."""
 
     def __init__(self) -> None:
         self._rooms: dict[str, _Room] = {}
@@ -107,6 +111,16 @@ class RoomStates:
     def creator(self, room_id: str) -> str | None:
         create = self.event(room_id, CREATE)
         return create["sender"] if create else None
+
+    def alias(self, room_id: str) -> str | None:
+        event = self.event(room_id, CANONICAL_ALIAS)
+        alias = event["content"].get("alias") if event else None
+        return str(alias) if alias else None
+
+    def join_rule(self, room_id: str) -> str | None:
+        event = self.event(room_id, JOIN_RULES)
+        rule = event["content"].get("join_rule") if event else None
+        return str(rule) if rule else None
 
     def encrypted(self, room_id: str) -> bool | None:
         """None when the room is unknown, else whether it has m.room.encryption."""

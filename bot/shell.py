@@ -121,6 +121,7 @@ async def run_shell(settings: Settings | None = None, *, stdin: TextIO = sys.std
         await upgrade(db.engine)
         transport = WorldTransport(world, bot_id)
         app = assemble(settings, db, transport, clock=clock)
+        transport.keep_state(app.room_states.apply)
         transport.attach(app)
         worker = OutboxWorker(db, transport, app.clock, rest=app.pager.keep_for_room,
                               prefix=app.settings.bot.prefix,

@@ -81,6 +81,7 @@ async def bot_world(tmp_path: Path, *, settings: Settings | None = None,
     transport = WorldTransport(world, bot_id)
     app = assemble(settings, db, transport, clock=clock)
     transport.attach(app)
+    transport.keep_state(app.room_states.apply)
     try:
         yield BotWorld(world, app, transport, clock)
     finally:

@@ -352,7 +352,7 @@ async def directory(ctx: Context, args: Args) -> None:
             f"({ctx.prefix}directory area=all lists every one)."
         )
     on_matrix = ctx.room.network is None
-    lines = [f"{_listing(ctx, e)}: {await _reach(ctx, e, on_matrix)}" if isinstance(e, Group)
+    lines = [f"{_listing(ctx, e)}: {_reach(ctx, e, on_matrix)}" if isinstance(e, Group)
              else unclaimed.line(ctx, e) for e in entries[:MAX_LINES]]
     if len(entries) > MAX_LINES:
         lines.append(f"...and {len(entries) - MAX_LINES} more; narrow with words, area=, "
@@ -366,10 +366,10 @@ def _listing(ctx: Context, group: Group) -> str:
     return f"{describe(ctx, group)}{status}; {', '.join(group.themes) or 'no themes'}"
 
 
-async def _reach(ctx: Context, group: Group, on_matrix: bool) -> str:
+def _reach(ctx: Context, group: Group, on_matrix: bool) -> str:
     """How this asker can reach the group: never a raw room id."""
     ask = f"ask via {ctx.prefix}directory contact {group.ref}" if group.contact else ""
     if group.room_id is None:
         return "; ".join(filter(None, ["not on chat", ask]))
-    route = await route_for(ctx.app.transport, group, on_matrix=on_matrix)
+    route = route_for(ctx.app, group, on_matrix=on_matrix)
     return route or ask or "not open to contact"

@@ -35,7 +35,7 @@ async def contact_route(ctx: Context, group: Group, *, for_room: str) -> str:
     if group.room_id is None:
         return f"email {group.email}"
     if on_matrix:
-        route = await matrix_route(ctx.app.transport, group.room_id)
+        route = matrix_route(ctx.app, group.room_id)
         if route is not None:
             return route
     if group.email:

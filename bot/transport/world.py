@@ -8,7 +8,7 @@ transaction-id dedupe) so that code tested here behaves the same on Synapse.
 from __future__ import annotations
 
 import itertools
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -16,6 +16,9 @@ from typing import Any
 from bot.clock import Clock, SystemClock
 from bot.events import EventSink, Incoming, Reaction, StateChange
 from bot.transport.base import RoomInfo, RoomSpec, TransportError
+
+# Takes a room's state events as the sync loop hands them over (RoomStates.apply).
+StateKeeper = Callable[[str, Iterable[Mapping[str, Any]]], object]
 
 
 @dataclass
@@ -44,6 +47,9 @@ class World:
         self.aliases: dict[str, str] = {}
         self.display_names: dict[str, str] = {}
         self.sinks: dict[str, EventSink] = {}
+        # Per bot: where the state events of its rooms go, as its sync loop feeds them
+        # to the room state it keeps (bot.roomstate).
+        self.keepers: dict[str, StateKeeper] = {}
         self.uploads: dict[str, bytes] = {}
         self._ids = itertools.count(1)
         self._txns: dict[tuple[str, str], str] = {}
@@ -69,6 +75,9 @@ class World:
         if state_key is not None:
             event["state_key"] = state_key
             room.state[(kind, state_key)] = event
+            for bot, keep in self.keepers.items():
+                if bot in room.members():
+                    keep(room.room_id, [event])
         room.timeline.append(event)
         return event
 
@@ -178,6 +187,10 @@ class WorldTransport:
 
     def attach(self, sink: EventSink) -> None:
         self.world.sinks[self._user_id] = sink
+
+    def keep_state(self, keep: StateKeeper) -> None:
+        """Hand every state event of the bot's rooms to ``keep``, as sync would."""
+        self.world.keepers[self._user_id] = keep
 
     @property
     def user_id(self) -> str:

@@ -232,6 +232,32 @@ async def test_the_directory_gives_matrix_people_a_route_and_never_a_room_id(
     ]
 
 
+async def test_the_directory_asks_the_server_nothing_however_many_groups_it_lists(
+    county: BotWorld, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    food, gail, _ = await group_room(county, "food")
+    await county.say(gail, food, REGISTER)
+    _set_state(county, food, gail, "m.room.canonical_alias", {"alias": ALIAS})
+    for n in range(6):
+        room = await registered_room(county, gail, f"club {n}", f'name="Wisby Club {n}" '
+                                     "type=club area=Wisby themes=youth size=micro")
+        _set_state(county, room, gail, "m.room.join_rules", {"join_rule": "public"})
+    calls: list[str] = []
+    for name in ("room_state", "get_state", "members", "room_info", "resolve_alias"):
+        real = getattr(county.transport, name)
+
+        async def counted(*args: object, _name: str = name, _real: object = real) -> object:
+            calls.append(_name)
+            return await _real(*args)  # type: ignore[operator]
+
+        monkeypatch.setattr(county.transport, name, counted)
+    [listed] = await county.say(gail, food, "!directory area=Wisby")
+    lines = listed.splitlines()
+    assert lines[0].endswith(f"food, advice: {ALIAS}")
+    assert len(lines) == 7 and all("https://matrix.to/#/" in line for line in lines[1:])
+    assert calls == []  # every route from the room state kept from sync: no request per line
+
+
 async def test_a_service_typed_as_type_is_pointed_to_themes(county: BotWorld) -> None:
     food, gail, _ = await group_room(county, "food")
     [told] = await county.say(gail, food, "!directory type=foodbank")
