@@ -41,14 +41,14 @@ from bot.commands.lexer import LexError, tokenize
 from bot.commands.refusals import not_allowed, sorry, unknown
 from bot.commands.registry import REGISTRY, AskFor, Command, CommandError, Registry, Where
 from bot.deferral import Deferrals
-from bot.directory import Directory
+from bot.directory import Directory, WhoAndWhere
 from bot.dm_reach import DmReach
 from bot.events import Incoming, Reaction, Receipt, RoomContext, StateChange
 from bot.features import quiet
 from bot.greeting import joined
 from bot.host import Hooks, RoleListener
 from bot.pager import Pager
-from bot.power import PowerLevels
+from bot.prefetch import ReadFirst, once, reading
 from bot.questions import Questions
 from bot.ratelimit import RateLimiter, Verdict
 from bot.redaction import redaction
@@ -65,8 +65,11 @@ from storage.engine import Database
 
 log = logging.getLogger("grapevine")
 
+# Server reads one command may ask for before it is decided (bot.prefetch).
+MAX_READS = 20
 
-class Grapevine:
+
+class Grapevine(WhoAndWhere):
     """The router. Features see it only as a :class:`bot.host.Host`; the service
     (or the shell, or a test world) installs them after constructing it."""
 
@@ -161,39 +164,6 @@ class Grapevine:
         # Every component holds the shared clock, so this moves them all, not the app alone.
         self._clock.follow(clock)
 
-    # -- who and where (bot.directory) --------------------------------------------------
-
-    async def load_rooms(self) -> None:
-        """Every joined room's kind and kept state, read once at start-up (no server calls)."""
-        await self.directory.load_rooms()
-
-    async def power_levels(self, room_id: str) -> PowerLevels:
-        return await self.directory.power_levels(room_id)
-
-    async def room_context(self, room_id: str) -> RoomContext:
-        """What kind of room this is. Call it outside a transaction: it may ask the server."""
-        return await self.directory.room_context(room_id)
-
-    def cached_room(self, room_id: str) -> RoomContext | None:
-        """The room's kind if already known in memory (for decisions that must not wait)."""
-        return self.directory.known_room_context(room_id)
-
-    async def room_creator(self, room_id: str) -> str | None:
-        return await self.directory.room_creator(room_id)
-
-    def kept_creator(self, room_id: str) -> str | None:
-        return self.room_states.creator(room_id)
-
-    def forget_room_context(self, room_id: str) -> None:
-        self.directory.forget_room_context(room_id)
-
-    def sender_of(self, event_id: str) -> str | None:
-        return self.directory.sender_of(event_id)
-
-    def is_ignored_sender(self, user_id: str) -> bool:
-        """The bot itself and other bots; bridge bots are added by the bridges feature."""
-        return self.directory.is_ignored_sender(user_id)
-
     # -- events ---------------------------------------------------------------------------
 
     async def on_message(self, message: Incoming) -> None:
@@ -236,6 +206,10 @@ class Grapevine:
     async def _handle(self, message: Incoming, line: CommandLine | None) -> None:
         """Prepare (network reads), then decide in one transaction; transient failures
         are tried again with backoff, so a command is answered once, not dropped."""
+        with reading():  # the server reads a command needs, kept across its tries
+            await self._tries(message, line)
+
+    async def _tries(self, message: Incoming, line: CommandLine | None) -> None:
         backoff = self.retry_backoff()
         heard = False
         tries = 0
@@ -269,6 +243,18 @@ class Grapevine:
 
     async def _decide(self, message: Incoming, room: RoomContext,
                       line: CommandLine | None) -> None:
+        """Decide in one transaction; a server read the command turns out to need is
+        made outside it, and the command decided again with the answer (bot.prefetch)."""
+        for _ in range(MAX_READS):
+            try:
+                await self._decide_once(message, room, line)
+                return
+            except ReadFirst as first:
+                await first.read()  # the transaction has rolled back
+        raise RuntimeError(f"{message.event_id} kept asking for server reads")
+
+    async def _decide_once(self, message: Incoming, room: RoomContext,
+                           line: CommandLine | None) -> None:
         with collecting() as pending:
             async with self.db.transaction() as session:
                 if await state.is_handled(session, message.event_id):
@@ -374,7 +360,8 @@ class Grapevine:
         if command.personal or (command.where is Where.DM and not room.is_direct):
             ctx.private_replies = True
         if overrides is None:
-            verdict = self.limiter.check(sender.user_id, now.timestamp())
+            verdict = once(("limit", message.event_id),
+                           lambda: self.limiter.check(sender.user_id, now.timestamp()))
             if verdict is Verdict.DROP:
                 return
             if verdict is Verdict.WARN:
@@ -417,6 +404,8 @@ class Grapevine:
             await ctx.reply(str(exc))
         except AskFor as ask:
             await self.questions.ask_missing(ctx, line, overrides, ask.param)
+        except ReadFirst:
+            raise  # rolled back, read outside, decided again
         except TransportError as exc:
             if is_transient(exc):
                 raise  # the whole command is rolled back and tried again

@@ -151,3 +151,41 @@ class Directory:
 
 def _context_of(known: KnownRoom) -> RoomContext:
     return RoomContext(room_id=known.room_id, is_direct=known.is_direct, network=known.network)
+
+
+class WhoAndWhere:
+    """The router's answers about rooms and senders, all from its :class:`Directory`
+    (members of :class:`bot.host.Host`, kept here so the router only routes)."""
+
+    directory: Directory
+
+    async def load_rooms(self) -> None:
+        """Every joined room's kind and kept state, read once at start-up (no server calls)."""
+        await self.directory.load_rooms()
+
+    async def power_levels(self, room_id: str) -> PowerLevels:
+        return await self.directory.power_levels(room_id)
+
+    async def room_context(self, room_id: str) -> RoomContext:
+        """What kind of room this is. Call it outside a transaction: it may ask the server."""
+        return await self.directory.room_context(room_id)
+
+    def cached_room(self, room_id: str) -> RoomContext | None:
+        """The room's kind if already known in memory (for decisions that must not wait)."""
+        return self.directory.known_room_context(room_id)
+
+    async def room_creator(self, room_id: str) -> str | None:
+        return await self.directory.room_creator(room_id)
+
+    def kept_creator(self, room_id: str) -> str | None:
+        return self.directory.room_states.creator(room_id)
+
+    def forget_room_context(self, room_id: str) -> None:
+        self.directory.forget_room_context(room_id)
+
+    def sender_of(self, event_id: str) -> str | None:
+        return self.directory.sender_of(event_id)
+
+    def is_ignored_sender(self, user_id: str) -> bool:
+        """The bot itself and other bots; bridge bots are added by the bridges feature."""
+        return self.directory.is_ignored_sender(user_id)

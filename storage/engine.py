@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from contextvars import ContextVar
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +24,17 @@ SQLITE_PRAGMAS = (
     # Deleted rows (blanked DMs, purged notes) are zeroed in the file, not left in free pages.
     "PRAGMA secure_delete=ON",
 )
+
+
+# How deep the running task is in :meth:`Database.transaction` (per task, as commands
+# run side by side in rooms' lanes). Read by :func:`in_transaction`.
+_DEPTH: ContextVar[int] = ContextVar("grapevine_transaction_depth", default=0)
+
+
+def in_transaction() -> bool:
+    """True while the running task holds a transaction open: no network I/O then
+    (the in-process world's tests fail a transport call made here)."""
+    return _DEPTH.get() > 0
 
 
 def make_engine(url: str, **kwargs: Any) -> AsyncEngine:
@@ -74,8 +86,12 @@ class Database:
 
         Never await network I/O (Matrix, HTTP) inside one: it holds the write lock.
         """
-        async with self.sessions() as session, session.begin():
-            yield session
+        depth = _DEPTH.set(_DEPTH.get() + 1)
+        try:
+            async with self.sessions() as session, session.begin():
+                yield session
+        finally:
+            _DEPTH.reset(depth)
 
     async def checkpoint_wal(self) -> None:
         """On SQLite, fold the write-ahead log into the file and empty it, so bytes just

@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import os
+import traceback
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from datetime import datetime
 from pathlib import Path
 
 import asyncpg
 import pytest
 
-from storage.engine import Database
+from bot.transport.world import WorldTransport
+from storage.engine import Database, in_transaction
 from storage.migrate import upgrade
 from tests.clocks import WALL_TIMES, ManualClock
 
@@ -76,6 +78,40 @@ async def sqlite_database(tmp_path: Path) -> AsyncIterator[Database]:
         yield db
     finally:
         await db.close()
+
+
+# Every call the bot can make to the chat server (bot.transport.base.Transport).
+TRANSPORT_CALLS = ("send", "upload", "create_room", "put_state", "get_state", "room_state",
+                   "room_info", "members", "invite", "kick", "redact", "join", "leave",
+                   "resolve_alias", "recent_events", "direct_room")
+
+
+def _caller() -> str:
+    """The bot's own frame that made the call (the first one outside the transport)."""
+    for frame in reversed(traceback.extract_stack()[:-2]):
+        if "/bot/" in frame.filename and "/transport/" not in frame.filename:
+            return f"{frame.filename.split('/bot/')[-1]}:{frame.lineno} {frame.name}"
+    return "?"
+
+
+@pytest.fixture(autouse=True)
+def network_in_transactions(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[str]]:
+    """Fails any test in which the bot calls the chat server while it holds a database
+    transaction open (it would hold SQLite's write lock, and every other room, across
+    the network). Every command the in-process world runs is checked this way."""
+    caught: list[str] = []
+    for name in TRANSPORT_CALLS:
+        original = getattr(WorldTransport, name)
+
+        def guarded(self: WorldTransport, *args: object, _name: str = name,
+                    _original: object = original, **kwargs: object) -> object:
+            if in_transaction():
+                caught.append(f"{_name} from {_caller()}")
+            return _original(self, *args, **kwargs)  # type: ignore[operator]
+
+        monkeypatch.setattr(WorldTransport, name, guarded)
+    yield caught
+    assert not caught, "chat server called inside a transaction: " + "; ".join(caught)
 
 
 @pytest.fixture

@@ -13,7 +13,7 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot import voice
+from bot import prefetch, voice
 from bot.commands.deferred import Deferred
 from bot.commands.registry import REGISTRY, Command, Registry
 from bot.commands.sender import Sender
@@ -96,7 +96,8 @@ class Context:
         )
 
     async def room_members(self) -> dict[str, str | None]:
-        return await self.app.transport.members(self.room.room_id)
+        """Who is in this room: read before the command's transaction (bot.prefetch)."""
+        return await prefetch.members(self.app, self.room.room_id)
 
     def defer(self, job: Deferred) -> None:
         """Finish this command with ``job`` after its transaction commits (slow work,

@@ -15,6 +15,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, TypeVar
 
+from bot import prefetch
 from bot.events import Incoming
 from storage.outbox import Attachment
 
@@ -45,7 +46,7 @@ class Outside:
         return await asyncio.to_thread(work)
 
     async def room_members(self) -> dict[str, str | None]:
-        return await self.app.transport.members(self.room.room_id)
+        return await prefetch.members(self.app, self.room.room_id)
 
 
 Deferred = Callable[[Outside], Awaitable[None]]

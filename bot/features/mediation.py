@@ -190,7 +190,7 @@ async def list_cases(ctx: Context, args: Args) -> None:
 
 
 async def _present(ctx: Context) -> set[str]:
-    members = await ctx.app.transport.members(ctx.room.room_id)
+    members = await ctx.room_members()
     return {u for u in members if u != ctx.app.transport.user_id}
 
 

@@ -1,6 +1,7 @@
 """Who represents a group: the joined members with power 50+ in the group's own room.
 
-Read live (a room's admins change), once per command, never stored.
+Read live (a room's admins change), once per command, never stored; read before the
+command's transaction, never inside it (bot.prefetch).
 """
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ from typing import TYPE_CHECKING
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from bot import prefetch
 from bot.transport.base import TransportError
 from storage import groups
 from storage import mediation as cases
@@ -35,8 +37,8 @@ class Reps:
         if group is None or group.room_id is None:
             return frozenset()
         try:
-            members = await self.app.transport.members(group.room_id)
-            levels = await self.app.power_levels(group.room_id)
+            members = await prefetch.members(self.app, group.room_id)
+            levels = await prefetch.power_levels(self.app, group.room_id)
         except TransportError:
             return frozenset()
         # Not the bot, nor a bridge's bot (it holds power in every portal room it runs).
