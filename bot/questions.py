@@ -14,6 +14,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from bot.aftercommit import after_commit
 from bot.commands.context import Context
 from bot.commands.dispatch import Choose, CommandLine, Missing, Overrides
 from bot.commands.registry import CommandError
@@ -135,7 +136,17 @@ class Questions:
         return Question(row.command_line, row.waiting_for, row.expires_at), False
 
     async def cancel(self, session: AsyncSession, room_id: str, user_id: str) -> bool:
-        private = self._private.pop((room_id, user_id), None) is not None
+        key = (room_id, user_id)
+        question = self._private.get(key)
+        if question is not None:
+            # Dropped once the command commits: one rolled back (to read from the server
+            # first, or to try again) is run again and must still find its question.
+            async def drop() -> None:
+                if self._private.get(key) is question:
+                    del self._private[key]
+
+            after_commit(drop)
+        private = question is not None
         if self._waiting is not None:
             self._waiting.discard((room_id, user_id))
         return await prompts.clear(session, room_id, user_id) or private

@@ -8,7 +8,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from sqlalchemy import func, select
 
+from storage.models import RoleGrant
 from tests.botworld import bot_world
 
 
@@ -39,3 +41,29 @@ async def test_the_check_follows_the_transaction_out(tmp_path: Path, nested: boo
                     pass
         await bw.transport.room_state(room)  # after the commit: allowed
         assert network_in_transactions == []
+
+
+async def test_a_command_needing_a_server_read_makes_it_once_before_its_transaction(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    ada = "@ada:grapevine.local"
+    async with bot_world(tmp_path, roles={"admins": [ada]}) as bw:
+        bw.world.user("ada", "Ada")
+        mo = bw.world.user("mo", "Mo Member")
+        room = bw.world.create_room(ada, name="Wisbech Food Bank", members=[mo])
+        await bw.world.join(bw.bot, room)
+        await bw.deliver()
+        read: list[str] = []
+        members = bw.transport.members
+
+        async def counted(room_id: str) -> dict[str, str | None]:
+            read.append(room_id)
+            return await members(room_id)
+
+        monkeypatch.setattr(bw.transport, "members", counted)
+        # "Mo Member" is a display name: who it is needs the room's members from the server.
+        [done] = await bw.say(ada, room, '!role grant "Mo Member" moderator area=Wisbech')
+        assert done == "@mo:grapevine.local is now moderator of Wisbech."
+        assert read == [room]  # once, and (the autouse check) outside any transaction
+        async with bw.app.db.transaction() as session:
+            assert await session.scalar(select(func.count()).select_from(RoleGrant)) == 1
