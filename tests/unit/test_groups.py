@@ -253,8 +253,8 @@ async def test_the_directory_asks_the_server_nothing_however_many_groups_it_list
         monkeypatch.setattr(county.transport, name, counted)
     [listed] = await county.say(gail, food, "!directory area=Wisby")
     lines = listed.splitlines()
-    assert lines[0].endswith(f"food, advice: {ALIAS}")
-    assert len(lines) == 7 and all("https://matrix.to/#/" in line for line in lines[1:])
+    assert [line for line in lines if line.endswith(f"food, advice: {ALIAS}")]
+    assert len(lines) == 7 and sum("https://matrix.to/#/" in line for line in lines) == 6
     assert calls == []  # every route from the room state kept from sync: no request per line
 
 
