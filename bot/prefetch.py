@@ -14,6 +14,7 @@ on what was read.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable, Hashable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -33,10 +34,18 @@ T = TypeVar("T")
 class Reads:
     """What one event's handling has read from the server so far."""
 
+    # The task handling the event: a task it starts (a background worker woken by its
+    # commit) inherits the variable but is no part of the command.
+    task: object = field(default_factory=asyncio.current_task)
     values: dict[Hashable, Any] = field(default_factory=dict)
 
 
 _READS: ContextVar[Reads | None] = ContextVar("grapevine_reads", default=None)
+
+
+def _scope() -> Reads | None:
+    reads = _READS.get()
+    return reads if reads is not None and reads.task is asyncio.current_task() else None
 
 
 class ReadFirst(Exception):
@@ -64,7 +73,7 @@ def reading() -> Iterator[Reads]:
 
 async def read(key: Hashable, fetch: Callable[[], Awaitable[T]]) -> T:
     """``fetch()``'s answer, read outside any transaction (see the module docstring)."""
-    reads = _READS.get()
+    reads = _scope()
     if reads is not None and key in reads.values:
         return cast(T, reads.values[key])
     if reads is not None and in_transaction():
@@ -91,7 +100,7 @@ async def power_levels(host: Host, room_id: str) -> PowerLevels:
 def once(key: Hashable, decide: Callable[[], T]) -> T:
     """``decide()`` the first time this event's handling asks, the same answer after
     (a command run again after a read must not, say, count twice against a rate limit)."""
-    reads = _READS.get()
+    reads = _scope()
     if reads is None:
         return decide()
     if key not in reads.values:

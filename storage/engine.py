@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from contextvars import ContextVar
@@ -26,15 +27,25 @@ SQLITE_PRAGMAS = (
 )
 
 
-# How deep the running task is in :meth:`Database.transaction` (per task, as commands
-# run side by side in rooms' lanes). Read by :func:`in_transaction`.
-_DEPTH: ContextVar[int] = ContextVar("grapevine_transaction_depth", default=0)
+# Which task holds how many :meth:`Database.transaction` blocks open (per task, as
+# commands run side by side in rooms' lanes). The task is kept with the count because
+# a task started inside a transaction inherits the variable, not the transaction.
+_DEPTH: ContextVar[tuple[object, int]] = ContextVar("grapevine_transaction_depth",
+                                                    default=(None, 0))
+
+
+def _task() -> object:
+    try:
+        return asyncio.current_task()
+    except RuntimeError:  # no event loop running
+        return None
 
 
 def in_transaction() -> bool:
     """True while the running task holds a transaction open: no network I/O then
     (the in-process world's tests fail a transport call made here)."""
-    return _DEPTH.get() > 0
+    owner, depth = _DEPTH.get()
+    return depth > 0 and owner is _task()
 
 
 def make_engine(url: str, **kwargs: Any) -> AsyncEngine:
@@ -86,12 +97,14 @@ class Database:
 
         Never await network I/O (Matrix, HTTP) inside one: it holds the write lock.
         """
-        depth = _DEPTH.set(_DEPTH.get() + 1)
+        owner, depth = _DEPTH.get()
+        task = _task()
+        token = _DEPTH.set((task, depth + 1 if owner is task else 1))
         try:
             async with self.sessions() as session, session.begin():
                 yield session
         finally:
-            _DEPTH.reset(depth)
+            _DEPTH.reset(token)
 
     async def checkpoint_wal(self) -> None:
         """On SQLite, fold the write-ahead log into the file and empty it, so bytes just
