@@ -18,7 +18,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
-from sqlalchemy import JSON, Column, MetaData, String, Text, cast, select
+from sqlalchemy import JSON, Column, MetaData, String, Table, Text, cast, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.types import TypeDecorator
 
@@ -47,21 +47,38 @@ def free_text_columns(metadata: MetaData) -> Iterator[Column[Any]]:
 
 
 async def forget_mentions(session: AsyncSession, user_id: str) -> int:
-    """Replace ``user_id`` in every free-text column of every table; rows changed."""
+    """Replace ``user_id`` in every free-text column of every table; rows changed.
+    One query per table finds its rows naming the person in any such column."""
     import storage.all_models  # noqa: F401 (every table on the metadata; here, not above: it imports us)
     from storage.models import Base
 
-    changed = 0
+    by_table: dict[Table, list[Column[Any]]] = {}
     for column in free_text_columns(Base.metadata):
-        table = column.table
+        by_table.setdefault(column.table, []).append(column)
+    changed = 0
+    for table, columns in by_table.items():
         keys = list(table.primary_key.columns)
         if not keys:
             continue
-        found = await session.execute(
-            select(*keys, column).where(cast(column, Text).contains(user_id, autoescape=True)))
-        for *key, value in found.all():
+        found = await session.execute(select(*keys, *columns).where(or_(
+            *[cast(c, Text).contains(user_id, autoescape=True) for c in columns])))
+        for row in found.all():
+            key, values = row[:len(keys)], row[len(keys):]
+            fresh = {c.name: _fitted(c, without(v, user_id))
+                     for c, v in zip(columns, values, strict=True)
+                     if v is not None and user_id in str(v)}
             await session.execute(
                 table.update().where(*[k == v for k, v in zip(keys, key, strict=True)])
-                .values({column.name: without(value, user_id)}))
+                .values(fresh))
             changed += 1
     return changed
+
+
+def _fitted(column: Column[Any], value: Any) -> Any:
+    """A scrubbed string cut to the column's length (the placeholder is longer than
+    some ids); other values as they are."""
+    kind = column.type.impl if isinstance(column.type, TypeDecorator) else column.type
+    length = getattr(kind, "length", None)
+    if isinstance(value, str) and length is not None and len(value) > length:
+        return value[:length]
+    return value
