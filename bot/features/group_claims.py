@@ -25,6 +25,7 @@ from bot.features.unclaimed import place
 from storage import groups, listings
 from storage.groups import Group
 from storage.listings import CONFIRMED, PENDING, REFUSED, Listing, ListingClaim
+from storage.outbox import person_key
 
 log = logging.getLogger(__name__)
 
@@ -106,7 +107,8 @@ async def _tell_deciders(ctx: Context, listing: Listing, claim: ListingClaim) ->
         await ctx.dm(user, f"{ctx.sender.user_id}, a room's admin, claims {listing.ref} "
                            f"{listing.name} ({place(ctx, listing)}) for the room: answer with "
                            f"{ctx.prefix}group claim {listing.ref} confirm (or refuse).",
-                     kind="listing-claim", dedupe_key=f"listing-claim-ask:{claim.id}:{user}")
+                     kind="listing-claim",
+                     dedupe_key=f"listing-claim-ask:{claim.id}:{person_key(user)}")
 
 
 def _deciders(ctx: Context, claim: ListingClaim) -> str:
