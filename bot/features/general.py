@@ -83,11 +83,16 @@ async def status(ctx: Context, args: Args) -> None:
     signing = await state.get_value(ctx.session, state.CROSS_SIGNING_KEY)
     await ctx.reply(
         f"Up {_duration(uptime)}; in {len(active)} rooms.\n"
-        f"Outbox: {lanes[outbox.ANSWERS]} answers and {lanes[outbox.POSTS]} posts waiting. "
+        f"Outbox: {_waiting(lanes[outbox.ANSWERS], 'answer')} and "
+        f"{_waiting(lanes[outbox.POSTS], 'post')} waiting. "
         f"Last sync: {last_sync}.\n"
         f"Database: {app.db.dialect}, reachable."
         + (f"\n{signing}" if signing else "")
     )
+
+
+def _waiting(n: int, what: str) -> str:
+    return f"{n} {what}" if n == 1 else f"{n} {what}s"
 
 
 def _duration(delta: timedelta) -> str:

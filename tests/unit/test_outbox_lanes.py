@@ -180,4 +180,4 @@ async def test_status_shows_each_lanes_queue_and_how_long_the_last_sync_took(
 
         [reply] = await bw.say(ada, room, "!status")
 
-    assert "Outbox: 1 answers and 3 posts waiting. Last sync: 4s ago, handled in 2.5s." in reply
+    assert "Outbox: 1 answer and 3 posts waiting. Last sync: 4s ago, handled in 2.5s." in reply
