@@ -163,23 +163,50 @@ async def next_due_at(session: AsyncSession) -> datetime | None:
     )
 
 
-async def hold_for_join(session: AsyncSession, message_id: int, room_id: str, to_user: str,
-                        until: datetime) -> None:
+async def hold_for_join(session: AsyncSession, row: OutboxMessage, room_id: str,
+                        until: datetime, now: datetime) -> None:
     """A message to a person whose DM room was just made: held there until they join.
 
     Everything else still queued for them goes to the same room and waits behind it.
+    Waiting is not trying: the row keeps the attempt count it had before this try
+    (``row.attempts``), and is due again the moment the join releases it, not at the
+    end of a lease the command that queued it took (it would wait out that minute).
     """
     await session.execute(
         update(OutboxMessage)
         .where(OutboxMessage.sent_at.is_(None), OutboxMessage.failed_at.is_(None),
-               (OutboxMessage.id == message_id) | (
-                   (OutboxMessage.to_user == to_user) & OutboxMessage.room_id.is_(None)))
+               (OutboxMessage.id == row.id) | (
+                   (OutboxMessage.to_user == row.to_user) & OutboxMessage.room_id.is_(None)))
         .values(room_id=room_id)
         .execution_options(synchronize_session=False)
     )
+    not_before = OutboxMessage.not_before
     await session.execute(
-        update(OutboxMessage).where(OutboxMessage.id == message_id)
-        .values(join_wait_until=until)
+        update(OutboxMessage).where(OutboxMessage.id == row.id)
+        .values(join_wait_until=until, attempts=row.attempts,
+                not_before=case((not_before > now, now), else_=not_before))
+        .execution_options(synchronize_session=False)
+    )
+
+
+async def held_ahead_of(session: AsyncSession, row: OutboxMessage) -> bool:
+    """An earlier unsent row for the same room or person is held for a first join
+    (also one whose wait is over but which has not gone yet: it still goes first)."""
+    held = aliased(OutboxMessage)
+    same = held.to_user == row.to_user if row.room_id is None else or_(
+        held.room_id == row.room_id, (held.to_user == row.to_user) & held.to_user.is_not(None))
+    found = await session.scalar(
+        select(held.id).where(held.join_wait_until.is_not(None), held.sent_at.is_(None),
+                              held.failed_at.is_(None), held.id < row.id, same).limit(1))
+    return found is not None
+
+
+async def wait_behind(session: AsyncSession, row: OutboxMessage) -> None:
+    """A row handed to the worker that must go after a held one: back in the queue,
+    untried and due from when it was queued, so a pass sends it right after that one."""
+    await session.execute(
+        update(OutboxMessage).where(OutboxMessage.id == row.id)
+        .values(attempts=row.attempts, not_before=row.created_at, attempted_at=None)
         .execution_options(synchronize_session=False)
     )
 

@@ -12,7 +12,9 @@ A homeserver sends an event only to the servers already in its room. The first
 message in a DM room the bot has just made for someone on another server would
 reach their server only if they scrolled back, so it is held until they join
 (the app releases it when the join comes down the sync), or for ``join_wait`` at
-most, then sent anyway and the wait logged.
+most, then sent anyway and the wait logged. What follows it for the same person or
+room waits behind it, whichever path it takes (a pass, or handed over by a command),
+so a conversation never arrives out of order.
 
 Two lanes (:mod:`storage.outbox`): answers to people go first, the bot's own posts
 (greetings, notices, digests, reminders) after them, one every ``post_gap`` seconds
@@ -25,7 +27,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
@@ -145,8 +147,9 @@ class OutboxWorker:
         self._prefix = prefix
         self._open = opener
         self.join_wait = join_wait
-        # People with no DM room yet: their first message waits for them to join it.
-        self._new_dm_users: set[str] = set()
+        # One send at a time to each person, whichever path it takes: their DM room is
+        # made once, and a first message's hold is in place before the next one looks.
+        self._turns: dict[str, asyncio.Lock] = {}
         self._networks: dict[str, tuple[str | None, dict[str, Any] | None]] = {}
         self._stop = asyncio.Event()
         self._wake = asyncio.Event()
@@ -194,19 +197,38 @@ class OutboxWorker:
             self._sender = asyncio.get_running_loop().create_task(self._send_handed(),
                                                                   name="outbox-now")
 
+    async def idle(self) -> None:
+        """Until everything handed over by :meth:`send_now` has been tried."""
+        while self._sender is not None and not self._sender.done():
+            await asyncio.wait({self._sender})
+
     async def _send_handed(self) -> None:
         while self._handed and not self._stop.is_set():
             row = self._handed.pop(0)
-            if row.room_id and row.room_id not in self._networks:
+            async with self._turn(row):
+                # No pass picked this row, so nothing has checked yet that it may go now.
                 async with self.db.transaction() as session:
-                    self._networks[row.room_id] = await _network_of(session, row.room_id)
-            elif row.room_id is None and row.to_user:
-                # A first DM to someone waits for them to join, on this path too.
-                async with self.db.transaction() as session:
-                    key = state.DIRECT_ROOM_KEY + row.to_user
-                    if await state.get_value(session, key) is None:
-                        self._new_dm_users.add(row.to_user)
-            await self._deliver(row)
+                    if await outbox.held_ahead_of(session, row):
+                        await outbox.wait_behind(session, row)
+                        log.info("outbox %d waits behind a message held for a first join",
+                                 row.id)
+                        continue
+                    if row.room_id and row.room_id not in self._networks:
+                        self._networks[row.room_id] = await _network_of(session, row.room_id)
+                    # A first DM to someone waits for them to join, on this path too.
+                    new_dm = row.room_id is None and row.to_user is not None and \
+                        await state.get_value(session, state.DIRECT_ROOM_KEY + row.to_user) \
+                        is None
+                await self._deliver(row, new_dm=new_dm)
+
+    @contextlib.asynccontextmanager
+    async def _turn(self, row: OutboxMessage) -> AsyncIterator[None]:
+        """Hold the turn of the person a direct message goes to (rooms need none)."""
+        if row.room_id is not None or row.to_user is None:
+            yield
+            return
+        async with self._turns.setdefault(row.to_user, asyncio.Lock()):
+            yield
 
     async def run(self) -> None:
         while not self._stop.is_set():
@@ -250,8 +272,9 @@ class OutboxWorker:
                 room_id: await _network_of(session, room_id)
                 for room_id in {row.room_id for row in rows if row.room_id}
             })
+            # People with no DM room yet: their first message waits for them to join it.
             to_people = {row.to_user for row in rows if row.room_id is None and row.to_user}
-            self._new_dm_users = {
+            new_dm_users = {
                 user for user in to_people
                 if await state.get_value(session, state.DIRECT_ROOM_KEY + user) is None
             }
@@ -266,7 +289,11 @@ class OutboxWorker:
                 untried[row.id] = row.attempts
                 continue
             started = self.clock.now()
-            if await self._deliver(row):
+            async with self._turn(row):
+                delivered = await self._deliver(row, new_dm=row.room_id is None
+                                                and row.to_user in new_dm_users)
+            new_dm_users.discard(str(row.to_user))
+            if delivered:
                 sent += 1
                 if lane == outbox.POSTS:
                     self._last_post = started  # one post per gap, however long a send takes
@@ -303,12 +330,14 @@ class OutboxWorker:
             return 0.0
         return self.post_gap - (self.clock.now() - self._last_post).total_seconds()
 
-    async def _deliver(self, row: OutboxMessage) -> bool:
-        """Send one row (or find it already sent); False if it must wait."""
+    async def _deliver(self, row: OutboxMessage, *, new_dm: bool = False) -> bool:
+        """Send one row (or find it already sent); False if it must wait.
+
+        ``new_dm``: the row is the first to a person with no DM room yet."""
         rate_limited = 0
         while True:
             try:
-                return await self._send_once(row)
+                return await self._send_once(row, new_dm=new_dm)
             except RateLimited as err:
                 rate_limited += 1
                 wait = (err.retry_after_ms or 1000) / 1000
@@ -327,11 +356,11 @@ class OutboxWorker:
                 await self._later(row, TransportError("GV_BUG", type(err).__name__))
                 return False
 
-    async def _send_once(self, row: OutboxMessage) -> bool:
+    async def _send_once(self, row: OutboxMessage, *, new_dm: bool) -> bool:
         """Send the row; False if it is held for the first join in a new DM room."""
         room_id = row.room_id or await self.transport.direct_room(str(row.to_user))
-        if row.room_id is None and row.to_user in self._new_dm_users:
-            self._new_dm_users.discard(row.to_user)
+        if new_dm and row.room_id is None:
+            row.room_id = room_id  # as the hold records it: a retry does not hold it again
             if not await self._wait_for_join(row, room_id, str(row.to_user)):
                 return False
         if row.join_wait_until is not None:
@@ -354,14 +383,18 @@ class OutboxWorker:
 
         The hold is committed before looking: a join the sync brings later releases it
         (the app calls :func:`storage.outbox.release_joined`), and one that came earlier
-        is already on the server, so this look sees it.
+        is already on the server, so this look sees it. The hold puts back the attempt
+        this try counted; if the row goes now after all, that attempt is counted again
+        before the send, so a crash after it is found out by looking.
         """
         async with self.db.transaction() as session:
-            await outbox.hold_for_join(session, row.id, room_id, user_id,
-                                       self.clock.now() + self.join_wait)
+            now = self.clock.now()
+            await outbox.hold_for_join(session, row, room_id, now + self.join_wait, now)
         if not await release_if_joined(self.db, self.transport, room_id):
             log.info("outbox %d held until %s joins %s", row.id, user_id, room_id)
             return False
+        async with self.db.transaction() as session:
+            await outbox.mark_attempt(session, row.id, self.clock.now())
         return True
 
     async def _already_sent(self, message_id: int, room_id: str) -> str | None:

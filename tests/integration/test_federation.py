@@ -73,14 +73,22 @@ def bodies(person: Person, room: str, starting: str) -> list[str]:
             and str(e.get("content", {}).get("body", "")).startswith(starting)]
 
 
-async def first_dm_ready(bot: RunningBot, user_id: str) -> bool:
-    """The bot's first direct message to ``user_id`` is sent, or held for their join."""
+async def dms_ready(bot: RunningBot, user_id: str, count: int = 1) -> bool:
+    """The bot has done what it will do now with its first ``count`` DMs to ``user_id``:
+    the first sent or held for their join, the others sent or waiting untried behind it."""
     async with bot.app.db.transaction() as session:
-        first = await session.scalar(
+        rows = list(await session.scalars(
             select(OutboxMessage).where(OutboxMessage.to_user == user_id)
-            .order_by(OutboxMessage.id).limit(1))
-    return first is not None and (first.sent_at is not None
-                                  or first.join_wait_until is not None)
+            .order_by(OutboxMessage.id).limit(count)))
+    return len(rows) == count and (rows[0].sent_at is not None
+                                   or rows[0].join_wait_until is not None) and all(
+        r.sent_at is not None or r.attempts == 0 for r in rows[1:])
+
+
+def dm_bodies(person: Person, room: str) -> list[str]:
+    """The messages this person's /sync timeline brought from the room, in order."""
+    return [str(e["content"]["body"]) for e in person.events
+            if e.get("room_id") == room and e.get("type") == "m.room.message"]
 
 
 def arrived_after_joining(person: Person, room: str, event: dict[str, Any]) -> bool:
@@ -166,12 +174,13 @@ async def test_invites_from_a_server_not_listed_are_declined(
     await until(declined, "the bot to decline the invite")
 
 
-async def test_a_volunteer_on_another_server_gets_the_first_dm_and_the_offer_live(
-    federation: Federation, federated_bot_factory: FederatedBotFactory, people_on: PeopleOn,
-) -> None:
+async def group_with_volunteer(
+    federation: Federation, factory: FederatedBotFactory, people_on: PeopleOn
+) -> tuple[Person, Person, RunningBot, str]:
+    """Ann's verified group room on ``away``, with Vic (also on ``away``) in it."""
     ann = await people_on(federation.away, "Ann")
     vic = await people_on(federation.away, "Vic")
-    bot = await federated_bot_factory()
+    bot = await factory()
     room = await bring_bot_in(ann, bot, "Wisbech Food Bank")
     # The bot may remove Vic's details from the room: no second DM saying it could not,
     # which would carry the first one to Vic's server along with it.
@@ -183,21 +192,29 @@ async def test_a_volunteer_on_another_server_gets_the_first_dm_and_the_offer_liv
         session.add(Group(name="Wisbech Food Bank", type="charity", area_code=WISBECH,
                           themes=[], size="small", registered_by=ann.user_id,
                           registered_at=now, verified_at=now, room_id=room))
+    return ann, vic, bot, room
 
-    await say(vic, room, bot, "!volunteer register skills=driving area=Wisbech "
-              "availability=weekends over18=yes", "I've sent you a direct message")
+
+REGISTER = "!volunteer register skills=driving area=Wisbech availability=weekends over18=yes"
+
+
+async def test_a_volunteer_on_another_server_gets_the_first_dm_and_the_offer_live(
+    federation: Federation, federated_bot_factory: FederatedBotFactory, people_on: PeopleOn,
+) -> None:
+    ann, vic, bot, room = await group_with_volunteer(federation, federated_bot_factory,
+                                                     people_on)
+    await say(vic, room, bot, REGISTER, "I've sent you a direct message")
     dm = await vic.wait_for_invite(timeout=WAIT)
     # Vic accepts once the bot has its welcome ready (sent, or held for his join), as a
     # person reading the invite a little later would: the welcome must still come to
     # his /sync timeline live, while the bot sends nothing else there to carry it along.
-    await until(lambda: first_dm_ready(bot, vic.user_id), "the welcome to be sent or held")
+    await until(lambda: dms_ready(bot, vic.user_id), "the welcome to be sent or held")
     await vic.wait_for_invite(timeout=WAIT, room_id=dm, joined=True)
     welcome = await vic.wait_for_message(dm, sender=bot.user_id, contains="Welcome to the "
                                          "volunteer pool", since=0, timeout=WAIT)
     assert welcome["content"]["body"].startswith("Welcome to the volunteer pool")
     assert arrived_after_joining(vic, dm, welcome)
-    assert [e["content"]["body"] for e in vic.events if e.get("room_id") == dm
-            and e.get("type") == "m.room.message"] == [welcome["content"]["body"]]
+    assert dm_bodies(vic, dm) == [welcome["content"]["body"]]
     assert "I removed your message" in welcome["content"]["body"]
 
     asked = await say(ann, room, bot, '!volunteer need 1 role="Driver" when="sat 10am-1pm" '
@@ -206,6 +223,27 @@ async def test_a_volunteer_on_another_server_gets_the_first_dm_and_the_offer_liv
     offer = await vic.wait_for_message(dm, sender=bot.user_id, contains="needs 1 x Driver",
                                        timeout=WAIT)
     assert offer["content"]["body"].startswith("O1: Wisbech Food Bank needs 1 x Driver")
+
+
+async def test_back_to_back_dms_to_a_volunteer_on_another_server_arrive_in_order(
+    federation: Federation, federated_bot_factory: FederatedBotFactory, people_on: PeopleOn,
+) -> None:
+    _, vic, bot, room = await group_with_volunteer(federation, federated_bot_factory,
+                                                     people_on)
+    await say(vic, room, bot, REGISTER, "I've sent you a direct message")
+    # Before he has accepted the new DM, Vic asks for his profile: a second DM that
+    # must wait behind the welcome, not overtake it while the welcome waits for him.
+    await say(vic, room, bot, "!volunteer", "I've sent you a direct message")
+    dm = await vic.wait_for_invite(timeout=WAIT)
+    await until(lambda: dms_ready(bot, vic.user_id, 2), "both DMs to be sent or queued")
+    await vic.wait_for_invite(timeout=WAIT, room_id=dm, joined=True)
+    profile = await vic.wait_for_message(dm, sender=bot.user_id, since=0, timeout=WAIT,
+                                         predicate=lambda e: str(e["content"]["body"])
+                                         .startswith("Your volunteer profile"))
+    welcome, shown = dm_bodies(vic, dm)
+    assert welcome.startswith("Welcome to the volunteer pool")
+    assert shown == profile["content"]["body"]
+    assert arrived_after_joining(vic, dm, profile)
 
 
 async def test_a_case_opened_while_a_party_s_server_is_down_invites_them_once_it_is_back(

@@ -11,9 +11,9 @@ from cryptography.fernet import Fernet
 from pydantic import SecretStr
 
 from bot.features import sealing
-from bot.runtime.outbox_worker import JOIN_WAIT, MARKER, OutboxWorker
+from bot.runtime.outbox_worker import JOIN_WAIT, MARKER, OutboxWorker, lease
 from bot.transport.base import RateLimited, TransportError
-from storage import outbox
+from storage import outbox, state
 from storage.engine import Database
 from storage.models import OutboxMessage
 from tests.clocks import ManualClock as Clock
@@ -37,6 +37,7 @@ class FakeRoomServer:
         self.dm_rooms: dict[str, str] = {}
         self.uploads: list[tuple[str, str]] = []
         self.not_joined: set[str] = set()  # people who have not accepted their DM invite
+        self.remember_in: Database | None = None  # where a DM room made is remembered
 
     @property
     def user_id(self) -> str:
@@ -72,7 +73,11 @@ class FakeRoomServer:
         return self.timelines.get(room_id, [])[:limit]
 
     async def direct_room(self, user_id: str) -> str:
-        return self.dm_rooms.setdefault(user_id, f"!dm-{len(self.dm_rooms)}:localhost")
+        room_id = self.dm_rooms.setdefault(user_id, f"!dm-{len(self.dm_rooms)}:localhost")
+        if self.remember_in is not None:  # as the Matrix transport does
+            async with self.remember_in.transaction() as session:
+                await state.set_value(session, state.DIRECT_ROOM_KEY + user_id, room_id)
+        return room_id
 
     async def members(self, room_id: str) -> dict[str, str | None]:
         people = [u for u, r in self.dm_rooms.items() if r == room_id and u not in self.not_joined]
@@ -357,6 +362,46 @@ async def test_a_first_dm_waits_for_the_person_to_join_and_what_follows_waits_be
         assert await outbox.release_joined(session, dm) == 1
     assert await worker.drain() == 2
     assert server.bodies(dm) == ["Welcome to the pool", "An offer for you"]
+
+
+async def handed(db: Database, clock: Clock, worker: OutboxWorker, body: str,
+                 **kw: Any) -> int:
+    """A command's reply: queued and leased in its transaction, then handed to the worker."""
+    async with db.transaction() as session:
+        queued = await outbox.enqueue(session, now=clock.now(), body=body, **kw)
+        assert queued is not None and lease(queued, clock.now())
+    queued.attempts = 0  # the count before this try, as the app hands it over
+    worker.send_now([queued])
+    return queued.id
+
+
+async def test_back_to_back_dms_to_someone_new_keep_their_order_while_the_first_waits(
+    database: Database, server: FakeRoomServer, clock: Clock
+) -> None:
+    server.not_joined.add("@vic:away")
+    server.remember_in = database
+    worker = worker_for(database, server, clock)
+    welcome = await handed(database, clock, worker, "Welcome to the pool", to_user="@vic:away")
+    profile = await handed(database, clock, worker, "Your profile", to_user="@vic:away")
+    await worker.idle()
+    dm = server.dm_rooms["@vic:away"]
+    assert server.bodies(dm) == []  # the second does not overtake the held first
+    waiting = await row(database, profile)
+    assert waiting.sent_at is None and waiting.attempts == 0  # waiting is not failing
+    # A pass before the join sends neither.
+    assert await worker.drain() == 0
+
+    server.not_joined.discard("@vic:away")
+    async with database.transaction() as session:  # his join came down the sync
+        assert await outbox.release_joined(session, dm) == 1
+    # Both go at once: neither waits out the lease the command gave it.
+    assert await worker.drain() == 2
+    assert server.bodies(dm) == ["Welcome to the pool", "Your profile"]
+    assert (await row(database, welcome)).attempts == 1
+    # A third one, handed after the join, goes straight out behind them.
+    await handed(database, clock, worker, "Offer O1", to_user="@vic:away")
+    await worker.idle()
+    assert server.bodies(dm) == ["Welcome to the pool", "Your profile", "Offer O1"]
 
 
 async def test_a_held_message_goes_anyway_once_the_wait_is_over_and_says_so(
