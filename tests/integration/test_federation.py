@@ -14,6 +14,7 @@ import uuid
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import pytest
 from botfixture import RunningBot, bring_bot_in
@@ -198,18 +199,26 @@ async def group_with_volunteer(
 REGISTER = "!volunteer register skills=driving area=Wisbech availability=weekends over18=yes"
 
 
+async def register_then_accept(vic: Person, room: str, bot: RunningBot, *more: str) -> str:
+    """Vic registers (and sends ``more`` commands answered by DM) in the group room, then
+    accepts the new DM once the bot has its DMs ready: the first sent or held for his
+    join, the rest sent or queued behind it. As a person reading the invite a little
+    later would: what the bot sends must still come to his /sync timeline live."""
+    for command in (REGISTER, *more):
+        await say(vic, room, bot, command, "I've sent you a direct message")
+    dm = await vic.wait_for_invite(timeout=WAIT)
+    await until(lambda: dms_ready(bot, vic.user_id, 1 + len(more)), "the DMs to be ready")
+    await vic.wait_for_invite(timeout=WAIT, room_id=dm, joined=True)
+    return dm
+
+
 async def test_a_volunteer_on_another_server_gets_the_first_dm_and_the_offer_live(
     federation: Federation, federated_bot_factory: FederatedBotFactory, people_on: PeopleOn,
 ) -> None:
     ann, vic, bot, room = await group_with_volunteer(federation, federated_bot_factory,
                                                      people_on)
-    await say(vic, room, bot, REGISTER, "I've sent you a direct message")
-    dm = await vic.wait_for_invite(timeout=WAIT)
-    # Vic accepts once the bot has its welcome ready (sent, or held for his join), as a
-    # person reading the invite a little later would: the welcome must still come to
-    # his /sync timeline live, while the bot sends nothing else there to carry it along.
-    await until(lambda: dms_ready(bot, vic.user_id), "the welcome to be sent or held")
-    await vic.wait_for_invite(timeout=WAIT, room_id=dm, joined=True)
+    dm = await register_then_accept(vic, room, bot)
+    # Live, while the bot sends nothing else there that would carry it along.
     welcome = await vic.wait_for_message(dm, sender=bot.user_id, contains="Welcome to the "
                                          "volunteer pool", since=0, timeout=WAIT)
     assert welcome["content"]["body"].startswith("Welcome to the volunteer pool")
@@ -229,14 +238,10 @@ async def test_back_to_back_dms_to_a_volunteer_on_another_server_arrive_in_order
     federation: Federation, federated_bot_factory: FederatedBotFactory, people_on: PeopleOn,
 ) -> None:
     _, vic, bot, room = await group_with_volunteer(federation, federated_bot_factory,
-                                                     people_on)
-    await say(vic, room, bot, REGISTER, "I've sent you a direct message")
+                                                   people_on)
     # Before he has accepted the new DM, Vic asks for his profile: a second DM that
     # must wait behind the welcome, not overtake it while the welcome waits for him.
-    await say(vic, room, bot, "!volunteer", "I've sent you a direct message")
-    dm = await vic.wait_for_invite(timeout=WAIT)
-    await until(lambda: dms_ready(bot, vic.user_id, 2), "both DMs to be sent or queued")
-    await vic.wait_for_invite(timeout=WAIT, room_id=dm, joined=True)
+    dm = await register_then_accept(vic, room, bot, "!volunteer")
     profile = await vic.wait_for_message(dm, sender=bot.user_id, since=0, timeout=WAIT,
                                          predicate=lambda e: str(e["content"]["body"])
                                          .startswith("Your volunteer profile"))
@@ -246,23 +251,28 @@ async def test_back_to_back_dms_to_a_volunteer_on_another_server_arrive_in_order
     assert arrived_after_joining(vic, dm, profile)
 
 
-async def test_a_case_opened_while_a_party_s_server_is_down_invites_them_once_it_is_back(
-    federation: Federation, federated_bot_factory: FederatedBotFactory, people_on: PeopleOn,
-) -> None:
-    ann, mia, cora = [await people_on(federation.home, n) for n in ("Ann", "Mia", "Cora")]
-    bea = await people_on(federation.away, "Bea")
-    bot = await federated_bot_factory(roles={"coordinators": [cora.user_id]})
-    clock = bot.clock
+async def two_groups_and_a_coordinator(bot: RunningBot, ann: Person, bea: Person,
+                                       cora: Person) -> str:
+    """Ann's group G1 and Bea's G2, each in its own room with the bot; Cora's DM with it."""
     food = await bring_bot_in(ann, bot, "Wisbech Food Bank")
     youth = await bring_bot_in(bea, bot, "Wisbech Youth Club")
-    now = clock.now()
+    now = bot.clock.now()
     async with bot.app.db.transaction() as session:
         for room, name, admin in ((food, "Wisbech Food Bank", ann), (youth, "Wisbech Youth Club",
                                                                      bea)):
             session.add(Group(name=name, type="charity", area_code=WISBECH, themes=[],
                               size="small", registered_by=admin.user_id, registered_at=now,
                               room_id=room))
-    cora_dm = await dm_with(cora, bot)
+    return await dm_with(cora, bot)
+
+
+async def test_a_case_opened_while_a_party_s_server_is_down_invites_them_once_it_is_back(
+    federation: Federation, federated_bot_factory: FederatedBotFactory, people_on: PeopleOn,
+) -> None:
+    ann, mia, cora = [await people_on(federation.home, n) for n in ("Ann", "Mia", "Cora")]
+    bea = await people_on(federation.away, "Bea")
+    bot = await federated_bot_factory(roles={"coordinators": [cora.user_id]})
+    cora_dm = await two_groups_and_a_coordinator(bot, ann, bea, cora)
 
     async with federation.outage():
         await say(cora, cora_dm, bot, f'!mediation open title="Shared hall" groups=G1,G2 '
@@ -304,6 +314,34 @@ async def test_a_case_opened_while_a_party_s_server_is_down_invites_them_once_it
         case = await cases.get(session, 1)
         assert case is not None and case.pending == [] and case.invite_retry_at is None
         assert sorted(case.invited) == sorted([ann.user_id, mia.user_id, bea.user_id])
+
+
+async def test_an_encrypted_case_room_s_introduction_reaches_a_party_on_another_server(
+    federation: Federation, federated_bot_factory: FederatedBotFactory, people_on: PeopleOn,
+) -> None:
+    ann, mia, cora = [await people_on(federation.home, n) for n in ("Ann", "Mia", "Cora")]
+    bea = await people_on(federation.away, "Bea", e2e=True)  # Element-like: keys and all
+    bot = await federated_bot_factory(roles={"coordinators": [cora.user_id]},
+                                      matrix={"encryption": True})
+    cora_dm = await two_groups_and_a_coordinator(bot, ann, bea, cora)
+    await say(cora, cora_dm, bot, f'!mediation open title="Shared hall" groups=G1,G2 '
+              f"mediator={mia.user_id}", "M1 opened")
+
+    # Bea, on the other server, is the first to accept: the introduction, held until
+    # then, goes out encrypted for her device, and her client reads it as it comes.
+    case_room = await bea.wait_for_invite(timeout=WAIT, joined=True)
+    assert await bea.state(case_room, "m.room.encryption") is not None
+    intro = await bea.wait_for_message(case_room, sender=bot.user_id, contains="M1: Shared",
+                                       since=0, timeout=WAIT)
+    assert intro["content"]["body"].startswith("M1: Shared hall. Parties: ")
+    assert arrived_after_joining(bea, case_room, intro)
+    assert not [e for e in bea.events if e.get("room_id") == case_room
+                and e.get("type") == "m.room.encrypted"]  # nothing she could not read
+    # Her server holds only ciphertext: the bot did encrypt it, for her.
+    path = (f"/_matrix/client/v3/rooms/{quote(case_room, safe='')}/event/"
+            f"{quote(intro['event_id'], safe='')}")
+    stored = await federation.away.request("GET", path, token=bea.user.access_token)
+    assert stored["type"] == "m.room.encrypted" and "body" not in stored["content"]
 
 
 async def test_a_moderator_on_another_server_gets_into_their_locality_room(
