@@ -442,7 +442,9 @@ async def test_a_failed_room_creation_is_told_honestly_and_retried(
     assert set(bw.world.room(case.room_id).members("invite")) == {t.ann, t.mia, t.yan}
 
 
-async def test_a_room_made_before_a_crash_is_found_again_not_made_twice(town: Town) -> None:
+async def test_a_room_made_before_a_crash_is_found_again_and_the_missing_invited(
+    town: Town,
+) -> None:
     t, bw = town, town.bw
     await bw.say(t.cora, t.cora_dm, '!mediation open title="Hall" groups=G1,G2 '
                  "mediator=@mia:grapevine.local")
@@ -450,13 +452,24 @@ async def test_a_room_made_before_a_crash_is_found_again_not_made_twice(town: To
     async with bw.app.db.transaction() as session:
         case = await cases.get(session, 1)
         assert case is not None and case.room_id is not None
-        made, case.room_id = case.room_id, None  # as if the bot died before recording it
+        made, everyone = case.room_id, sorted(case.to_invite)
+        # As if the bot died after making the room, before recording it or any invite.
+        case.room_id, case.invited = None, []
+    await bw.app.transport.kick(made, t.yan)  # and Yan's invite never went, in effect
+    room = bw.world.room(made)
+    assert t.yan not in room.members("invite")
     rooms_before = len(bw.world.rooms)
+
     assert await provision_rooms(bw.app, force=True) == 1
-    assert len(bw.world.rooms) == rooms_before
+    assert len(bw.world.rooms) == rooms_before  # found again, not made twice
+    assert t.yan in room.members("invite")  # the missing party is invited, alone:
+    invites = [e for e in room.timeline if e["type"] == "m.room.member"
+               and e["content"].get("membership") == "invite"]
+    assert sorted(e["state_key"] for e in invites) == sorted([*everyone, t.yan])
     async with bw.app.db.transaction() as session:
         case = await cases.get(session, 1)
         assert case is not None and case.room_id == made
+        assert sorted(case.invited) == everyone and case.pending == []
 
 
 @pytest.mark.parametrize("greeting_sent_first", [False, True])
