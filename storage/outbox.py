@@ -64,9 +64,6 @@ def check_key(dedupe_key: str) -> None:
         raise ValueError(f"dedupe key {dedupe_key!r} names a person: use person_key()")
 
 
-_QUEUED = "grapevine.outbox.queued"
-
-
 async def enqueue(
     session: AsyncSession,
     *,
@@ -116,15 +113,7 @@ async def enqueue(
     )
     session.add(row)
     await session.flush()
-    # Held here for the rest of the transaction: the session's identity map keeps rows
-    # only weakly, and the command that queued this may hand it straight to the sender.
-    session.info.setdefault(_QUEUED, []).append(row)
     return row
-
-
-def queued_in(session: AsyncSession) -> list[OutboxMessage]:
-    """The rows :func:`enqueue` added in this session, in the order they were queued."""
-    return list(session.info.get(_QUEUED, ()))
 
 
 def _held_ahead(still_waiting: Any) -> Any:
