@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -45,7 +45,7 @@ from bot.directory import Directory, WhoAndWhere
 from bot.dm_reach import DmReach
 from bot.events import Incoming, Reaction, Receipt, RoomContext, StateChange
 from bot.features import quiet
-from bot.greeting import joined
+from bot.greeting import joined_many
 from bot.host import Hooks, RoleListener
 from bot.pager import Pager
 from bot.prefetch import ReadFirst, once, reading
@@ -305,8 +305,12 @@ class Grapevine(WhoAndWhere):
         await self.committed()
 
     async def on_joined(self, room_id: str, *, is_direct: bool) -> None:
-        self.forget_room_context(room_id)
-        await joined(self, room_id, is_direct=is_direct)
+        await self.on_joined_many([(room_id, is_direct)])
+
+    async def on_joined_many(self, joins: Sequence[tuple[str, bool]]) -> None:
+        for room_id, _ in joins:
+            self.forget_room_context(room_id)
+        await joined_many(self, joins)
         await self.committed()
 
     async def on_left(self, room_id: str) -> None:

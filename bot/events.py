@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
@@ -82,6 +82,10 @@ class EventSink(Protocol):
     async def on_state(self, change: StateChange) -> None: ...
 
     async def on_joined(self, room_id: str, *, is_direct: bool) -> None: ...
+
+    async def on_joined_many(self, joins: Sequence[tuple[str, bool]]) -> None:
+        """Rooms joined in one sync batch, as ``(room_id, is_direct)``: recorded together."""
+        ...
 
     async def on_left(self, room_id: str) -> None: ...
 

@@ -380,31 +380,60 @@ class SyncLoop:
         initial = since is None
         for room_id, invited in response.rooms.invite.items():
             await self._on_invite(room_id, invited.invite_state)
-        for room_id, joined in response.rooms.join.items():
-            await self._deliver_room(room_id, joined, since)
+        joined_rooms = response.rooms.join
+        # The state the app reads is current before anything of any room is handed over.
+        for room_id, info in joined_rooms.items():
+            self.states.apply(room_id, (_source(e) for e in [*info.state, *info.timeline.events]))
+        arrivals = await self._arrivals(joined_rooms)
+        # Rooms the bot was already in first: a person's command there is handed to its
+        # lane before a mass join's dozens of new rooms are recorded (issue 20).
+        for room_id, info in joined_rooms.items():
+            if room_id not in arrivals:
+                await self._deliver_room(room_id, info, since)
+        if arrivals:
+            await self._record_joins(arrivals)
+            for room_id in arrivals:
+                await self._deliver_room(room_id, joined_rooms[room_id], since)
         for room_id in response.rooms.leave:
             self._joined.discard(room_id)
             self.states.forget(room_id)
             if not initial:
                 await self._hand("leave", room_id, self.sink.on_left(room_id))
 
-    async def _deliver_room(self, room_id: str, info: Any, since: str | None) -> None:
-        # The state the app reads is current before anything of the room is handed over.
-        self.states.apply(room_id, (_source(e) for e in [*info.state, *info.timeline.events]))
-        marked = _marks_direct([*info.state, *info.timeline.events], self.user_id)
-        if room_id not in self._joined:
+    async def _arrivals(self, joined_rooms: dict[str, Any]) -> dict[str, bool]:
+        """Rooms of this batch new to the bot (or newly seen to be a DM), and whether each
+        is direct: said by its invite if it had one, else looked up for all in one query."""
+        arrivals: dict[str, bool] = {}
+        unknown: list[str] = []
+        for room_id, info in joined_rooms.items():
+            marked = _marks_direct([*info.state, *info.timeline.events], self.user_id)
+            if room_id not in self._joined:
+                arrivals[room_id] = marked
+                if not marked and room_id not in self._direct:
+                    unknown.append(room_id)
+            elif marked and not self._direct.get(room_id):
+                # A room the bot is creating as a DM can show up before its invite does.
+                arrivals[room_id] = True
+        remembered = await self.transport.direct_rooms_among(unknown) if unknown else set()
+        for room_id, marked in arrivals.items():
+            arrivals[room_id] = marked or self._direct.get(room_id, room_id in remembered)
+        return arrivals
+
+    async def _record_joins(self, arrivals: dict[str, bool]) -> None:
+        """The sink records every room of the batch at once (one transaction, not one a
+        room). The batch's token is stored only after this, so a crash before it commits
+        delivers these rooms again after the restart: none is joined and left unrecorded."""
+        for room_id, is_direct in arrivals.items():
             self._joined.add(room_id)
-            # Said by its invite if it had one (no transaction per room of a mass join).
-            is_direct = marked or (
-                self._direct[room_id] if room_id in self._direct
-                else await self.transport.remembers_direct(room_id)
-            )
             self._direct[room_id] = is_direct
-            await self._hand("join", room_id, self.sink.on_joined(room_id, is_direct=is_direct))
-        elif marked and not self._direct.get(room_id):
-            # A room the bot is creating as a DM can show up before its invite does.
-            self._direct[room_id] = True
-            await self._hand("join", room_id, self.sink.on_joined(room_id, is_direct=True))
+        try:
+            await self.sink.on_joined_many(list(arrivals.items()))
+        except Exception:
+            log.exception("recording %d joined rooms at once failed: one by one", len(arrivals))
+            for room_id, is_direct in arrivals.items():
+                await self._hand("join", room_id, self.sink.on_joined(room_id, is_direct=is_direct))
+
+    async def _deliver_room(self, room_id: str, info: Any, since: str | None) -> None:
         for event in info.state:
             await self._dispatch(room_id, event, state_only=True)
         events = list(info.timeline.events)

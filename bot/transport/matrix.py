@@ -425,6 +425,19 @@ class MatrixTransport:
         async with self.db.transaction() as session:
             return await session.scalar(query.limit(1)) is not None
 
+    async def direct_rooms_among(self, room_ids: Sequence[str]) -> set[str]:
+        """Which of ``room_ids`` are DM rooms this bot made, in one query (a sync batch
+        of newly joined rooms asks once, not once a room)."""
+        ids = list(room_ids)
+        found: set[str] = set()
+        async with self.db.transaction() as session:
+            for start in range(0, len(ids), 500):  # within every database's parameter limit
+                query = select(BotState.value).where(
+                    BotState.key.startswith(DM_KEY), BotState.value.in_(ids[start:start + 500])
+                )
+                found.update(str(value) for value in await session.scalars(query))
+        return found
+
     async def members(self, room_id: str) -> dict[str, str | None]:
         response = await self._call(
             lambda: self.client.joined_members(room_id), f"members of {room_id}"

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, cast
@@ -69,6 +69,10 @@ class RecordingSink:
 
     async def on_joined(self, room_id: str, *, is_direct: bool) -> None:
         self.joined[room_id] = is_direct
+
+    async def on_joined_many(self, joins: Sequence[tuple[str, bool]]) -> None:
+        for room_id, is_direct in joins:
+            await self.on_joined(room_id, is_direct=is_direct)
 
     async def on_left(self, room_id: str) -> None:
         self.left.append(room_id)

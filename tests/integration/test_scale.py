@@ -7,7 +7,9 @@ each room's state again.
 
 from __future__ import annotations
 
+import asyncio
 import traceback
+from collections.abc import Sequence
 from contextlib import AbstractAsyncContextManager
 
 import pytest
@@ -17,7 +19,11 @@ from httpcount import counting
 from people import Person
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from storage import outbox
+from bot.app import Grapevine
+from bot.homeserver import EmbeddedSynapse
+from bot.service import Service
+from storage import outbox, rooms
+from storage.engine import Database
 
 CHURNERS = 10
 ROUNDS = 5  # each churner joins and leaves this often: 2 * 10 * 5 = 100 member changes
@@ -103,6 +109,77 @@ async def test_power_changes_come_from_sync_and_a_restart_reads_no_room_state(
     assert read == {}, requests.paths
     assert requests.counts["history"] <= 1, requests.paths
     assert requests.counts["send"] == len(rooms)
+
+
+# -- a mass join -----------------------------------------------------------------------
+
+JOINED_AT_ONCE = 12
+
+
+async def test_rooms_joined_in_one_batch_are_recorded_together_and_survive_a_crash(
+    bot_factory: BotFactory, person_factory: PersonFactory, synapse: EmbeddedSynapse,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Twelve rooms joined while the bot was down come down one sync beside a person's
+    command: the command is answered once, every room is recorded in one transaction and
+    greeted once, though the first start died while recording them."""
+    bot = await bot_factory()
+    alice = await person_factory("Alice", e2e=False)
+    help_desk = await group_room(alice, bot, "Help desk")
+    await bot.stop()
+    groups = [await alice.create_room(name=f"Group {i}", invite=[bot.user_id], public=True)
+              for i in range(JOINED_AT_ONCE)]
+    as_bot = await Person.connect(bot.setup.user, synapse.base_url)  # the bot's account
+    for room in groups:
+        await as_bot.join(room)
+    await as_bot.close()
+    asked = await alice.send(help_desk, "!about")
+
+    # The first start dies while recording the rooms (nothing of it committed).
+    record = Grapevine.on_joined_many
+    dying = asyncio.Event()
+
+    async def dies(self: Grapevine, joins: Sequence[tuple[str, bool]]) -> None:
+        dying.set()
+        await asyncio.Event().wait()  # until the process is killed
+
+    monkeypatch.setattr(Grapevine, "on_joined_many", dies)
+    bot.service = Service(bot.setup.settings(), clock=bot.clock)
+    await bot.service.start()
+    await asyncio.wait_for(dying.wait(), 30)
+    await bot.stop()
+
+    opened: list[int] = []
+    begin = Database.transaction
+
+    def transaction(self: Database) -> AbstractAsyncContextManager[AsyncSession]:
+        if "joined_many" in {frame.name for frame in traceback.extract_stack()}:
+            opened.append(1)
+        return begin(self)
+
+    monkeypatch.setattr(Grapevine, "on_joined_many", record)
+    monkeypatch.setattr(Database, "transaction", transaction)
+    await bot.start()
+    for room in groups:
+        await alice.wait_for_message(room, sender=bot.user_id,
+                                     contains="never what anyone writes", timeout=60)
+    await alice.wait_for_message(
+        help_desk, sender=bot.user_id, timeout=30,
+        predicate=lambda e: (e["content"].get("m.relates_to") or {}).get(
+            "m.in_reply_to", {}).get("event_id") == asked)
+
+    async with bot.app.db.transaction() as session:
+        known = {room.room_id for room in await rooms.active(session)}
+    assert set(groups) <= known
+    assert opened == [1], "one transaction records the batch, not one a room"
+    for room in [help_desk, *groups]:
+        said = [e for e in await alice.messages(room) if e["sender"] == bot.user_id
+                and e["type"] == "m.room.message"]
+        greetings = [e for e in said if e["content"]["body"].startswith("Hello, I'm Grapevine")]
+        answers = [e for e in said if (e["content"].get("m.relates_to") or {}).get(
+            "m.in_reply_to", {}).get("event_id") == asked]
+        assert len(greetings) == 1, (room, said)
+        assert len(answers) == (1 if room == help_desk else 0), said
 
 
 # -- outbox lanes ---------------------------------------------------------------------
