@@ -32,15 +32,17 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
 
 from storage.models import Base, Id
+from storage.refs import Referenced, by_number
 
 FORGOTTEN = "(a person who asked to be forgotten)"
 # The voter of a group's own answer: the group, not a person.
 GROUP = ""
 
 
-class Poll(Base):
+class Poll(Referenced, Base):
     """``K<id>`` in chat: a short question with lettered options, put to matching groups."""
 
+    LETTER = "K"
     __tablename__ = "consult_polls"
     id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
     question: Mapped[str] = mapped_column(Text)
@@ -56,10 +58,6 @@ class Poll(Base):
     asked_at: Mapped[datetime]
     closes_at: Mapped[datetime | None]
     closed_at: Mapped[datetime | None]
-
-    @property
-    def ref(self) -> str:
-        return f"K{self.id}"
 
     def is_closed(self, now: datetime) -> bool:
         return self.closed_at is not None or (self.closes_at is not None
@@ -106,7 +104,7 @@ async def add_poll(session: AsyncSession, **fields: Any) -> Poll:
 
 
 async def poll(session: AsyncSession, poll_id: int) -> Poll | None:
-    return await session.get(Poll, poll_id)
+    return await by_number(session, Poll, poll_id)
 
 
 async def latest_polls(session: AsyncSession, limit: int) -> list[Poll]:
@@ -180,7 +178,7 @@ async def export_person(session: AsyncSession, user_id: str, pseudonym: str) -> 
     return {
         "consultations_you_asked": [{"poll": p.ref, "question": p.question} for p in asked],
         "your_views_in_consultations": [
-            {"poll": f"K{a.poll_id}", "option": a.option, "comment": a.comment,
+            {"poll": Poll.ref_of(a.poll_id), "option": a.option, "comment": a.comment,
              "given_at": a.answered_at.isoformat()} for a in views],
         "feedback_you_signed": [{"text": f.body, "given_at": f.given_at.isoformat()}
                                 for f in signed],

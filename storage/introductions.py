@@ -16,14 +16,16 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from storage.groups import Group
 from storage.models import Base, Id, replace_person
+from storage.refs import Referenced
 
 PENDING, ACCEPTED, DECLINED = "pending", "accepted", "declined"
 FORGOTTEN = "(a person who asked to be forgotten)"
 
 
-class Introduction(Base):
+class Introduction(Referenced, Base):
     """``I<id>`` in chat: one group (or a coordinator) asking to be put in touch with another."""
 
+    LETTER = "I"
     __tablename__ = "introductions"
     id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
     # The asking group; None when a coordinator asks for themselves.
@@ -36,10 +38,6 @@ class Introduction(Base):
     status: Mapped[str] = mapped_column(String(16), default=PENDING)
     answered_by: Mapped[str | None] = mapped_column(String(255))
     answered_at: Mapped[datetime | None]
-
-    @property
-    def ref(self) -> str:
-        return f"I{self.id}"
 
 
 async def pending_for(session: AsyncSession, group_id: int) -> list[Introduction]:

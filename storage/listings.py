@@ -17,14 +17,16 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
 
 from storage.models import Base, Id, replace_person
+from storage.refs import Referenced, by_number
 
 PENDING, CONFIRMED, REFUSED = "pending", "confirmed", "refused"
 FORGOTTEN = "(a person who asked to be forgotten)"
 
 
-class Listing(Base):
+class Listing(Referenced, Base):
     """``L<id>`` in chat: one service (or organisation) from an imported ORUK directory."""
 
+    LETTER = "L"
     __tablename__ = "listings"
     id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
     # The ORUK service id (the organisation's when it listed no service): re-imports match it.
@@ -49,10 +51,6 @@ class Listing(Base):
     # The group the listing became when a claim was confirmed.
     group_id: Mapped[int | None] = mapped_column(ForeignKey("groups.id"), index=True)
 
-    @property
-    def ref(self) -> str:
-        return f"L{self.id}"
-
 
 class ListingClaim(Base):
     """A room's admin saying "that listing is us", until a moderator or coordinator answers."""
@@ -73,7 +71,7 @@ class ListingClaim(Base):
 
 
 async def by_id(session: AsyncSession, listing_id: int) -> Listing | None:
-    return await session.get(Listing, listing_id)
+    return await by_number(session, Listing, listing_id)
 
 
 async def by_oruk_ids(session: AsyncSession, ids: list[str]) -> dict[str, Listing]:
@@ -112,10 +110,10 @@ async def export_person(session: AsyncSession, user_id: str) -> dict[str, Any]:
         select(ListingClaim).where(ListingClaim.answered_by == user_id))
     return {
         "listing_claims_you_asked": [
-            {"listing": f"L{c.listing_id}", "room": c.room_id, "asked_at": c.asked_at.isoformat(),
-             "status": c.status} for c in asked],
+            {"listing": Listing.ref_of(c.listing_id), "room": c.room_id,
+             "asked_at": c.asked_at.isoformat(), "status": c.status} for c in asked],
         "listing_claims_you_answered": [
-            {"listing": f"L{c.listing_id}", "status": c.status} for c in answered],
+            {"listing": Listing.ref_of(c.listing_id), "status": c.status} for c in answered],
     }
 
 

@@ -16,14 +16,16 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
 
 from storage.models import Base, Id
+from storage.refs import Referenced, by_number
 
 PRICES: tuple[str, ...] = ("free", "low", "standard")
 FORGOTTEN = "(a person who asked to be forgotten)"
 
 
-class Venue(Base):
+class Venue(Referenced, Base):
     """One venue. Removed venues keep their row (and number) with ``removed_at`` set."""
 
+    LETTER = "P"
     __tablename__ = "venues"
     id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
     name: Mapped[str] = mapped_column(String(200))
@@ -45,13 +47,12 @@ class Venue(Base):
     removed_at: Mapped[datetime | None]
 
     @property
-    def ref(self) -> str:
-        return f"P{self.id}"
+    def findable(self) -> bool:
+        return self.removed_at is None
 
 
 async def by_id(session: AsyncSession, venue_id: int) -> Venue | None:
-    venue = await session.get(Venue, venue_id)
-    return venue if venue is not None and venue.removed_at is None else None
+    return await by_number(session, Venue, venue_id)
 
 
 async def current(session: AsyncSession) -> list[Venue]:

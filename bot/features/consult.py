@@ -39,7 +39,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-POLL = Ref("K")
+POLL = Ref(Poll.LETTER)
 MAX_OPTIONS = 8
 LISTED = 10
 CLOSE_EVERY = timedelta(minutes=1)
@@ -99,7 +99,7 @@ async def _poll(ctx: Context, ref: int) -> Poll:
     if poll is None:
         where = (f"{ctx.prefix}consult list shows them" if ctx.sender.is_coordinator
                  else "check the number in the message that asked it")
-        raise CommandError(f"There is no consultation K{ref}; {where}.")
+        raise CommandError(f"There is no consultation {Poll.ref_of(ref)}; {where}.")
     return poll
 
 

@@ -38,7 +38,8 @@ ANSWERS = ("confirm", "refuse")
             "coordinator answers with confirm or refuse",
     roles=MANAGERS,
     params=[
-        Param("listing", Ref("L"), positional=True, ask="Which listing? (L<n>, from !directory)"),
+        Param("listing", Ref(Listing.LETTER), positional=True,
+              ask="Which listing? (L<n>, from !directory)"),
         Param("answer", Choice(ANSWERS), required=False, positional=True,
               help="confirm or refuse a claim (its area's moderators, coordinators)"),
         Param("size", PROFILE["size"].value, required=False, ask=PROFILE["size"].ask),
@@ -49,8 +50,8 @@ ANSWERS = ("confirm", "refuse")
 async def group_claim(ctx: Context, args: Args) -> None:
     listing = await listings.by_id(ctx.session, args.listing)
     if listing is None:
-        raise CommandError(f"There is no listing L{args.listing}; {ctx.prefix}directory "
-                           "lists them (marked unclaimed).")
+        raise CommandError(f"There is no listing {Listing.ref_of(args.listing)}; "
+                           f"{ctx.prefix}directory lists them (marked unclaimed).")
     if listing.group_id is not None:
         raise CommandError(f"{listing.ref} is already G{listing.group_id}'s profile; "
                            "nothing changed.")

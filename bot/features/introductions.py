@@ -111,7 +111,7 @@ async def _answering(ctx: Context, number: int | None) -> tuple[Introduction, Gr
         candidates = [(i, g) for i, g in candidates if i.id == number]
     if not candidates:
         raise CommandError("No introduction is waiting for your group's answer"
-                           + (f" as I{number}." if number is not None else "."))
+                           + (f" as {Introduction.ref_of(number)}." if number is not None else "."))
     if len(candidates) > 1:
         refs = ", ".join(i.ref for i, _ in candidates)
         raise CommandError(f"Several are waiting ({refs}); say which, e.g. "
@@ -119,7 +119,7 @@ async def _answering(ctx: Context, number: int | None) -> tuple[Introduction, Gr
     return candidates[0]
 
 
-INTRO_REF = Param("intro", Ref("I"), required=False, positional=True,
+INTRO_REF = Param("intro", Ref(Introduction.LETTER), required=False, positional=True,
                   help="which introduction, when several wait")
 
 

@@ -30,7 +30,7 @@ ALIAS = re.compile(r"^#[^:\s]+:\S+$")
 PHONE = re.compile(r"^\+?[\d\s()-]{7,20}$")
 PRICE_WORDS = {"free": "free", "low": "low cost", "standard": "standard rates"}
 MAX_LINES = 11
-VENUE = Param("venue", Ref("P"), positional=True, ask="Which venue? (P<n>)")
+VENUE = Param("venue", Ref(Venue.LETTER), positional=True, ask="Which venue? (P<n>)")
 
 
 def contact_kind(text: str) -> str:
@@ -214,8 +214,8 @@ async def venue_show(ctx: Context, args: Args) -> None:
 async def _venue(ctx: Context, number: int) -> Venue:
     venue = await venues.by_id(ctx.session, number)
     if venue is None:
-        raise CommandError(f"There is no venue P{number}; {ctx.prefix}venue find area=... "
-                           "lists them.")
+        raise CommandError(f"There is no venue {Venue.ref_of(number)}; "
+                           f"{ctx.prefix}venue find area=... lists them.")
     return venue
 
 

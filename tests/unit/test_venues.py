@@ -173,6 +173,8 @@ async def test_a_venue_is_removed_by_who_may_list_it_and_no_one_else(county: Bot
     assert removed == "P1 Wisby Village Hall removed from the venue list."
     [gone] = await county.say(mo, room, "!venue find area=Wisby")
     assert gone.startswith("No venue in Wisby fits")
+    [not_found] = await county.say(mo, room, "!venue show P1")
+    assert not_found == "There is no venue P1; !venue find area=... lists them."
     [row] = await venue_rows(county)
     assert row.removed_by == COORDINATOR
 
