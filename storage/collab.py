@@ -10,7 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
 
 from storage.groups import Group
-from storage.models import Base, Id
+from storage.models import Base, Id, add_row
 
 TYPES = ("joint-funding", "shared-event", "shared-volunteers", "referral", "other")
 FORGOTTEN = "(a person who asked to be forgotten)"
@@ -40,9 +40,7 @@ async def record(session: AsyncSession, *, type: str, group_ids: list[int], amou
                  note: str | None, author: str, at: datetime) -> CollabRecord:
     row = CollabRecord(type=type, group_ids=sorted(group_ids), amount=amount, note=note,
                        author=author, recorded_at=at)
-    session.add(row)
-    await session.flush()
-    return row
+    return await add_row(session, row)
 
 
 async def get(session: AsyncSession, record_id: int) -> CollabRecord | None:

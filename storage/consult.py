@@ -31,7 +31,7 @@ from sqlalchemy import (
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
 
-from storage.models import Base, Id
+from storage.models import Base, Id, add_row
 from storage.refs import Referenced, by_number
 
 FORGOTTEN = "(a person who asked to be forgotten)"
@@ -98,9 +98,7 @@ class Feedback(Base):
 
 async def add_poll(session: AsyncSession, **fields: Any) -> Poll:
     poll = Poll(**fields)
-    session.add(poll)
-    await session.flush()
-    return poll
+    return await add_row(session, poll)
 
 
 async def poll(session: AsyncSession, poll_id: int) -> Poll | None:
@@ -131,9 +129,7 @@ async def view_of(session: AsyncSession, poll_id: int, voter_key: str) -> Answer
 
 async def add_answer(session: AsyncSession, **fields: Any) -> Answer:
     row = Answer(**fields)
-    session.add(row)
-    await session.flush()
-    return row
+    return await add_row(session, row)
 
 
 async def answers(session: AsyncSession, poll_id: int) -> list[Answer]:
@@ -153,9 +149,7 @@ async def answered_groups(session: AsyncSession, poll_id: int) -> int:
 async def add_feedback(session: AsyncSession, body: str, named_by: str | None,
                        at: datetime) -> Feedback:
     row = Feedback(body=body, named_by=named_by, given_at=at)
-    session.add(row)
-    await session.flush()
-    return row
+    return await add_row(session, row)
 
 
 async def latest_feedback(session: AsyncSession, limit: int) -> Sequence[Feedback]:

@@ -27,7 +27,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
 
 from storage import outbox
-from storage.models import Base, Id, OutboxMessage
+from storage.models import Base, Id, OutboxMessage, add_row
 
 HELD, PUBLISHED, REJECTED, EXPIRED = "held", "published", "rejected", "expired"
 STATUSES = (HELD, PUBLISHED, REJECTED, EXPIRED)
@@ -188,9 +188,7 @@ class PastGrant(Base):
 
 async def add_notice(session: AsyncSession, **fields: Any) -> FundingNotice:
     notice = FundingNotice(**fields)
-    session.add(notice)
-    await session.flush()
-    return notice
+    return await add_row(session, notice)
 
 
 async def posted_since(session: AsyncSession, user_id: str, since: datetime) -> list[datetime]:
@@ -298,9 +296,7 @@ async def source_by_url(session: AsyncSession, url: str) -> FundingSource | None
 
 async def add_source(session: AsyncSession, **fields: Any) -> FundingSource:
     row = FundingSource(**fields)
-    session.add(row)
-    await session.flush()
-    return row
+    return await add_row(session, row)
 
 
 async def due_sources(session: AsyncSession, now: datetime) -> list[FundingSource]:

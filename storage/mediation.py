@@ -28,7 +28,7 @@ from sqlalchemy import (
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, declared_attr, mapped_column
 
-from storage.models import Base, Id
+from storage.models import Base, Id, add_row
 
 OUTCOMES = ("agreement", "no-agreement", "referred")
 # Who "forget" leaves behind in the shared record: the text stays, the Matrix id goes.
@@ -205,8 +205,7 @@ async def open_case(
 ) -> Case:
     case = Case(title=title, mediator=mediator, opened_by=opened_by, opened_at=at,
                 room_key=room_key, to_invite=[], invited=[], federated=False)
-    session.add(case)
-    await session.flush()
+    await add_row(session, case)
     for group_id, name in parties:
         session.add(Party(case_id=case.id, group_id=group_id, group_name=name))
     await session.flush()
@@ -272,9 +271,7 @@ async def start_session(session: AsyncSession, case_id: int, by: str, at: dateti
     number = await _next_number(session, CaseSession, case_id)
     row = CaseSession(case_id=case_id, number=number, started_at=at, started_by=by,
                       attendees=sorted(present))
-    session.add(row)
-    await session.flush()
-    return row
+    return await add_row(session, row)
 
 
 # -- the agreement -----------------------------------------------------------------------
@@ -285,9 +282,7 @@ async def start_session(session: AsyncSession, case_id: int, by: str, at: dateti
 async def add_norm(session: AsyncSession, case_id: int, text: str, by: str, at: datetime) -> Norm:
     norm = Norm(case_id=case_id, number=await _next_number(session, Norm, case_id), text=text,
                 proposed_by=by, proposed_at=at)
-    session.add(norm)
-    await session.flush()
-    return norm
+    return await add_row(session, norm)
 
 
 async def norms(session: AsyncSession, case_id: int) -> list[Norm]:
@@ -322,9 +317,7 @@ async def add_action(session: AsyncSession, case_id: int, owner: str, text: str,
                      by: str, at: datetime) -> Action:
     action = Action(case_id=case_id, number=await _next_number(session, Action, case_id),
                     owner=owner, text=text, due=due, created_by=by, created_at=at)
-    session.add(action)
-    await session.flush()
-    return action
+    return await add_row(session, action)
 
 
 async def actions(session: AsyncSession, case_id: int) -> list[Action]:
@@ -350,9 +343,7 @@ async def open_actions(session: AsyncSession) -> list[tuple[Action, Case]]:
 async def add_note(session: AsyncSession, case_id: int, author: str, sealed: bytes,
                    at: datetime) -> Note:
     note = Note(case_id=case_id, author=author, sealed=sealed, written_at=at)
-    session.add(note)
-    await session.flush()
-    return note
+    return await add_row(session, note)
 
 
 async def notes(session: AsyncSession, case_id: int) -> list[Note]:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypeVar
 
 from sqlalchemy import (
     JSON,
@@ -46,6 +46,17 @@ class Base(DeclarativeBase):
         datetime: UTCDateTime(),
         dict[str, Any]: JSON(),
     }
+
+
+Row = TypeVar("Row", bound=Base)
+
+
+async def add_row(session: AsyncSession, row: Row) -> Row:
+    """Add ``row`` and flush, so its id (the ref people see in chat) exists before the
+    caller quotes it; returns the row for ``return await add_row(...)``."""
+    session.add(row)
+    await session.flush()
+    return row
 
 
 # ``info={"person": ...}`` marks a column whose name does not say it can hold a person,

@@ -11,7 +11,7 @@ from sqlalchemy import ColumnElement, case, delete, exists, func, null, or_, sel
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
-from storage.models import OutboxMessage
+from storage.models import OutboxMessage, add_row
 
 # The two lanes. A person waiting for an answer goes before anything the bot says on
 # its own: after a mass join a thousand greetings are queued, and a reply behind them
@@ -111,9 +111,7 @@ async def enqueue(
         join_wait_until=wait_for_join,
         attempts=0,
     )
-    session.add(row)
-    await session.flush()
-    return row
+    return await add_row(session, row)
 
 
 def _held_ahead(still_waiting: Any) -> Any:

@@ -13,7 +13,7 @@ from sqlalchemy import JSON, Boolean, Integer, String, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
 
-from storage.models import Base, Id
+from storage.models import Base, Id, add_row
 
 
 class TreeRoom(Base):
@@ -94,9 +94,7 @@ async def start_run(
         report_room=report_room, report_event=report_event, requested_at=at,
         done=0, total=0, created=0, changed=0,
     )
-    session.add(run)
-    await session.flush()
-    return run
+    return await add_row(session, run)
 
 
 async def unfinished_runs(session: AsyncSession) -> list[SetupRun]:

@@ -21,6 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from storage.groups import Group
 
 # The tables and the index live beside this module; callers keep using them from here.
+from storage.models import add_row
 from storage.volunteer_index import (  # noqa: F401
     all_candidates,
     candidate_for,
@@ -57,8 +58,7 @@ async def profile(session: AsyncSession, user_id: str) -> Volunteer | None:
 
 async def save_profile(session: AsyncSession, volunteer: Volunteer) -> None:
     """Insert or update, and rewrite the volunteer's rows in the reach index."""
-    session.add(volunteer)
-    await session.flush()
+    await add_row(session, volunteer)
     await session.execute(delete(VolunteerReach).where(VolunteerReach.volunteer_id == volunteer.id))
     open_to_all = await _open_to_all(session, volunteer)
     v = volunteer

@@ -25,6 +25,7 @@ from bot.features.unclaimed import place
 from storage import groups, listings
 from storage.groups import Group
 from storage.listings import CONFIRMED, PENDING, REFUSED, Listing, ListingClaim
+from storage.models import add_row
 from storage.outbox import person_key
 
 log = logging.getLogger(__name__)
@@ -83,8 +84,7 @@ async def _ask(ctx: Context, args: Args, listing: Listing) -> None:
                          area_code=area if group is None else group.area_code,
                          type=args.type, size=args.size, asked_by=ctx.sender.user_id,
                          asked_at=ctx.now, status=PENDING)
-    ctx.session.add(claim)
-    await ctx.session.flush()
+    await add_row(ctx.session, claim)
     becomes = f"merged into {group.ref}" if group is not None else "this room's group"
     await ctx.reply(
         f"Claim of {listing.ref} {listing.name} ({place(ctx, listing)}) sent; it becomes "

@@ -20,6 +20,7 @@ from storage import groups, rooms
 from storage import introductions as intros
 from storage.groups import Group
 from storage.introductions import Introduction
+from storage.models import add_row
 from storage.outbox import person_key
 
 PER_DAY = 3
@@ -78,8 +79,7 @@ async def directory_contact(ctx: Context, args: Args) -> None:
         raise CommandError(f"At most {PER_DAY} introductions a day from one room; try tomorrow.")
     intro = Introduction(from_group_id=mine.id if mine else None, from_room_id=ctx.room.room_id,
                          to_group_id=target.id, asked_by=ctx.sender.user_id, asked_at=ctx.now)
-    ctx.session.add(intro)
-    await ctx.session.flush()
+    await add_row(ctx.session, intro)
     text = (f"Introduction {intro.ref}: {_name(mine, ctx.sender.user_id)} would like to be in "
             f"touch: \"{args.message}\"\nAnswer {ctx.prefix}directory accept {intro.ref} (you "
             f"both get each other's contact) or {ctx.prefix}directory decline {intro.ref}.")

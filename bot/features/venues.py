@@ -23,6 +23,7 @@ from bot.features.representatives import Reps
 from config.areas import name_key
 from storage import groups, venues
 from storage.groups import Group
+from storage.models import add_row
 from storage.venues import PRICES, Venue
 
 MATRIX_ID = re.compile(r"^@[^:\s]+:\S+$")
@@ -106,8 +107,7 @@ async def venue_add(ctx: Context, args: Args) -> None:
                   accessible=bool(args.accessible), contact=contact, hub=hub,
                   open_slots=open_slots, group_id=own.id if own else None,
                   added_by=ctx.sender.user_id, added_at=ctx.now)
-    ctx.session.add(venue)
-    await ctx.session.flush()
+    await add_row(ctx.session, venue)
     lines = [f"Added {describe(ctx, venue)}."]
     if hub:
         lines.append(f"As a hub it is tied to {ctx.app.areas.label(area)}'s groups in the "

@@ -12,6 +12,7 @@ from bot.features.volunteers.common import SKILLS, need_of, profile_or_refuse, q
 from bot.features.volunteers.places import leave, make_offers
 from storage import groups
 from storage import volunteers as store
+from storage.models import add_row
 from storage.volunteers import VolunteerOffer, VolunteerRequest
 
 _REFUSALS = {
@@ -146,6 +147,5 @@ async def take(ctx: Context, args: Args) -> None:
     if o is None:
         o = VolunteerOffer(request_id=req.id, user_id=v.user_id, status=store.OFFERED,
                            via="take", offered_at=ctx.now, expires_at=req.starts_at)
-        ctx.session.add(o)
-        await ctx.session.flush()
+        await add_row(ctx.session, o)
     await _took(ctx, o, req)

@@ -21,6 +21,7 @@ from bot.features.volunteers.common import (
 from bot.host import Host
 from storage import volunteers as store
 from storage.groups import Group
+from storage.models import add_row
 from storage.volunteers import VolunteerOffer, VolunteerRequest
 
 
@@ -39,8 +40,7 @@ async def make_offers(app: Host, session: AsyncSession, req: VolunteerRequest,
     for c in ranked:
         o = VolunteerOffer(request_id=req.id, user_id=c.user_id, status=store.OFFERED,
                            via="offer", offered_at=now, expires_at=expires)
-        session.add(o)
-        await session.flush()
+        await add_row(session, o)
         km = haversine_km(c.lat, c.lon, req.lat, req.lon)
         dbs = "; you meet its DBS requirement" if req.dbs_level else ""
         await queue_dm(app, session, now, c.user_id, (

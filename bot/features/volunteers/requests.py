@@ -17,6 +17,7 @@ from bot.ratelimit import DAY, daily_refusal
 from storage import groups
 from storage import volunteers as store
 from storage.groups import Group
+from storage.models import add_row
 from storage.volunteers import VolunteerRequest
 
 
@@ -71,8 +72,7 @@ async def need(ctx: Context, args: Args) -> None:
         area_code=area.code, lat=area.lat, lon=area.lon, skills=skills,
         dbs_level=dbs_rank(args.dbs), accepted=0, status=store.OPEN, created_at=ctx.now,
     )
-    ctx.session.add(req)
-    await ctx.session.flush()
+    await add_row(ctx.session, req)
     offered = await make_offers(ctx.app, ctx.session, req, group, ctx.now,
                                 offers_to_make(req.count))
     reach = "" if group.verified else " (an unverified group reaches only its own volunteers)"
