@@ -15,6 +15,7 @@ from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
+from typing import Protocol, TypeVar, cast
 
 from bot.commands.context import Context
 from bot.commands.deferred import Deferred
@@ -25,12 +26,21 @@ log = logging.getLogger("grapevine")
 Action = Callable[[], Awaitable[None]]
 
 
+class Runs(Protocol):
+    async def run(self) -> None: ...
+
+
+R = TypeVar("R", bound=Runs)
+
+
 @dataclass
 class Pending:
     """What one command's transaction leaves to do once it has committed."""
 
     after_commit: list[Action] = field(default_factory=list)
     deferred: list[tuple[Context, Deferred]] = field(default_factory=list)
+    # Actions registered by key (see after_commit_once).
+    keyed: dict[str, Runs] = field(default_factory=dict)
 
 
 _PENDING: ContextVar[Pending | None] = ContextVar("grapevine_pending", default=None)
@@ -53,6 +63,21 @@ def after_commit(action: Action) -> None:
     pending = _PENDING.get()
     if pending is not None:
         pending.after_commit.append(action)
+
+
+def after_commit_once(key: str, make: Callable[[], R]) -> R:
+    """The action registered under ``key`` for this commit, made and registered if it is
+    new: a message that runs a command twice (the answer to a question re-running it)
+    still leaves one action, and both runs see the same one. Outside a command the
+    action is made and dropped, as ``after_commit`` does."""
+    pending = _PENDING.get()
+    if pending is None:
+        return make()
+    found = pending.keyed.get(key)
+    if found is None:
+        found = pending.keyed[key] = make()
+        pending.after_commit.append(found.run)
+    return cast(R, found)
 
 
 def defer(ctx: Context, job: Deferred) -> None:

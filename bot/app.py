@@ -51,7 +51,7 @@ from bot.pager import Pager
 from bot.prefetch import ReadFirst, once, reading
 from bot.questions import Questions
 from bot.ratelimit import RateLimiter, Verdict
-from bot.redaction import redaction
+from bot.redaction import Redaction
 from bot.runtime.backoff import Backoff
 from bot.runtime.handoff import Handoff, hand_over, lease_replies
 from bot.runtime.inflight import Lanes
@@ -349,8 +349,11 @@ class Grapevine(WhoAndWhere):
             return
         found = self.registry.find(tokens.words)
         if found is not None and found[0].personal:
-            # Personal data leaves the room whatever happens next (even if not answered).
-            self._redact_after_commit(message)
+            # Personal data leaves the room whatever happens next (even if not answered);
+            # in a shared room, the answers by DM wait to say whether it did.
+            redaction = self._redact_after_commit(message)
+            if not room.is_direct:
+                ctx.redaction = redaction
         if not await quiet.may_answer(self, session, message, room, sender):
             return
         if found is None:
@@ -421,8 +424,9 @@ class Grapevine(WhoAndWhere):
         """Run ``action`` once the command's transaction has committed (never on rollback)."""
         aftercommit.after_commit(action)
 
-    def _redact_after_commit(self, message: Incoming) -> None:
-        self.after_commit(redaction(self, message))
+    def _redact_after_commit(self, message: Incoming) -> Redaction:
+        return aftercommit.after_commit_once(f"redact:{message.event_id}",
+                                             lambda: Redaction(self, message))
 
     # -- answers to the bot's questions (bot.questions) -----------------------------------
 
@@ -431,15 +435,17 @@ class Grapevine(WhoAndWhere):
     ) -> None:
         key = (room.room_id, message.sender)
         question, private = await self.questions.open(session, key, now)
-        if private:
-            self._redact_after_commit(message)
+        redaction = self._redact_after_commit(message) if private else None
         if question is None:
             return
         try:
             overrides = question.answered(message.body, self.settings.bot.prefix)
         except CommandError as exc:
             sender = await self.directory.sender(session, message.sender, room)
-            await self.context_for(session, message, room, sender, now).reply(str(exc))
+            ctx = self.context_for(session, message, room, sender, now)
+            if not room.is_direct:
+                ctx.redaction = redaction
+            await ctx.reply(str(exc))
             return
         await self.cancel_prompt(session, *key)
         line = CommandLine(question.command_line, relayed=question.relayed)

@@ -114,6 +114,14 @@ async def enqueue(
     return await add_row(session, row)
 
 
+async def unsent_by_id(session: AsyncSession, ids: list[int]) -> list[OutboxMessage]:
+    """Those of these rows not sent yet, oldest first (rows a command holds back)."""
+    if not ids:
+        return []
+    return list(await session.scalars(select(OutboxMessage).where(
+        OutboxMessage.id.in_(ids), OutboxMessage.sent_at.is_(None)).order_by(OutboxMessage.id)))
+
+
 def _held_ahead(still_waiting: Any) -> Any:
     """An earlier unsent row for the same room or person is held for a first join."""
     held = aliased(OutboxMessage)

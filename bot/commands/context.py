@@ -20,6 +20,7 @@ from bot.commands.sender import Sender
 from bot.dm_reach import cannot_reach_text
 from bot.events import Incoming, RoomContext
 from bot.host import Host
+from bot.redaction import Redaction
 from bridges import render
 from bridges.capabilities import Limits, limits_for
 from storage import outbox
@@ -56,6 +57,8 @@ class Context:
         # Personal answers from a group room go by DM; the room is told so once.
         self.private_replies = False
         self.told_dm = False
+        # The personal message this command's answers wait on (bot.redaction), if any.
+        self.redaction: Redaction | None = None
 
     @property
     def tz(self) -> ZoneInfo:
@@ -207,7 +210,11 @@ class Context:
 
     async def _queue(self, *, kind: str = "reply", extra: Mapping[str, Any] | None = None,
                      **fields: Any) -> None:
-        await outbox.enqueue(
-            self.session, now=self.now, kind=kind, extra=dict(extra) if extra else None, **fields
+        fields["kind"] = kind
+        held = self.redaction is not None and self.redaction.hold(fields, self.now)
+        row = await outbox.enqueue(
+            self.session, now=self.now, extra=dict(extra) if extra else None, **fields
         )
+        if held and row is not None and self.redaction is not None:
+            self.redaction.held.append(row.id)
         self.app.queued()

@@ -274,7 +274,28 @@ async def test_personal_details_the_bot_cannot_redact_are_pointed_out_by_dm(
     monkeypatch.setattr(town.transport, "redact", refuse)
     await town.say(mo, room, "!volunteer register skills=driving area=Wisbech "
                              "availability=weekends over18=yes")
-    assert any("couldn't remove your message" in m for m in town.dms(mo))
+    # One DM, saying what happened: the welcome with the failure, never "I removed".
+    [welcome] = town.dms(mo)
+    assert welcome.startswith("Welcome to the volunteer pool")
+    assert welcome.endswith("I stored what you sent, but I couldn't remove your message from "
+                            "the room (I need moderator power there). Please delete it "
+                            "yourself, and send personal details to me here instead.")
+    assert "I removed" not in welcome and "still showing" not in welcome
+
+
+async def test_the_answer_to_personal_details_says_they_were_removed_once_they_were(
+    town: BotWorld,
+) -> None:
+    room = await group_room(town)
+    _, _, mo = people(town)
+    [said] = await town.say(mo, room, "!volunteer register skills=driving area=Wisbech "
+                                      "availability=weekends over18=yes")
+    assert "direct message" in said
+    [welcome] = town.dms(mo)
+    assert welcome.startswith("Welcome to the volunteer pool")
+    assert welcome.endswith("!volunteer pause takes a break.\nI removed your message from "
+                            "the chat.")
+    assert not town.world.messages(room, sender=mo)  # redacted
 
 
 POST = '!funding post https://example.org/warm title="Warm Spaces" areas=wisbech'

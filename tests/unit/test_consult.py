@@ -399,8 +399,10 @@ async def test_feedback_is_kept_without_a_name_unless_named_and_coordinators_rea
     await county.say(MO, wisby, '!feedback "The reminders come too early"')
     await county.say(GAIL, wisby, '!feedback "Please add a Polish version" named=yes')
     await county.deliver()
-    assert county.dms(MO)[-1] == "Thank you: the coordinators will read it, without your name."
-    # The command is removed from the room once stored: no name stays beside the words.
+    # The command is removed from the room once stored (no name stays beside the words),
+    # and the thanks say so.
+    assert county.dms(MO)[-1] == ("Thank you: the coordinators will read it, without your "
+                                  "name.\nI removed your message from the chat.")
     left = [e for e in county.world.room(wisby).timeline
             if "too early" in str(e.get("content", {}).get("body", ""))]
     assert left == []

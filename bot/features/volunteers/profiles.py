@@ -185,7 +185,7 @@ async def register(ctx: Context, args: Args) -> None:
     await ctx.reply(
         "Welcome to the volunteer pool. Offers will come here as O<n>.\n"
         + await _describe_profile(ctx, v)
-        + f"\nI removed your message from the chat. {ctx.prefix}volunteer pause takes a break."
+        + f"\n{ctx.prefix}volunteer pause takes a break."
     )
 
 
