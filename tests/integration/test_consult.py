@@ -7,6 +7,7 @@ from __future__ import annotations
 import csv
 import io
 from collections import Counter
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +27,7 @@ from test_bridges import (
 
 from storage import consult, groups
 from storage.consult import Answer, Poll
+from tests.clocks import LONDON, START, london
 
 QUESTION = "Would a shared minibus help?"
 ASK = (f'!consult ask question="{QUESTION}" options="Yes|No|Not sure" themes=food '
@@ -168,3 +170,44 @@ async def test_a_consultation_across_whatsapp_and_matrix_from_ask_to_csv(
     comments = [r for r in csv.DictReader(io.StringIO(data)) if r["breakdown"] == "comment"]
     assert [c["members"] for c in comments] == ["We share a van already"]
     assert gail not in data and "Gail" not in data and "Chatteris Food Bank" not in data
+
+
+async def test_a_consultation_closes_at_its_closing_time_and_its_asker_hears_once(
+    bot_factory: BotFactory, person_factory: Any,
+) -> None:
+    """The scheduled close on the real Synapse: the bot's clock is moved past ``closes=``;
+    the job the bot's scheduler fires closes the poll, its asker hears once by DM, and a
+    late answer is refused."""
+    cora: Person = await person_factory("Cora", e2e=False)
+    hana: Person = await person_factory("Hana", e2e=False)
+    bot = await bot_factory(roles={"coordinators": [cora.user_id]})
+    wisbech = await own_group(hana, bot, "Wisbech Pantry", "Wisbech")
+    office = await cora.create_room(name="Office", invite=[bot.user_id])
+    await cora.wait_for_message(office, sender=bot.user_id, contains="never what", timeout=WAIT)
+    closes = london(START.astimezone(LONDON).date() + timedelta(days=1), 12)
+    await command(cora, office, bot, f'!consult ask question="{QUESTION}" options="Yes|No" '
+                  f'closes="{closes.astimezone(LONDON):%Y-%m-%d %H:%M}"', "K1 put to 1 group")
+    await command(hana, wisbech, bot, "!consult answer K1 a", "G1's answer to K1: a) Yes")
+
+    bot.advance_to(closes + timedelta(minutes=2))
+    dm = await cora.wait_for_invite(timeout=WAIT, joined=True)
+    told = await cora.wait_for_message(dm, sender=bot.user_id, contains="has closed",
+                                       since=0, timeout=WAIT)
+    assert told["content"]["body"] == ("Your consultation K1 has closed at its closing time. "
+                                       "!consult results K1 shows the answers.")
+    late = await command(hana, wisbech, bot, "!consult answer K1 b", "takes no more answers")
+    assert late["content"]["body"].startswith("K1 is closed ")
+
+    # Later runs of the job (the clock moved on, and once more after a restart) say nothing.
+    bot.advance_to(closes + timedelta(minutes=10))
+    await bot.restart()
+    bot.advance_to(closes + timedelta(minutes=20))
+    results = await command(cora, office, bot, "!consult results K1", "groups answered")
+    assert results["content"]["body"].startswith(f'K1 "{QUESTION}" (closed ')
+    await cora.sync()
+    closed_dms = [e for e in cora.events if e.get("room_id") == dm
+                  and "has closed" in str(e.get("content", {}).get("body"))]
+    assert len(closed_dms) == 1
+    async with bot.app.db.transaction() as session:
+        poll = await consult.poll(session, 1)
+        assert poll is not None and poll.closed_at == closes
