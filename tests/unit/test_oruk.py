@@ -9,9 +9,10 @@ changes nothing.
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
+from uuid import UUID, uuid5
 
 import pytest
 from jsonschema import Draft202012Validator, FormatChecker
@@ -26,7 +27,7 @@ from bot.features.oruk_export import (
 )
 from bot.features.oruk_import import DirectoryFileError, map_terms, read_listings
 from config.areas import AreaIndex
-from config.oruk import THEMES_TAXONOMY, THEMES_TAXONOMY_ID, schema
+from config.oruk import GSS_SCHEME, THEMES_TAXONOMY, THEMES_TAXONOMY_ID, schema
 from config.themes import load_themes
 from storage.engine import Database
 from storage.groups import Group
@@ -253,3 +254,75 @@ def test_a_bad_file_on_the_command_line_changes_nothing(
     assert len(err) == 1 and err[0].endswith("nothing was imported.")
     assert "record 1 (service, status): 'shut' is not one of" in err[0]
     assert asyncio.run(_listings(config)) == [("Community Counselling", None, [])]
+
+
+# -- a county-sized directory -----------------------------------------------------------
+
+COUNCIL = UUID("5f0c7a52-6d1e-4a57-9d43-2c1b8e0f9a61")  # the ids a council's system would mint
+PARISHES = [("E04900001", "Wisby"), ("E04900002", "March End"), ("E04900004", "Upton")]
+
+
+def county_directory(count: int) -> list[dict[str, Any]]:
+    """``count`` organisations with one service each, as a council's ORUK export gives them:
+    placed by a location's GSS code, a service area's URI, or only a place name."""
+    def uid(*parts: object) -> str:
+        return str(uuid5(COUNCIL, "/".join(map(str, parts))))
+
+    organizations = []
+    for n in range(count):
+        code, place = PARISHES[n % len(PARISHES)]
+        service: dict[str, Any] = {
+            "id": uid("service", n), "organization_id": uid("org", n),
+            "name": f"Lunch Club {n:03}", "status": "active",
+            "description": f"A weekly lunch in {place}.", "email": f"club{n}@council.example",
+            "attributes": [{"id": uid("attr", n), "taxonomy_term": {
+                "id": uid("term", "food"), "name": "Food banks", "description": ""}}]}
+        if n % 3 == 0:
+            service["service_at_locations"] = [{"id": uid("sal", n), "location": {
+                "id": uid("loc", n), "location_type": "physical", "name": f"{place} Hall",
+                "external_identifier": code, "external_identifier_type": GSS_SCHEME}}]
+        elif n % 3 == 1:
+            service["service_areas"] = [{"id": uid("area", n), "name": place,
+                                         "uri": f"http://statistics.data.gov.uk/id/"
+                                                f"statistical-geography/{code}"}]
+        else:
+            service["service_areas"] = [{"id": uid("area", n), "name": place}]
+        organizations.append({"id": uid("org", n), "name": f"Friends of {place} {n:03}",
+                              "description": f"Volunteers in {place}.", "services": [service]})
+    return organizations
+
+
+def test_a_county_sized_directory_is_imported_once_and_again_without_duplicates(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str],
+) -> None:
+    import asyncio
+
+    document = county_directory(600)
+    published = json.loads((PUBLISHED / "schema" / "organization.json").read_text())
+    checker = Draft202012Validator(published, format_checker=FormatChecker())
+    assert [e.message for o in document for e in checker.iter_errors(o)] == []
+    config = _config(tmp_path, "county")
+    path = tmp_path / "county.json"
+    path.write_text(json.dumps(document))
+
+    clock = ManualClock(START)
+    assert cli.main(["import-directory", "-c", str(config), str(path)], clock=clock) == 0
+    assert "600 new listings, 0 updated, 0 unchanged" in capsys.readouterr().out
+    assert cli.main(["import-directory", "-c", str(config), str(path)], clock=clock) == 0
+    assert "0 new listings, 0 updated, 600 unchanged" in capsys.readouterr().out
+    listed = asyncio.run(_listings(config))
+    assert len(listed) == 600 and len({name for name, _, _ in listed}) == 600
+    # Placed by code (either way) where the file gives one; "Upton" alone means two places.
+    assert listed[0] == ("Lunch Club 000", "E04900001", ["food"])
+    assert listed[1] == ("Lunch Club 001", "E04900002", ["food"])
+    assert listed[2] == ("Lunch Club 002", None, ["food"])
+    assert listed[5][1] is None and listed[4][1] == "E04900002"
+
+    # The council renames one club: one update, nothing new.
+    document[7]["services"][0]["name"] = "Lunch Club Seven"
+    path.write_text(json.dumps(document))
+    later = ManualClock(START + timedelta(days=30))
+    assert cli.main(["import-directory", "-c", str(config), str(path)], clock=later) == 0
+    assert "0 new listings, 1 updated, 599 unchanged" in capsys.readouterr().out
+    listed = asyncio.run(_listings(config))
+    assert len(listed) == 600 and listed[7][0] == "Lunch Club Seven"
