@@ -11,7 +11,7 @@ often missing.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 from scipy import stats
@@ -52,6 +52,7 @@ class AreaScore:
     observed: float
     log_error: float  # log((observed + 1) / (predicted + 1)); negative = over-predicted
     inside: bool
+    chance: float | None = None  # the predictive chance of [lo, hi] (see simulate.interval)
 
 
 @dataclass(frozen=True)
@@ -63,6 +64,9 @@ class Evaluation:
     bias: float  # mean log error
     coverage: dict[float, float]  # nominal level -> share of areas inside the interval
     spearman: float  # nan with fewer than 3 areas or no variation
+    # nominal level -> mean chance of the areas' intervals: the share inside them a right
+    # model would give (small counts cannot have intervals holding exactly the level)
+    expected: dict[float, float] = field(default_factory=dict)
 
 
 def observed_by_district(graph: ReachGraph, signals: Iterable[RoomSignal]) -> dict[str, Observed]:
@@ -96,18 +100,21 @@ def evaluate(
     """Score per-area predictions against observations (areas with none observed count as 0)."""
     rows = []
     cover = {lv: 0 for lv in levels}
+    chance = {lv: 0.0 for lv in levels}
     for area in predicted:
         samples = area.group_samples if measure == "groups" else area.member_samples
         obs_row = observed.get(area.area)
         obs = 0.0 if obs_row is None else float(getattr(obs_row, measure))
-        iv = interval(samples, level)  # as shown: never a point while the runs disagree
+        iv = interval(samples, level)  # the rule every shown interval follows
         lo, hi = iv.lo, iv.hi
         mean = float(np.mean(samples))
         rows.append(AreaScore(area.area, mean, float(lo), float(hi), obs,
-                              float(np.log((obs + 1) / (mean + 1))), bool(lo <= obs <= hi)))
+                              float(np.log((obs + 1) / (mean + 1))), bool(lo <= obs <= hi),
+                              iv.chance))
         for lv in levels:
             at = interval(samples, lv)
             cover[lv] += int(at.lo <= obs <= at.hi)
+            chance[lv] += lv if at.chance is None else at.chance
     errors = np.array([r.log_error for r in rows])
     pred = np.array([r.predicted for r in rows])
     obs_arr = np.array([r.observed for r in rows])
@@ -123,4 +130,5 @@ def evaluate(
         bias=float(errors.mean()) if rows else float("nan"),
         coverage={lv: c / k for lv, c in cover.items()},
         spearman=rho,
+        expected={lv: c / k for lv, c in chance.items()},
     )

@@ -41,7 +41,7 @@ class AreaReach:
 
 def _share(iv: Interval, whole: int) -> Interval:
     d = max(whole, 1)
-    return Interval(iv.mean / d, iv.lo / d, iv.hi / d, iv.se / d)
+    return Interval(iv.mean / d, iv.lo / d, iv.hi / d, iv.se / d, iv.chance)
 
 
 @dataclass(frozen=True)

@@ -22,6 +22,29 @@ from reach.suppress import count as count
 from reach.suppress import share as share
 
 MAX_LINES = 12
+CHANCE_SAID = 0.05  # an interval's own chance is said when it is this far from its level
+
+
+def chance_said(chance: float | None, level: float, point: bool = False) -> str:
+    """", 97% chance" when an interval's chance is far from its nominal level (a count
+    that is mostly 0 or 1 has no interval holding exactly 90%), ", certain" for a point
+    every run agreed on, else nothing."""
+    if chance is None or abs(chance - level) < CHANCE_SAID:
+        return ""
+    if point and chance >= 1.0:
+        return ", certain"
+    if chance >= 0.995:  # every run, or nearly, inside: runs cannot show a range is certain
+        return ", over 99% chance"
+    return f", {chance:.0%} chance"
+
+
+def span(lo: float, hi: float, chance: float | None, level: float) -> str:
+    """An interval as shown: "3-9" (one value when it is a point), with its chance when
+    that is far from the level."""
+    shown = count(lo) if lo == hi else f"{count(lo)}-{count(hi)}"
+    return shown + chance_said(chance, level, lo == hi)
+
+
 def _name(code: str | None, names: Mapping[str, str] | None) -> str:
     if code is None:
         return "unknown area"
@@ -53,11 +76,8 @@ def render_evaluation(ev: Evaluation, names: Mapping[str, str] | None = None) ->
     pct = round(ev.level * 100)
     lines = [f"Predicted vs observed {ev.measure} reached ({pct}% intervals):"]
     shown = ev.rows[: MAX_LINES - 3]
-    for r in shown:
-        mark = "in" if r.inside else "OUT"
-        lines.append(f"{_name(r.area, names)}: predicted {count(r.predicted)} "
-                     f"({count(r.lo)}-{count(r.hi)}), observed {count(r.observed)} [{mark}]")
-    cover = ", ".join(f"{round(k * 100)}%: {v:.0%}" for k, v in ev.coverage.items())
+    lines += [_scored(r, names, ev.level) for r in shown]
+    cover = _coverage(ev)
     rho = "n/a" if np.isnan(ev.spearman) else f"{ev.spearman:.2f}"
     lines.append(f"Coverage {cover}; mean |log error| {ev.mean_abs_log_error:.2f}; Spearman {rho}")
     lines.append("Observed reach is a lower bound (silent readers leave no trace).")
@@ -70,6 +90,9 @@ def render_evaluation(ev: Evaluation, names: Mapping[str, str] | None = None) ->
 TRACE = ("Reached = a room that got the notice (posted or passed on) and left a trace: "
          "a reply, reaction, forward, read receipt or link opened by a person "
          "(link previews and repeat opens are not counted).")
+SILENT = ("A room that gets it but where no one leaves a trace (people reading in silence, "
+          "bridges that pass no receipts) is not counted, so this can be fewer than the rooms "
+          "it is posted in.")
 REPORT_LINES = 18  # the report has three parts: all rooms, districts, IMD bands
 
 
@@ -81,6 +104,7 @@ class RecentCheck:
     lo: float
     hi: float
     observed: float
+    chance: float | None = None  # the interval's own chance (see simulate.interval)
 
     @property
     def held(self) -> bool:
@@ -95,14 +119,28 @@ def render_recent(checks: Sequence[RecentCheck], level: float) -> str:
     held = sum(c.held for c in checks)
     missed = [f"F{c.notice}" for c in checks if not c.held]
     tail = f" (missed: {', '.join(missed[:5])})" if missed else ""
+    chances = [c.chance for c in checks if c.chance is not None]
+    expect = ""
+    if len(chances) == len(checks) and abs(sum(chances) / len(checks) - level) >= CHANCE_SAID:
+        expect = f"; a right model would hold in about {sum(chances):.0f}"
     return (f"The model's {pct}% interval held in {held} of the last {len(checks)} "
-            f"notice(s){tail}.")
+            f"notice(s){tail}{expect}.")
 
 
-def _scored(r: AreaScore, names: Mapping[str, str] | None) -> str:
+def _scored(r: AreaScore, names: Mapping[str, str] | None, level: float) -> str:
     mark = "in" if r.inside else "OUT"
     return (f"{_name(r.area, names)}: predicted {count(r.predicted)} "
-            f"({count(r.lo)}-{count(r.hi)}), observed {count(r.observed)} [{mark}]")
+            f"({span(r.lo, r.hi, r.chance, level)}), observed {count(r.observed)} [{mark}]")
+
+
+def _coverage(ev: Evaluation) -> str:
+    """"50%: 40%, ..." with what a right model would give where that differs."""
+    parts = []
+    for k, v in ev.coverage.items():
+        e = ev.expected.get(k)
+        said = f" (a right model: {e:.0%})" if e is not None and abs(e - k) >= CHANCE_SAID else ""
+        parts.append(f"{round(k * 100)}%: {v:.0%}{said}")
+    return ", ".join(parts)
 
 
 def render_traces(ev: Evaluation, total: AreaReach, observed_total: int,
@@ -113,20 +151,19 @@ def render_traces(ev: Evaluation, total: AreaReach, observed_total: int,
     pct = round(ev.level * 100)
     g = total.groups_reached
     lines = [TRACE,
-             f"All rooms: predicted {count(g.mean)} ({count(g.lo)}-{count(g.hi)}, {pct}% interval)"
-             f", observed {count(observed_total)}"]
+             f"All rooms: predicted {count(g.mean)} ({count(g.lo)}-{count(g.hi)}, {pct}% interval"
+             f"{chance_said(g.chance, ev.level, g.lo == g.hi)}), observed {count(observed_total)}"]
     band_rows = bands.rows if bands is not None else []
     budget = REPORT_LINES - 4 - len(band_rows) - (recent is not None)
     shown = ev.rows[: max(budget, 3)]
-    lines += [_scored(r, names) for r in shown]
+    lines += [_scored(r, names, ev.level) for r in shown]
     more = len(ev.rows) - len(shown)
     if more:
         lines.append(f"...and {more} more districts")
-    cover = ", ".join(f"{round(k * 100)}%: {v:.0%}" for k, v in ev.coverage.items())
-    lines.append(f"Districts inside their intervals at {cover}.")
+    lines.append(f"Districts inside their intervals at {_coverage(ev)}.")
     if band_rows:
         lines.append("By deprivation (IMD 1 = most deprived): "
-                     + "; ".join(_scored(r, names) for r in band_rows))
+                     + "; ".join(_scored(r, names, ev.level) for r in band_rows))
     if recent is not None:
         lines.append(render_recent(recent, ev.level))
     return "\n".join(lines)
@@ -134,17 +171,21 @@ def render_traces(ev: Evaluation, total: AreaReach, observed_total: int,
 
 def render_trace_prediction(districts: Sequence[AreaReach], total: AreaReach, level: float,
                             seeds: int, names: Mapping[str, str] | None = None) -> str:
-    """`!reach predict`: rooms expected to be reached (with a trace) per district."""
+    """`!reach predict`: rooms expected to be reached (with a trace) per district. It says
+    plainly that getting the notice is not being reached, since a coordinator would
+    otherwise read "3 of 40" as the rooms it goes to."""
     pct = round(level * 100)
     g = total.groups_reached
-    lines = [f"Predicted reach from {seeds} room(s), {pct}% intervals:", TRACE,
-             f"All rooms: {count(g.mean)} of {count(total.groups)} ({count(g.lo)}-{count(g.hi)})"]
+    lines = [f"Posted in {seeds} room(s), the rooms expected to be reached ({pct}% intervals):",
+             TRACE, SILENT,
+             f"All rooms: {count(g.mean)} of {count(total.groups)} "
+             f"({span(g.lo, g.hi, g.chance, level)})"]
     rows = sorted((a for a in districts if a.groups), key=lambda a: -a.groups_reached.mean)
-    shown = rows[: MAX_LINES - 3]
+    shown = rows[: MAX_LINES - 4]
     for a in shown:
         iv = a.groups_reached
         lines.append(f"{_name(a.area, names)}: {count(iv.mean)} of {count(a.groups)} rooms "
-                     f"({count(iv.lo)}-{count(iv.hi)})")
+                     f"({span(iv.lo, iv.hi, iv.chance, level)})")
     return _fit(lines, len(rows) - len(shown))
 
 

@@ -36,6 +36,9 @@ class Interval:
     lo: float
     hi: float
     se: float  # Monte Carlo standard error of the mean
+    # The predictive chance that the outcome lands in [lo, hi]. None for percentile
+    # summaries of continuous quantities, where it is the level asked for.
+    chance: float | None = None
 
 
 def summarise(samples: np.ndarray, level: float = 0.9) -> Interval:
@@ -47,21 +50,44 @@ def summarise(samples: np.ndarray, level: float = 0.9) -> Interval:
     return Interval(float(x.mean()), float(lo), float(hi), se)
 
 
-def interval(samples: np.ndarray, level: float = 0.9) -> Interval:
-    """The central ``level`` interval of per-run counts, never a point unless the runs agree.
+POINT_LEVEL = 0.5  # a single value may stand for an interval of at most this level
 
-    Percentiles of a count can coincide though the runs differ (most of the mass on one
-    value); the interval then takes in the nearest value on the heavier other side, so a
-    point is shown only for an outcome every run agreed on.
+
+def interval(samples: np.ndarray, level: float = 0.9) -> Interval:
+    """The interval of per-run counts shown to a coordinator, with the chance it holds.
+
+    One rule for every count the bot shows or checks. Each tail left out holds as near
+    ``(1 - level) / 2`` of the runs as the counts allow (nearest, not "at most": a count
+    that is mostly 0 has no interval holding exactly 90%, and always rounding outwards
+    made intervals hold far more often than they said). A wide interval (``level`` above
+    ``POINT_LEVEL``) is never a single value while the runs disagree: it takes in the
+    nearest value on the side with more chance left out, so "18 (18-18)" means every run
+    agreed. A 50% interval may be one value, the one holding about half the chance or
+    more; ``chance`` says how much, so the reader is told when it is far from the level.
+    Deterministic: the same runs always give the same interval.
     """
-    iv = summarise(samples, level)
     x = np.asarray(samples, dtype=float)
-    if iv.lo < iv.hi or x.size == 0 or float(np.ptp(x)) == 0.0:
-        return iv
-    above, below = x[x > iv.hi], x[x < iv.lo]
-    if above.size >= below.size:
-        return Interval(iv.mean, iv.lo, float(above.min()), iv.se)
-    return Interval(iv.mean, float(below.max()), iv.hi, iv.se)
+    if x.size == 0:
+        return summarise(x, level)
+    values, counts = np.unique(x, return_counts=True)
+    w = counts / x.size
+    upto = np.cumsum(w)
+    below = upto - w  # P(X < value)
+    above = np.clip(1.0 - upto, 0.0, None)  # P(X > value)
+    tail = (1.0 - level) / 2.0
+    # Distances rounded so that ties in chance are ties, not float noise; a tie goes to the
+    # wider interval (the lower value for lo, the higher for hi).
+    i = int(np.argmin(np.round(np.abs(below - tail), 9)))
+    j = values.size - 1 - int(np.argmin(np.round(np.abs(above - tail), 9)[::-1]))
+    i, j = min(i, j), max(i, j)
+    if i == j and values.size > 1 and level > POINT_LEVEL:
+        if j + 1 < values.size and (i == 0 or above[j] >= below[i]):
+            j += 1
+        else:
+            i -= 1
+    se = float(x.std(ddof=1) / np.sqrt(x.size)) if x.size > 1 else float("nan")
+    return Interval(float(x.mean()), float(values[i]), float(values[j]), se,
+                    float(min(1.0, upto[j] - below[i])))
 
 
 def as_rng(seed: Seed) -> np.random.Generator:

@@ -306,9 +306,10 @@ async def reach_report(ctx: Context, args: Args) -> None:
                                 reach_network.history_before(histories, earlier), RECENT_RUNS)
                 iv = then.total.groups_reached
                 recent.append(report.RecentCheck(
-                    earlier, iv.lo, iv.hi, observed_traces(net.graph, sigs).get(ALL, 0)))
+                    earlier, iv.lo, iv.hi, observed_traces(net.graph, sigs).get(ALL, 0),
+                    iv.chance))
             both = Evaluation(ev.measure, ev.level, ev.rows + bands.rows, ev.mean_abs_log_error,
-                              ev.bias, ev.coverage, ev.spearman)
+                              ev.bias, ev.coverage, ev.spearman, ev.expected)
             title = f"F{notice}: predicted vs observed rooms reached (with a trace)"
             return (report.render_traces(ev, pred.total, seen.get(ALL, 0), net.labels, bands,
                                          recent),

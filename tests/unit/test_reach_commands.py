@@ -100,11 +100,13 @@ async def test_stats_per_district_show_small_counts_as_under_five(county: BotWor
 async def test_predict_report_seed_gaps_and_map_answer_a_coordinator(county: BotWorld) -> None:
     dm = await county.transport.direct_room(CORA)
     [predicted] = await county.say(CORA, dm, "!reach predict F1")
-    assert predicted.startswith("F1: Predicted reach from 3 room(s), 90% intervals:")
+    assert predicted.startswith(
+        "F1: Posted in 3 room(s), the rooms expected to be reached (90% intervals):")
     # The quantity the report observes: rooms that get it and leave a trace, not deliveries.
     assert "\nReached = a room that got the notice (posted or passed on) and left a trace" \
         in predicted
-    assert "Fenland: <5 of <5 rooms (<5-<5)" in predicted
+    assert "\nA room that gets it but where no one leaves a trace" in predicted
+    assert "Fenland: <5 of <5 rooms (<5-<5" in predicted
     await county.world.say(CORA, dm, "!reach report F1")
     await county.world.say(CORA, dm, "!reach map")
     # Read the charts before they are sent: the outbox keeps no copy of a sent DM.
@@ -144,7 +146,7 @@ async def test_predict_report_seed_gaps_and_map_answer_a_coordinator(county: Bot
 async def test_predict_with_other_seeds_and_refusals_say_what_to_do(county: BotWorld) -> None:
     dm = await county.transport.direct_room(CORA)
     [answer] = await county.say(CORA, dm, "!reach predict F1 seeds=G4,G5")
-    assert answer.startswith("F1: Predicted reach from 2 room(s)")
+    assert answer.startswith("F1: Posted in 2 room(s)")
     [answer] = await county.say(CORA, dm, "!reach predict F9")
     assert answer.startswith("There is no notice F9")
     [answer] = await county.say(CORA, dm, "!reach predict F1 seeds=G99")

@@ -74,17 +74,6 @@ def test_observed_counts_rooms_with_any_trace_per_district_and_in_all() -> None:
     assert seen == {ALL: 2, "D1": 1, "D2": 1}
 
 
-def test_an_interval_is_never_a_point_when_the_runs_disagree() -> None:
-    from reach.traces import interval
-
-    mostly_zero = np.array([0.0] * 97 + [1.0, 2.0, 1.0])
-    iv = interval(mostly_zero, 0.9)
-    assert (iv.lo, iv.hi) == (0.0, 1.0)
-    mostly_five = np.array([5.0] * 97 + [4.0, 4.0, 6.0])
-    assert (interval(mostly_five, 0.5).lo, interval(mostly_five, 0.5).hi) == (4.0, 5.0)
-    assert (interval(np.full(50, 3.0)).lo, interval(np.full(50, 3.0)).hi) == (3.0, 3.0)
-
-
 def test_reach_is_predicted_and_observed_per_locality_and_imd_band() -> None:
     from reach.traces import BANDS, band_of
 
