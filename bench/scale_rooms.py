@@ -11,10 +11,15 @@ does, in a subprocess, through a counting proxy:
 - restart (SIGTERM) and crash (SIGKILL): from starting the process again to the
   answer to an ``!about`` sent while it was down;
 - RSS of the bot once idle; ``!about`` p50/p95 idle, and while 20 rooms chat at
-  one message a second each;
+  one message a second each, beside the peer: a bare matrix-nio echo bot in the
+  same 20 rooms, asked ``!echo`` in the same rounds, so the busy figure separates
+  the bot from Synapse (the chat rate achieved and each side's CPU are printed);
 - HTTP requests the bot made in each phase, by kind.
 
-    .venv/bin/python -m bench.scale_rooms --rooms 10 1000
+    .venv/bin/python -m bench.scale_rooms --rooms 10 1000 [--profile DIR]
+
+``--profile DIR`` runs the bot under cProfile; the last process (idle and busy
+rounds) writes ``DIR/bot-N.prof`` when it stops.
 
 Prints one table with a column per N; the load average is printed beside it.
 """
@@ -42,6 +47,7 @@ import aiohttp
 
 from bench.harness import load, percentile
 from bench.httpcount import CountingProxy
+from bench.latency import EchoBot
 from bot.homeserver import AppService, EmbeddedSynapse, RegisteredUser, free_port
 
 REPO = Path(__file__).resolve().parents[1]
@@ -116,11 +122,11 @@ class Person:
                     return time.monotonic()
         raise TimeoutError(f"nothing from {sender} in {room} in {timeout:.0f} s")
 
-    async def ask(self, room: str, bot: str) -> float:
-        """Seconds from sending ``!about`` to seeing the answer."""
+    async def ask(self, room: str, bot: str, text: str = "!about") -> float:
+        """Seconds from sending ``text`` to seeing the answer."""
         await self.catch_up()
         started = time.monotonic()
-        await self.client.send(room, "!about")
+        await self.client.send(room, text)
         return await self.wait_for(room, bot) - started
 
 
@@ -135,6 +141,7 @@ class BotRun:
     proc: subprocess.Popen[bytes] | None = None
     web_port: int = field(default_factory=free_port)
     repo: Path = REPO  # the code to run (another tree, to compare versions)
+    profile: Path | None = None  # cProfile output, written when the process stops
 
     def config(self) -> Path:
         self.root.mkdir(parents=True, exist_ok=True)
@@ -153,8 +160,9 @@ class BotRun:
                    GRAPEVINE_PRIVACY__PSEUDONYM_SECRET="bench")
         config = self.config()
         with (self.root / "bot.log").open("ab") as log:
+            profiling = ["-m", "cProfile", "-o", str(self.profile)] if self.profile else []
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "bot.cli", "run", "-c", str(config)],
+                [sys.executable, *profiling, "-m", "bot.cli", "run", "-c", str(config)],
                 cwd=self.repo, env=env, stdout=log, stderr=subprocess.STDOUT,
             )
 
@@ -176,8 +184,13 @@ class BotRun:
 
     def cpu_seconds(self) -> float:
         assert self.proc is not None
-        fields = Path(f"/proc/{self.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        return cpu_seconds(self.proc.pid)
+
+
+def cpu_seconds(pid: int) -> float:
+    """User and system CPU a process has used so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 class World:
@@ -191,6 +204,7 @@ class World:
             "bench", sender_localpart="benchbot", user_prefix="bench_")
         self.ghosts = [self.synapse.user_id(f"bench_{i}") for i in range(GHOSTS)]
         self.rooms: list[str] = []
+        self.creators: dict[str, str] = {}  # each group room's creator (who chats there)
         self.help_room = ""
         self.http: aiohttp.ClientSession | None = None
 
@@ -235,9 +249,29 @@ class World:
                 await ghost.send(room, f"Welcome to group {i}", as_user=creator)
                 await ghost.send(room, "Thanks, glad to be here", as_user=member)
                 self.rooms.append(room)
+                self.creators[room] = creator
 
         await asyncio.gather(*(worker() for _ in range(CREATE_AT_ONCE)))
         return time.monotonic() - started
+
+    async def add_peer(self, person: Person, rooms: list[str], admin_token: str
+                       ) -> tuple[str, EchoBot]:
+        """The peer: a bare nio echo bot in ``rooms`` (so its syncs carry the same chat)
+        and in a room of its own with the person; returns that room and the bot."""
+        assert self.http is not None
+        user = await self.synapse.register("echo")
+        await self.synapse.override_ratelimit(user.user_id, admin_token)
+        echo = EchoBot(user, self.synapse.base_url)
+        await echo.start()
+        created = await person.client.call("POST", "/_matrix/client/v3/createRoom",
+                                           {"name": "Echo desk", "invite": [user.user_id]})
+        ghost = Client(self.synapse.base_url, self.appservice.as_token, self.http)
+        for room in rooms:
+            await ghost.call("POST", f"/_matrix/client/v3/rooms/{quote(room, safe='')}/invite",
+                             {"user_id": user.user_id}, as_user=self.creators[room])
+        while await self.joined_count(user.user_id, admin_token) < len(rooms) + 1:
+            await asyncio.sleep(1)
+        return str(created["room_id"]), echo
 
     async def joined_count(self, bot: str, admin_token: str) -> int:
         assert self.http is not None
@@ -252,32 +286,33 @@ class World:
         await self.synapse.stop()
 
 
-async def chatter(ghost: Client, rooms: list[str], ghosts: list[str], stop: asyncio.Event
-                  ) -> int:
-    """One message a second in each of ``rooms`` until ``stop``; returns how many."""
+async def chatter(ghost: Client, speakers: dict[str, str], stop: asyncio.Event) -> int:
+    """One message a second in each room of ``speakers`` (room: who speaks there, a
+    member) until ``stop``; returns how many were sent. Each room keeps its own
+    second: one that falls behind sends at once, never a burst to catch up."""
     sent = 0
 
     async def room_talks(room: str, who: str) -> None:
         nonlocal sent
         while not stop.is_set():
             tick = time.monotonic()
-            with contextlib.suppress(RuntimeError, aiohttp.ClientError):
-                await ghost.send(room, f"chat {sent}", as_user=who)
-                sent += 1
+            await ghost.send(room, f"chat {sent}", as_user=who)  # a failure ends the bench
+            sent += 1
             await asyncio.sleep(max(0.0, 1.0 - (time.monotonic() - tick)))
 
-    await asyncio.gather(*(room_talks(r, ghosts[i % len(ghosts)]) for i, r in enumerate(rooms)))
+    await asyncio.gather(*(room_talks(room, who) for room, who in speakers.items()))
     return sent
 
 
-async def measure(n: int, root: Path) -> dict[str, Any]:
+async def measure(n: int, root: Path, profile: Path | None = None) -> dict[str, Any]:
     world = World(root / f"n{n}", n)
     bot_user, person, ghost = await world.start()
     admin = await world.synapse.register("admin", admin=True)
-    results: dict[str, Any] = {"N": n}
+    results: dict[str, Any] = Shown({"N": n})
     proxy = CountingProxy(world.synapse.base_url)
     await proxy.start()
-    run = BotRun(root / f"n{n}" / "bot", proxy, bot_user, person.user_id)
+    run = BotRun(root / f"n{n}" / "bot", proxy, bot_user, person.user_id,
+                 profile=profile / f"bot-{n}.prof" if profile else None)
     bot = bot_user.user_id
     try:
         results["rooms made (s)"] = f"{await world.make_rooms(bot, person, ghost):.0f}"
@@ -300,7 +335,15 @@ async def measure(n: int, root: Path) -> dict[str, Any]:
         results["first start: first answer (s)"] = f"{answered_at:.1f}"
         results["first start: slowest answer while joining (s)"] = (
             f"{max(during):.2f} of {len(during)}")
-        await asyncio.sleep(5)  # greetings and the last syncs settle
+        # The greetings go out paced (5 a second): the idle and busy rounds below must
+        # not share Synapse with a thousand of them still being sent.
+        while True:
+            before = proxy.counts["send"]
+            await asyncio.sleep(5)
+            if proxy.counts["send"] == before:
+                break
+        results["first start: greetings all sent (s)"] = (
+            f"{time.monotonic() - started - 5:.0f} [{load()}]")
         results["requests: first start"] = dict(proxy.reset())
 
         # -- restart and crash ------------------------------------------------------------
@@ -318,31 +361,50 @@ async def measure(n: int, root: Path) -> dict[str, Any]:
             results[f"requests: {label}"] = dict(proxy.reset())
             await asyncio.sleep(3)
 
-        # -- idle and busy ---------------------------------------------------------------
+        # -- idle and busy, beside the peer (a bare nio echo bot in the same chatty rooms) --
+        chatty = world.rooms[:CHATTY_ROOMS]
+        echo_desk, echo = await world.add_peer(person, chatty, admin.access_token)
         await asyncio.sleep(10)
         rss, peak = run.memory()
         results["RSS idle / peak (MiB)"] = f"{rss:.0f} / {peak:.0f}"
         results["bot CPU so far (s)"] = f"{run.cpu_seconds():.1f}"
+        synapse_pid = world.synapse.pid
+        assert synapse_pid is not None
+
+        async def rounds() -> tuple[list[float], list[float]]:
+            ours, peers = [], []
+            for _ in range(ROUNDS):
+                ours.append(await person.ask(world.help_room, bot))
+                peers.append(await person.ask(echo_desk, echo.client.user_id, "!echo"))
+            return ours, peers
+
         proxy.reset()
-        idle = [await person.ask(world.help_room, bot) for _ in range(ROUNDS)]
-        results["!about idle p50/p95 (ms)"] = (
-            f"{1000 * statistics.median(idle):.0f} / {1000 * percentile(idle, 0.95):.0f}"
-            f" [{load()}]")
+        idle, idle_peer = await rounds()
+        results["!about idle p50/p95 (ms)"] = f"{spread(idle)} [{load()}]"
+        results["peer !echo idle p50/p95 (ms)"] = spread(idle_peer)
         results["requests: idle rounds"] = dict(proxy.reset())
         stop = asyncio.Event()
         talk = asyncio.create_task(
-            chatter(ghost, world.rooms[:CHATTY_ROOMS], world.ghosts, stop))
+            chatter(ghost, {room: world.creators[room] for room in chatty}, stop))
         await asyncio.sleep(3)
-        busy = [await person.ask(world.help_room, bot) for _ in range(ROUNDS)]
+        began, bot_cpu, synapse_cpu = time.monotonic(), run.cpu_seconds(), cpu_seconds(synapse_pid)
+        busy, busy_peer = await rounds()
+        took = time.monotonic() - began
+        bot_cpu, synapse_cpu = run.cpu_seconds() - bot_cpu, cpu_seconds(synapse_pid) - synapse_cpu
         stop.set()
         chatted = await talk
-        results["!about busy p50/p95 (ms)"] = (
-            f"{1000 * statistics.median(busy):.0f} / {1000 * percentile(busy, 0.95):.0f}"
-            f" [{load()}]")
-        results["busy p95 / idle p95"] = f"{percentile(busy, 0.95) / percentile(idle, 0.95):.2f}"
+        await echo.stop()
+        results["!about busy p50/p95 (ms)"] = f"{spread(busy)} [{load()}]"
+        results["peer !echo busy p50/p95 (ms)"] = spread(busy_peer)
+        results["busy p95 / idle p95: bot, peer"] = (
+            f"{percentile(busy, 0.95) / percentile(idle, 0.95):.2f}, "
+            f"{percentile(busy_peer, 0.95) / percentile(idle_peer, 0.95):.2f}")
         requests = proxy.reset()
         results["requests: busy rounds"] = dict(requests)
-        results["chat messages while busy"] = chatted
+        results["chat while busy"] = (
+            f"{chatted} messages, {chatted / (took + 3):.1f}/s ({len(chatty)}/s asked)")
+        results["CPU in the busy rounds: bot, Synapse (s)"] = (
+            f"{bot_cpu:.1f}, {synapse_cpu:.1f} of {took:.0f} s")
         run.signal(signal.SIGTERM)
     finally:
         if run.proc is not None:
@@ -351,6 +413,21 @@ async def measure(n: int, root: Path) -> dict[str, Any]:
         await proxy.stop()
         await world.stop()
     return results
+
+
+class Shown(dict[str, Any]):
+    """The results, each printed as soon as it is measured: a long run shows what it
+    has so far (and a run cut short keeps it in its output)."""
+
+    def __setitem__(self, key: str, value: Any) -> None:
+        super().__setitem__(key, value)
+        text = show(value) if isinstance(value, dict) else str(value)
+        print(f"  [N={self['N']}, {time.strftime('%H:%M:%S')} UTC] {key}: {text}", flush=True)
+
+
+def spread(seconds: list[float]) -> str:
+    """p50 / p95 in milliseconds."""
+    return f"{1000 * statistics.median(seconds):.0f} / {1000 * percentile(seconds, 0.95):.0f}"
 
 
 def show(requests: Counter[str] | dict[str, int]) -> str:
@@ -369,12 +446,12 @@ def print_table(table: list[dict[str, Any]]) -> None:
             print(f"      N={row['N']:<5} {text}", flush=True)
 
 
-async def main(sizes: list[int], keep: Path | None) -> None:
+async def main(sizes: list[int], keep: Path | None, profile: Path | None) -> None:
     table = []
     with tempfile.TemporaryDirectory() as scratch:
         root = keep or Path(scratch)
         for n in sizes:
-            table.append(await measure(n, root))
+            table.append(await measure(n, root, profile))
             if n != sizes[-1]:
                 print_table(table[-1:])  # each size as soon as it is measured
     print_table(table)
@@ -385,5 +462,8 @@ if __name__ == "__main__":
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rooms", type=int, nargs="+", default=[10, 1000])
     parser.add_argument("--keep", type=Path, help="keep the data here (default: a temp dir)")
+    parser.add_argument("--profile", type=Path, help="run the bot under cProfile, output here")
     args = parser.parse_args()
-    asyncio.run(main(args.rooms, args.keep))
+    if args.profile:
+        args.profile.mkdir(parents=True, exist_ok=True)
+    asyncio.run(main(args.rooms, args.keep, args.profile))

@@ -343,6 +343,11 @@ class EmbeddedSynapse:
     def is_running(self) -> bool:
         return self._proc is not None and self._proc.poll() is None
 
+    @property
+    def pid(self) -> int | None:
+        """The Synapse process (benches read its CPU time), while it runs."""
+        return self._proc.pid if self.is_running and self._proc is not None else None
+
     def user_id(self, localpart: str) -> str:
         return f"@{localpart}:{self.server_name}"
 
