@@ -64,6 +64,9 @@ def check_key(dedupe_key: str) -> None:
         raise ValueError(f"dedupe key {dedupe_key!r} names a person: use person_key()")
 
 
+_QUEUED = "grapevine.outbox.queued"
+
+
 async def enqueue(
     session: AsyncSession,
     *,
@@ -111,7 +114,11 @@ async def enqueue(
         join_wait_until=wait_for_join,
         attempts=0,
     )
-    return await add_row(session, row)
+    await add_row(session, row)
+    # Held here for the rest of the transaction: the session's identity map keeps rows
+    # only weakly, and the command that queued this may hand it straight to the sender.
+    session.info.setdefault(_QUEUED, []).append(row)
+    return row
 
 
 async def unsent_by_id(session: AsyncSession, ids: list[int]) -> list[OutboxMessage]:
@@ -120,6 +127,11 @@ async def unsent_by_id(session: AsyncSession, ids: list[int]) -> list[OutboxMess
         return []
     return list(await session.scalars(select(OutboxMessage).where(
         OutboxMessage.id.in_(ids), OutboxMessage.sent_at.is_(None)).order_by(OutboxMessage.id)))
+
+
+def queued_in(session: AsyncSession) -> list[OutboxMessage]:
+    """The rows :func:`enqueue` added in this session, in the order they were queued."""
+    return list(session.info.get(_QUEUED, ()))
 
 
 def _held_ahead(still_waiting: Any) -> Any:

@@ -16,6 +16,7 @@ from datetime import datetime
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.runtime.outbox_worker import lease
+from storage import outbox
 from storage.models import OutboxMessage
 
 Handoff = Callable[[list[OutboxMessage]], None]
@@ -24,8 +25,8 @@ Handoff = Callable[[list[OutboxMessage]], None]
 def lease_replies(session: AsyncSession, now: datetime) -> list[OutboxMessage]:
     """The messages queued in ``session`` at ``now`` that are due, leased to the worker;
     call inside the transaction, before it commits."""
-    return [row for row in session.identity_map.values()
-            if isinstance(row, OutboxMessage) and row.created_at == now and lease(row, now)]
+    return [row for row in outbox.queued_in(session)
+            if row.created_at == now and lease(row, now)]
 
 
 def hand_over(rows: list[OutboxMessage], handoff: Handoff | None) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 from collections.abc import Mapping
 from typing import Any
 
@@ -11,6 +12,7 @@ from cryptography.fernet import Fernet
 from pydantic import SecretStr
 
 from bot.features import sealing
+from bot.runtime.handoff import hand_over, lease_replies
 from bot.runtime.outbox_worker import JOIN_WAIT, MARKER, OutboxWorker, lease
 from bot.transport.base import RateLimited, TransportError
 from storage import outbox, state
@@ -421,3 +423,20 @@ async def test_a_held_message_goes_anyway_once_the_wait_is_over_and_says_so(
     assert await worker.drain() == 2
     assert server.bodies("!case:home") == ["M1: the case room", "Session 1 starts"]
     assert "nobody joined !case:home" in caplog.text
+
+
+async def test_a_commands_reply_is_handed_to_the_sender_the_moment_it_commits(
+    database: Database, server: FakeRoomServer, clock: Clock
+) -> None:
+    worker = worker_for(database, server, clock)
+    async with database.transaction() as session:
+        # The command keeps no reference to what it queued: only the session does.
+        await outbox.enqueue(session, now=clock.now(), body="Hello", room_id="!hall:localhost")
+        await outbox.enqueue(session, now=clock.now(), body="A notice", own_post=True,
+                             room_id="!hall:localhost")
+        gc.collect()
+        handed = lease_replies(session, clock.now())
+    assert [r.body for r in handed] == ["Hello"]  # the bot's own post waits for its lane
+    hand_over(handed, worker.send_now)
+    await worker.stopped()
+    assert server.bodies("!hall:localhost") == ["Hello"]
