@@ -134,21 +134,35 @@ def queued_in(session: AsyncSession) -> list[OutboxMessage]:
     return list(session.info.get(_QUEUED, ()))
 
 
-def _held_ahead(still_waiting: Any) -> Any:
-    """An earlier unsent row for the same room or person is held for a first join."""
-    held = aliased(OutboxMessage)
-    return exists().where(
-        still_waiting(held), held.sent_at.is_(None), held.failed_at.is_(None),
-        held.id < OutboxMessage.id,
-        (held.room_id == OutboxMessage.room_id) | (held.to_user == OutboxMessage.to_user),
-    )
+def _goes_before(earlier: Any, later: Any) -> ColumnElement[bool]:
+    """The one ordering rule, for the worker's pass and for a command's hand-off alike:
+    ``earlier`` is an unfinished row that must go before ``later``.
+
+    Every message to one person goes in the order it was queued: the first one opens
+    their DM room and may be held there for their join, so whichever path reaches a
+    later one first must not send it, nor make it the one that opens the room. In a
+    room, a row held for a first join (or whose wait is over but which has not gone
+    yet) goes before everything queued after it there.
+    """
+    return (
+        (earlier.id < later.id) & earlier.sent_at.is_(None) & earlier.failed_at.is_(None)
+        & ((earlier.to_user == later.to_user)
+           | ((earlier.room_id == later.room_id) & earlier.join_wait_until.is_not(None))))
+
+
+def _behind(not_due: Any = None) -> Any:
+    """An earlier row goes before this one by :func:`_goes_before` (and, with
+    ``not_due(earlier)``, may not go now: then neither may this one)."""
+    earlier = aliased(OutboxMessage)
+    return exists().where(_goes_before(earlier, OutboxMessage),
+                          *(() if not_due is None else (not_due(earlier),)))
 
 
 async def due(session: AsyncSession, now: datetime, limit: int = 50, *,
               lane: str | None = None) -> list[OutboxMessage]:
-    """What may go out now, answers before posts (or only ``lane``'s). A row held for a
-    first join holds back the rows queued after it for the same room or person, so a
-    conversation never arrives out of order."""
+    """What may go out now, answers before posts (or only ``lane``'s), each lane in the
+    order it was queued. A row goes after the rows :func:`_goes_before` puts ahead of
+    it: with them in the same pass if they may go now too, else not yet."""
     rows = await session.scalars(
         select(OutboxMessage)
         .where(
@@ -156,11 +170,10 @@ async def due(session: AsyncSession, now: datetime, limit: int = 50, *,
             OutboxMessage.failed_at.is_(None),
             OutboxMessage.not_before <= now,
             or_(OutboxMessage.join_wait_until.is_(None), OutboxMessage.join_wait_until <= now),
-            ~_held_ahead(lambda held: held.join_wait_until > now),
+            ~_behind(lambda earlier: (earlier.not_before > now) | (earlier.join_wait_until > now)),
             *_lane_filter(lane),
         )
-        .order_by(case((in_posts_lane(), 1), else_=0), OutboxMessage.not_before,
-                  OutboxMessage.id)
+        .order_by(case((in_posts_lane(), 1), else_=0), OutboxMessage.id)
         .limit(limit)
     )
     return list(rows)
@@ -174,9 +187,9 @@ async def next_due_at(session: AsyncSession) -> datetime | None:
     return await session.scalar(
         select(func.min(at)).where(
             OutboxMessage.sent_at.is_(None), OutboxMessage.failed_at.is_(None),
-            # Rows behind a held one go after it, never sooner: without this the worker
+            # A row behind another goes after it, never sooner: without this the worker
             # would wake at once for a row it may not send, again and again.
-            ~_held_ahead(lambda held: held.join_wait_until.is_not(None)),
+            ~_behind(),
         )
     )
 
@@ -188,7 +201,8 @@ async def hold_for_join(session: AsyncSession, row: OutboxMessage, room_id: str,
     Everything else still queued for them goes to the same room and waits behind it.
     Waiting is not trying: the row keeps the attempt count it had before this try
     (``row.attempts``), and is due again the moment the join releases it, not at the
-    end of a lease the command that queued it took (it would wait out that minute).
+    end of a lease the command that queued it took (it would wait out that minute):
+    due from when it was queued, like the rows behind it (:func:`wait_behind`).
     """
     await session.execute(
         update(OutboxMessage)
@@ -202,25 +216,25 @@ async def hold_for_join(session: AsyncSession, row: OutboxMessage, room_id: str,
     await session.execute(
         update(OutboxMessage).where(OutboxMessage.id == row.id)
         .values(join_wait_until=until, attempts=row.attempts,
-                not_before=case((not_before > now, now), else_=not_before))
+                not_before=case((not_before > now, OutboxMessage.created_at),
+                                else_=not_before))
         .execution_options(synchronize_session=False)
     )
 
 
-async def held_ahead_of(session: AsyncSession, row: OutboxMessage) -> bool:
-    """An earlier unsent row for the same room or person is held for a first join
-    (also one whose wait is over but which has not gone yet: it still goes first)."""
-    held = aliased(OutboxMessage)
-    same = held.to_user == row.to_user if row.room_id is None else or_(
-        held.room_id == row.room_id, (held.to_user == row.to_user) & held.to_user.is_not(None))
+async def waits_behind(session: AsyncSession, row: OutboxMessage) -> bool:
+    """An earlier unfinished row goes before ``row`` (:func:`_goes_before`), as the
+    database has them now: what a sender checks, holding the person's turn, just
+    before it sends."""
+    earlier = aliased(OutboxMessage)
     found = await session.scalar(
-        select(held.id).where(held.join_wait_until.is_not(None), held.sent_at.is_(None),
-                              held.failed_at.is_(None), held.id < row.id, same).limit(1))
+        select(earlier.id).where(OutboxMessage.id == row.id, _goes_before(earlier, OutboxMessage))
+        .limit(1))
     return found is not None
 
 
 async def wait_behind(session: AsyncSession, row: OutboxMessage) -> None:
-    """A row handed to the worker that must go after a held one: back in the queue,
+    """A row handed to the worker that must go after an earlier one: back in the queue,
     untried and due from when it was queued, so a pass sends it right after that one."""
     await session.execute(
         update(OutboxMessage).where(OutboxMessage.id == row.id)

@@ -12,9 +12,11 @@ A homeserver sends an event only to the servers already in its room. The first
 message in a DM room the bot has just made for someone on another server would
 reach their server only if they scrolled back, so it is held until they join
 (the app releases it when the join comes down the sync), or for ``join_wait`` at
-most, then sent anyway and the wait logged. What follows it for the same person or
-room waits behind it, whichever path it takes (a pass, or handed over by a command),
-so a conversation never arrives out of order.
+most, then sent anyway and the wait logged. Messages to one person go in the order
+they were queued, and what follows a held message in its room waits behind it: one
+rule (:func:`storage.outbox.waits_behind`), checked from the database while holding
+the person's turn just before each send, whichever path the row took (a pass, or
+handed over by a command), so a conversation never arrives out of order.
 
 Two lanes (:mod:`storage.outbox`): answers to people go first, the bot's own posts
 (greetings, notices, digests, reminders) after them, one every ``post_gap`` seconds
@@ -206,25 +208,38 @@ class OutboxWorker:
         while self._handed and not self._stop.is_set():
             row = self._handed.pop(0)
             async with self._turn(row):
-                # No pass picked this row, so nothing has checked yet that it may go now.
-                async with self.db.transaction() as session:
-                    if await outbox.held_ahead_of(session, row):
-                        await outbox.wait_behind(session, row)
-                        log.info("outbox %d waits behind a message held for a first join",
-                                 row.id)
-                        continue
-                    if row.room_id and row.room_id not in self._networks:
-                        self._networks[row.room_id] = await _network_of(session, row.room_id)
-                    # A first DM to someone waits for them to join, on this path too.
-                    new_dm = row.room_id is None and row.to_user is not None and \
-                        await state.get_value(session, state.DIRECT_ROOM_KEY + row.to_user) \
-                        is None
+                new_dm = await self._may_go(row, handed=True)
+                if new_dm is None:
+                    log.info("outbox %d waits behind an earlier message", row.id)
+                    self.wake()  # a pass sends it once the earlier one has gone
+                    continue
                 await self._deliver(row, new_dm=new_dm)
+            if row.to_user is not None:
+                # A DM queued outside a command may be waiting for this one to go first.
+                self.wake()
+
+    async def _may_go(self, row: OutboxMessage, *, handed: bool = False) -> bool | None:
+        """Whether ``row`` may go now, decided by both paths alike while they hold its
+        person's turn, from the database as it is at that moment: None if an earlier
+        message goes first (:func:`storage.outbox.waits_behind`), else whether it is
+        the first message to a person with no DM room yet (it may be held for their
+        join). A row ``handed`` over that must wait goes back in the queue for a pass.
+        """
+        async with self.db.transaction() as session:
+            if await outbox.waits_behind(session, row):
+                if handed:
+                    await outbox.wait_behind(session, row)
+                return None
+            if row.room_id and row.room_id not in self._networks:
+                self._networks[row.room_id] = await _network_of(session, row.room_id)
+            return row.room_id is None and row.to_user is not None and \
+                await state.get_value(session, state.DIRECT_ROOM_KEY + row.to_user) is None
 
     @contextlib.asynccontextmanager
     async def _turn(self, row: OutboxMessage) -> AsyncIterator[None]:
-        """Hold the turn of the person a direct message goes to (rooms need none)."""
-        if row.room_id is not None or row.to_user is None:
+        """Hold the turn of the person a direct message goes to (rooms need none), also
+        once it knows its room: the order check and the send are one step per person."""
+        if row.to_user is None:
             yield
             return
         async with self._turns.setdefault(row.to_user, asyncio.Lock()):
@@ -272,12 +287,6 @@ class OutboxWorker:
                 room_id: await _network_of(session, room_id)
                 for room_id in {row.room_id for row in rows if row.room_id}
             })
-            # People with no DM room yet: their first message waits for them to join it.
-            to_people = {row.to_user for row in rows if row.room_id is None and row.to_user}
-            new_dm_users = {
-                user for user in to_people
-                if await state.get_value(session, state.DIRECT_ROOM_KEY + user) is None
-            }
         sent = 0
         stalled: set[str] = set()  # rooms that failed this pass: keep their order
         untried: dict[int, int] = {}
@@ -290,10 +299,12 @@ class OutboxWorker:
                 continue
             started = self.clock.now()
             async with self._turn(row):
-                delivered = await self._deliver(row, new_dm=row.room_id is None
-                                                and row.to_user in new_dm_users)
-            new_dm_users.discard(str(row.to_user))
-            if delivered:
+                new_dm = await self._may_go(row)
+                delivered = new_dm is not None and await self._deliver(row, new_dm=new_dm)
+            if new_dm is None:
+                untried[row.id] = row.attempts
+                stalled.add(target)
+            elif delivered:
                 sent += 1
                 if lane == outbox.POSTS:
                     self._last_post = started  # one post per gap, however long a send takes

@@ -440,3 +440,50 @@ async def test_a_commands_reply_is_handed_to_the_sender_the_moment_it_commits(
     hand_over(handed, worker.send_now)
     await worker.stopped()
     assert server.bodies("!hall:localhost") == ["Hello"]
+
+
+async def test_dms_handed_at_different_moments_still_go_in_the_order_they_were_queued(
+    database: Database, server: FakeRoomServer, clock: Clock
+) -> None:
+    # The federation race: two commands a second apart, and the hand-off gets to them a
+    # second later still. The hold must not make the first due after the second.
+    server.not_joined.add("@vic:away")
+    server.remember_in = database
+    worker = worker_for(database, server, clock)
+    await handed(database, clock, worker, "Welcome to the pool", to_user="@vic:away")
+    clock.advance(seconds=1)
+    await handed(database, clock, worker, "Your profile", to_user="@vic:away")
+    clock.advance(seconds=1)
+    await worker.idle()
+    dm = server.dm_rooms["@vic:away"]
+    assert server.bodies(dm) == []
+
+    server.not_joined.discard("@vic:away")
+    async with database.transaction() as session:  # his join came down the sync
+        await outbox.release_joined(session, dm)
+    assert await worker.drain() == 2
+    assert server.bodies(dm) == ["Welcome to the pool", "Your profile"]
+
+
+async def test_a_dm_handed_over_does_not_become_the_first_ahead_of_one_a_pass_will_send(
+    database: Database, server: FakeRoomServer, clock: Clock
+) -> None:
+    # The welcome was queued outside a command (no hand-off): the next pass sends it.
+    # The profile is handed over before that pass: it must wait behind the welcome, not
+    # open the DM room and hold itself, leaving the welcome to go before Vic has joined.
+    server.not_joined.add("@vic:away")
+    server.remember_in = database
+    worker = worker_for(database, server, clock)
+    await queue(database, clock, "Welcome to the pool", to_user="@vic:away")
+    await handed(database, clock, worker, "Your profile", to_user="@vic:away")
+    await worker.idle()
+    await worker.drain()
+    dm = server.dm_rooms["@vic:away"]
+    assert server.bodies(dm) == []  # nothing before his join: his server is not there yet
+
+    server.not_joined.discard("@vic:away")
+    async with database.transaction() as session:
+        await outbox.release_joined(session, dm)
+    await worker.drain()
+    await worker.drain()
+    assert server.bodies(dm) == ["Welcome to the pool", "Your profile"]
