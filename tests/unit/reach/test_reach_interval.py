@@ -29,7 +29,8 @@ def test_a_count_that_is_mostly_zero_gets_the_interval_nearest_its_level() -> No
 
 def test_a_90_percent_interval_is_a_range_while_the_runs_disagree() -> None:
     assert shown({0: 97, 1: 3}, 0.9) == (0.0, 1.0, pytest.approx(1.0))
-    assert shown({4: 2, 5: 97, 6: 1}, 0.9) == (4.0, 5.0, pytest.approx(0.99))
+    # 5-6 holds 98%, 4-5 holds 99%: both ranges, the first nearer 90% (it misses more often).
+    assert shown({4: 2, 5: 97, 6: 1}, 0.9) == (5.0, 6.0, pytest.approx(0.98))
     assert shown({3: 100}, 0.9) == (3.0, 3.0, 1.0)  # every run agreed: certain
 
 
@@ -90,3 +91,9 @@ def test_the_recent_line_says_how_often_a_right_model_would_have_held() -> None:
         "would hold in about 2.")
     near = [RecentCheck(9, 0, 3, 1, 0.91), RecentCheck(8, 0, 2, 4, 0.88)]
     assert render_recent(near, 0.9).endswith("(missed: F8).")
+
+
+def test_an_end_moves_one_value_when_that_brings_the_chance_nearer_in_odds() -> None:
+    # Central: 0-2 (tails 0% and 6%) holds 94%; 0-1 holds 85%, nearer 90% in log-odds
+    # (1.73 and 2.75 against 2.20): it misses 1.5 times as often as said, 0-2 0.6 times.
+    assert shown({0: 60, 1: 25, 2: 9, 3: 6}, 0.9) == (0.0, 1.0, pytest.approx(0.85))
