@@ -195,17 +195,18 @@ def _pounds(x: float) -> str:
 
 def render_overlay(ranks: Sequence[GapRank], bands: Sequence[ReachBand],
                    names: Mapping[str, str] | None = None,
-                   closed: Sequence[str] | None = None) -> str:
+                   closed: Sequence[str] | None = None, level: float = 0.9) -> str:
     """`!reach gaps`: the localities most in need (deprived, little reached, little funded),
     the ties that would close each gap, the reach-funding table, and the groups with no tie
-    outside their circle (``closed``, most in need first)."""
+    outside their circle (``closed``, most in need first). Reach intervals are at ``level``
+    and say their own chance where it is far from it, as everywhere."""
     lines = ["Localities most in need (deprivation, low predicted reach and low past funding "
              "together); reach = rooms expected to get a notice and leave a trace:"]
     for i, g in enumerate(ranks, start=1):
         r = g.row
         decile = f"IMD {r.place.decile}" if r.place.decile else "IMD unknown"
         reach = (f"reach {r.reach_share:.0%} of {count(r.rooms)} rooms "
-                 f"({count(r.reached.lo)}-{count(r.reached.hi)})"
+                 f"({span(r.reached.lo, r.reached.hi, r.reached.chance, level)})"
                  if r.reached is not None else "no room on chat")
         ties = "; ".join(f"{_name(a, names) if a else 'its first group on chat'} - "
                          f"{_name(b, names)}" for a, b in g.ties)

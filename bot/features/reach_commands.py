@@ -231,7 +231,7 @@ async def reach_gaps(ctx: Context, args: Args) -> None:
             ranks = overlay.with_ties(overlay.rank_gaps(rows, GAPS_SHOWN), graph, pred.node_prob,
                                       hubs)
             return (report.render_overlay(ranks, overlay.reach_bands(rows), net.labels,
-                                          [g.key for g in closed]),
+                                          [g.key for g in closed], pred.level),
                     charts.locality_map(rows), report.map_text(rows, net.labels))
 
         text, png, alt = await out.thread(work)

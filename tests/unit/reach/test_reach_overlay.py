@@ -110,6 +110,11 @@ def test_the_gaps_text_suppresses_small_counts_and_names_the_ties() -> None:
     closed = report.render_overlay(ranked, [], {}, ["!g1", "!g2", "!g3", "!g4", "!g5"])
     assert closed.endswith("Groups with no tie outside their circle: 5 (first: !g1, !g2, !g3)")
     assert "- lowest reach: <5 (<5), <5 grants £2,500, <5 collaborations" in text
+    # The interval says its own chance where it is far from the level, as in every reply.
+    sure = LocalityOverlay(place("wisbech", 1), 7, Interval(0.7, 0, 7, 0, 0.99),
+                           Funding(1, 2_500.0), 0)
+    said = report.render_overlay([GapRank(sure, 1.0, ())], [], {"wisbech": "Wisbech"})
+    assert "1. Wisbech (IMD 1): reach 10% of 7 rooms (<5-7, 99% chance); past grants" in said
 
 
 def test_the_map_is_a_png_with_a_text_alternative_naming_what_it_shows() -> None:
