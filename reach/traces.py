@@ -9,9 +9,10 @@ rarely send read receipts). So the chance a room that got the notice leaves a
 trace is a Beta posterior per network, fitted from past notices' rooms.
 
 Intervals carry both kinds of uncertainty: the spread of the notice (Monte
-Carlo independent cascade) and the trace rates (each batch of runs draws its
-own rates from the posteriors), so they shrink to a point only when the
-outcome is certain.
+Carlo independent cascade) and the trace rates (each run draws its own rates
+from the posteriors). They are shown by ``reach.simulate.interval``: a 90%
+interval is a point only when the outcome is certain; a 50% one may be the one
+value holding about half the chance; each carries the chance it really holds.
 """
 
 from __future__ import annotations
