@@ -12,11 +12,13 @@ from typing import Any
 from botfixture import BotFactory, bring_bot_in
 from conftest import PersonFactory
 from people import Person
+from sqlalchemy import func, select
 from test_rooms import alias_room
 
-from bot.features import reach_network
+from bot.features import hub_sheets, reach_network
 from bot.features.reach_network import hub_key
 from reach.graph import ARC_KINDS
+from storage.models import OutboxMessage
 from tests.small_county import write_test_areas
 
 WISBY = "E04900001"
@@ -121,3 +123,46 @@ async def test_venues_are_found_a_hub_joins_the_reach_graph_and_the_council_name
     await said(clerk, council, bot_id, "!group unregister", "unregistered")
     left = await topic_of(clerk, wisby_room, "No parish council has registered yet")
     assert "Wisby Parish Council" not in left
+
+
+async def test_a_hub_whose_contact_is_an_email_shows_it_and_its_sheet_and_gets_no_dm(
+    bot_factory: BotFactory, person_factory: PersonFactory, tmp_path: Path,
+) -> None:
+    """A hub booked by email: the email is what people are shown, its locality's notice
+    sheet comes with ``!venue show``, and the weekly sheet (a DM, for a Matrix contact only)
+    is never aimed at an address that is not a Matrix id."""
+    ada = await person_factory("Ada", e2e=False)
+    clerk = await person_factory("Wisby clerk", e2e=False)
+    bot = await bot_factory(
+        roles={"coordinators": [ada.user_id], "moderators": {WISBY: [clerk.user_id]}},
+        areas={"file": str(write_test_areas(tmp_path / "areas.csv", uuid.uuid4().hex[:6]))})
+    bot_id = bot.user_id
+    office = await bring_bot_in(ada, bot, "Council office")
+    await said(ada, office, bot_id, '!funding post https://example.org/hall title="Hall Fund" '
+               "funder=Trust deadline=+30d amount=500-5000 areas=Wisby", "F1 published")
+    council = await bring_bot_in(clerk, bot, "Wisby Parish Council")
+    added = await said(clerk, council, bot_id, '!venue add name="Wisby Library" area=Wisby '
+                       "capacity=30 price=free hub=yes contact=library@wisby.example",
+                       "Added P1")
+    assert added.splitlines() == [
+        "Added P1 Wisby Library (Wisby): 30 people, free, community hub.",
+        "As a hub it is tied to Wisby's groups in the reach graph and gets its funding "
+        "notice sheet (!venue show P1).",
+    ]
+    shown = (await answer(ada, office, bot_id, "!venue show P1", "Community hub"))["content"]
+    assert shown["body"].splitlines()[:2] == [
+        "P1 Wisby Library (Wisby): 30 people, free, community hub.",
+        "Book: library@wisby.example.",
+    ]
+    assert "the notice sheet for Wisby (1 open notice) is attached" in shown["body"]
+    assert shown["msgtype"] == "m.file" and shown["info"]["mimetype"] == "application/pdf"
+    found = await said(ada, office, bot_id, "!venue find area=Wisby", "P1")
+    assert found == ("P1 Wisby Library (Wisby): 30 people, free, community hub; "
+                     "book: library@wisby.example")
+
+    # Monday's run sends sheets to hubs with a Matrix contact: none here, nothing queued.
+    assert await hub_sheets.send_weekly(bot.app) == 0
+    async with bot.app.db.transaction() as session:
+        aimed = await session.scalar(select(func.count()).select_from(OutboxMessage).where(
+            OutboxMessage.to_user.is_not(None)))
+    assert aimed == 0
