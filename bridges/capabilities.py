@@ -30,6 +30,10 @@ class Limits:
     threads: bool = True
     edits: bool = True
     reactions: bool = True
+    # False where a file message may be lost whole on the far side: heisenbridge (1.15)
+    # relays a file as a link only when its deployer gave it a media URL, and without
+    # one drops the message, words and all. There the words go as text, the file after.
+    files: bool = True
 
     @property
     def plain_only(self) -> bool:
@@ -51,7 +55,8 @@ NETWORKS: dict[str, Limits] = {
     # appservice-irc turns more than 3 lines into a pastebin link; heisenbridge sends each
     # line as a PRIVMSG, first prefixed "<Grapevine> ", and splits one longer than the
     # 512-byte IRC line (heisenbridge/private_room.py split_long), so 350 bytes stay whole.
-    "irc": replace(_CHAT, max_length=1_000, max_lines=3, max_line_bytes=350, blank_lines=False),
+    "irc": replace(_CHAT, max_length=1_000, max_lines=3, max_line_bytes=350, blank_lines=False,
+                   files=False),
 }
 # An unknown bridge: assume the least.
 UNKNOWN_BRIDGE = replace(_CHAT, max_length=2_000)

@@ -28,6 +28,8 @@ from storage.outbox import Attachment
 
 __all__ = ["Context", "RoomContext", "Sender"]
 
+FILE_FOLLOWS = "(The file follows; a Matrix client shows it, this chat may not.)"
+
 
 class Context:
     def __init__(
@@ -125,6 +127,13 @@ class Context:
         private = self.private_replies if private is None else private
         where = self.sender.user_id if private and not self.room.is_direct else self.room.room_id
         limits = self.limits if where == self.room.room_id else limits_for(None)
+        if attachment is not None and not limits.files:
+            # A file message could take the words down with it on the far side: the
+            # words go as text, saying the file follows, and the file after them.
+            await self.reply(f"{body} {FILE_FOLLOWS}", html=None, private=private)
+            await self._queue(room_id=self.room.room_id, body=attachment.name,
+                              attachment=attachment)
+            return
         if limits.plain_only:
             body = render.flatten(body)
         if private and not self.room.is_direct:

@@ -195,3 +195,37 @@ async def test_a_funding_notice_reaches_irc_whole_and_the_bridge_bot_is_never_an
                if e.get("room_id") == group.room and e.get("sender") == group.bot.user_id
                and "links up community groups" in str(e.get("content", {}).get("body"))]
     assert answers == []
+
+
+
+async def test_venues_are_found_and_a_hub_shown_from_irc(group: IrcGroup) -> None:
+    """``!venue`` typed on IRC: the answers arrive there whole, and a hub's answer, which
+    comes with its notice sheet, is not lost with the file (heisenbridge without a media
+    URL drops a file message, words and all)."""
+    await group.alice.send(group.room, '!venue add name="Chatteris Community Centre" '
+                           "area=Chatteris capacity=120 price=low accessible=yes hub=yes "
+                           "contact=hello@chatteris.example")
+    await group.alice.wait_for_message(group.room, sender=group.bot.user_id,
+                                       contains="Added P1", timeout=WAIT)
+    group.matrix_mark = await group.alice.mark()
+    found = await group.ask("!venue find area=Chatteris")
+    assert [_unprefixed(line) for line in found] == [
+        "P1 Chatteris Community Centre (Chatteris): 120 people, low cost, step-free, "
+        "community hub; book: hello@chatteris.example"]
+    shown = await group.ask("!venue show P1")
+    assert whole_in_three(shown)
+    assert [_unprefixed(line) for line in shown] == [
+        "P1 Chatteris Community Centre (Chatteris): 120 people, low cost, step-free, "
+        "community hub.",
+        "Book: hello@chatteris.example.",
+        "Community hub: the notice sheet for Chatteris (0 open notices) is attached, to "
+        "print and pin up. (The file follows; a Matrix client shows it, this chat may not.)"]
+    # The sheet itself reaches the room's Matrix side.
+    sheet = await group.alice.wait_for_message(
+        group.room, sender=group.bot.user_id, since=group.matrix_mark, timeout=WAIT,
+        predicate=lambda e: e["content"].get("msgtype") == "m.file")
+    assert sheet["content"]["info"]["mimetype"] == "application/pdf"
+    group.matrix_mark = group.alice.events.index(sheet) + 1
+    missing = await group.ask("!venue show P9")
+    assert [_unprefixed(line) for line in missing] == [
+        "There is no venue P9; !venue find area=... lists them."]

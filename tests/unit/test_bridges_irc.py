@@ -9,11 +9,13 @@ from pathlib import Path
 
 import pytest
 import yaml
+from sqlalchemy import select
 
 from bot.events import StateChange
 from bot.runtime.outbox_worker import OutboxWorker
 from bot.transport.world import WorldTransport
 from storage import outbox, rooms
+from storage.models import OutboxMessage
 from tests.botworld import BotWorld, bot_world
 from tests.clocks import START
 
@@ -173,3 +175,18 @@ async def test_an_irc_person_can_still_opt_out_and_hears_it_in_the_channel(bw: B
     [back] = await bw.say(ivy, room, "!privacy optin")
     assert back.startswith("Thanks: I record your message flow again")
     assert bw.dms(ivy) == []
+
+
+async def test_an_answer_with_a_file_comes_as_text_then_the_file(bw: BotWorld) -> None:
+    """heisenbridge drops a file message whole when it has no media URL: the words must
+    not ride on it."""
+    room, ivy = await plumbed(bw)
+    text, name = await bw.say(ivy, room, "!funding sheet area=Chatteris")
+    assert text == ("Funding sheet for Chatteris: 0 open notices, ready to print. (The "
+                    "file follows; a Matrix client shows it, this chat may not.)")
+    assert whole_irc_lines(text) and name.endswith(".pdf")
+    async with bw.app.db.transaction() as session:
+        rows = list(await session.scalars(select(OutboxMessage).where(
+            OutboxMessage.room_id == room).order_by(OutboxMessage.id)))
+    assert [(r.file_data is None, r.file_mime) for r in rows[-2:]] == [
+        (True, None), (False, "application/pdf")]
