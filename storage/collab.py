@@ -11,14 +11,16 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from storage.groups import Group
 from storage.models import Base, Id, add_row
+from storage.refs import Referenced, by_number
 
 TYPES = ("joint-funding", "shared-event", "shared-volunteers", "referral", "other")
 FORGOTTEN = "(a person who asked to be forgotten)"
 
 
-class CollabRecord(Base):
+class CollabRecord(Referenced, Base):
     """One piece of evidence, ``C<id>`` in chat. Removed records are kept out of every sum."""
 
+    LETTER = "C"
     __tablename__ = "collab_records"
     id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
     type: Mapped[str] = mapped_column(String(32))
@@ -32,8 +34,8 @@ class CollabRecord(Base):
     removed_by: Mapped[str | None] = mapped_column(String(255))
 
     @property
-    def ref(self) -> str:
-        return f"C{self.id}"
+    def findable(self) -> bool:
+        return self.removed_at is None
 
 
 async def record(session: AsyncSession, *, type: str, group_ids: list[int], amount: int | None,
@@ -44,8 +46,7 @@ async def record(session: AsyncSession, *, type: str, group_ids: list[int], amou
 
 
 async def get(session: AsyncSession, record_id: int) -> CollabRecord | None:
-    row = await session.get(CollabRecord, record_id)
-    return row if row is not None and row.removed_at is None else None
+    return await by_number(session, CollabRecord, record_id)
 
 
 async def remove(session: AsyncSession, row: CollabRecord, by: str, at: datetime) -> None:

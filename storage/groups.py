@@ -9,11 +9,13 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
 
 from storage.models import Base, Id
+from storage.refs import Referenced, by_number
 
 
-class Group(Base):
+class Group(Referenced, Base):
     """One community group. ``G<id>`` in chat. A room has at most one group."""
 
+    LETTER = "G"
     __tablename__ = "groups"
     id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
     # None for a group that is not on chat (reached by email digest and printed sheets).
@@ -42,8 +44,8 @@ class Group(Base):
     introductions: Mapped[str] = mapped_column(String(8), default="room", server_default="room")
 
     @property
-    def ref(self) -> str:
-        return f"G{self.id}"
+    def findable(self) -> bool:
+        return self.unregistered_at is None
 
     @property
     def verified(self) -> bool:
@@ -57,8 +59,7 @@ async def by_room(session: AsyncSession, room_id: str) -> Group | None:
 
 
 async def by_id(session: AsyncSession, group_id: int) -> Group | None:
-    group = await session.get(Group, group_id)
-    return group if group is not None and group.unregistered_at is None else None
+    return await by_number(session, Group, group_id)
 
 
 async def active(session: AsyncSession) -> list[Group]:

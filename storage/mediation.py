@@ -29,15 +29,17 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, declared_attr, mapped_column
 
 from storage.models import Base, Id, add_row
+from storage.refs import Referenced, by_number
 
 OUTCOMES = ("agreement", "no-agreement", "referred")
 # Who "forget" leaves behind in the shared record: the text stays, the Matrix id goes.
 FORGOTTEN = "(a person who asked to be forgotten)"
 
 
-class Case(Base):
+class Case(Referenced, Base):
     """One mediation. ``M<id>`` in chat."""
 
+    LETTER = "M"
     __tablename__ = "mediation_cases"
     id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
     title: Mapped[str] = mapped_column(String(200))
@@ -63,10 +65,6 @@ class Case(Base):
     closed_at: Mapped[datetime | None] = mapped_column(index=True)
     closed_by: Mapped[str | None] = mapped_column(String(255))
     notes_purged_at: Mapped[datetime | None]
-
-    @property
-    def ref(self) -> str:
-        return f"M{self.id}"
 
     @property
     def is_open(self) -> bool:
@@ -213,7 +211,7 @@ async def open_case(
 
 
 async def get(session: AsyncSession, case_id: int) -> Case | None:
-    return await session.get(Case, case_id)
+    return await by_number(session, Case, case_id)
 
 
 async def by_room(session: AsyncSession, room_id: str) -> Case | None:

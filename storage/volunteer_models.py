@@ -25,6 +25,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import Mapped, mapped_column
 
 from storage.models import Base, Id
+from storage.refs import Referenced
 
 OPEN, CANCELLED = "open", "cancelled"
 # Stands in for the Matrix id of a host who asked to be forgotten (nobody is told anything).
@@ -121,9 +122,10 @@ class VolunteerGroup(Base):
     group_id: Mapped[int] = mapped_column(ForeignKey("groups.id"), primary_key=True, index=True)
 
 
-class VolunteerRequest(Base):
+class VolunteerRequest(Referenced, Base):
     """``V<id>``: a group asks for people for a shift."""
 
+    LETTER = "V"
     __tablename__ = "volunteer_requests"
     id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
     group_id: Mapped[int] = mapped_column(ForeignKey("groups.id"), index=True)
@@ -145,14 +147,11 @@ class VolunteerRequest(Base):
     created_at: Mapped[datetime]
     cancelled_at: Mapped[datetime | None]
 
-    @property
-    def ref(self) -> str:
-        return f"V{self.id}"
 
-
-class VolunteerOffer(Base):
+class VolunteerOffer(Referenced, Base):
     """``O<id>``: one person asked (or asking, via take) for one request."""
 
+    LETTER = "O"
     __tablename__ = "volunteer_offers"
     id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
     request_id: Mapped[int] = mapped_column(ForeignKey("volunteer_requests.id"), index=True)
@@ -169,10 +168,6 @@ class VolunteerOffer(Base):
         UniqueConstraint("request_id", "user_id"),
         Index("ix_volunteer_offers_due", "status", "expires_at"),
     )
-
-    @property
-    def ref(self) -> str:
-        return f"O{self.id}"
 
 
 class VolunteerHours(Base):

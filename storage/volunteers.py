@@ -22,6 +22,7 @@ from storage.groups import Group
 
 # The tables and the index live beside this module; callers keep using them from here.
 from storage.models import add_row
+from storage.refs import by_number
 from storage.volunteer_index import (  # noqa: F401
     all_candidates,
     candidate_for,
@@ -158,7 +159,7 @@ async def requests_made_since(session: AsyncSession, user_id: str,
 
 
 async def offer(session: AsyncSession, offer_id: int) -> VolunteerOffer | None:
-    return await session.get(VolunteerOffer, offer_id)
+    return await by_number(session, VolunteerOffer, offer_id)
 
 
 async def offer_for(session: AsyncSession, request_id: int, user_id: str
