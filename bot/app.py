@@ -47,6 +47,7 @@ from bot.events import Incoming, Reaction, Receipt, RoomContext, StateChange
 from bot.features import quiet
 from bot.greeting import joined_many
 from bot.host import Hooks, RoleListener
+from bot.offload import InThread, Offload
 from bot.pager import Pager
 from bot.prefetch import ReadFirst, once, reading
 from bot.questions import Questions
@@ -131,6 +132,9 @@ class Grapevine(WhoAndWhere):
         # after ``working_after`` seconds (lanes only); bot.deferral runs it.
         self.working_after = 3.0
         self.deferrals = Deferrals(self)
+        # Where deferred jobs run heavy work: a thread here; the service sets a process
+        # pool, so a model's Python does not hold the GIL the event loop needs.
+        self.offload: Offload = InThread()
 
     # -- wiring ---------------------------------------------------------------------------
 

@@ -6,7 +6,8 @@ a feature can be read, and tested, without the whole router. ``bot.app.Grapevine
 implements it; any object with these members would do (mypy checks it structurally).
 
 This module sits at the bottom of ``bot``: it imports config, storage and the small
-leaf modules of ``bot`` (clock, events, pager, power, roomstate, scheduler, transport), never
+leaf modules of ``bot`` (clock, events, offload, pager, power, roomstate, scheduler, transport),
+never
 the command framework or a feature, so it can be in no import circle.
 """
 
@@ -23,6 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from bot.clock import Clock
 from bot.dm_reach import DmReach
 from bot.events import Incoming, Reaction, Receipt, RoomContext, StateChange
+from bot.offload import Offload
 from bot.pager import Pager
 from bot.power import PowerLevels
 from bot.roomstate import RoomStates
@@ -106,6 +108,10 @@ class Host(Protocol):
 
     def add_job(self, job: Job) -> None:
         """A periodic job (sweeps, digests, polling); ignored where there is no scheduler."""
+
+    @property
+    def offload(self) -> Offload:
+        """Where CPU-heavy pure work runs (bot.offload): other processes under the service."""
 
     # -- wiring, done once by a feature's ``install`` -------------------------------------
 

@@ -11,6 +11,7 @@ from typing import Any
 from bot.app import Grapevine
 from bot.clock import Clock, shared
 from bot.features import install_all, sealing
+from bot.offload import InProcesses
 from bot.runtime import login
 from bot.runtime.inflight import Inflight, Lanes
 from bot.runtime.outbox_worker import OutboxWorker
@@ -54,6 +55,8 @@ class Service:
         # Commands run in per-room lanes off the sync loop; the stored sync token
         # waits for them (bot.runtime.inflight).
         self.inflight = Inflight()
+        # Heavy pure work (a model, a seed choice) in a process of its own, niced.
+        self.offload = InProcesses()
         self._client: Any = None
         self._tasks: list[asyncio.Task[None]] = []
 
@@ -78,6 +81,7 @@ class Service:
             self.app.on_queued(self.worker.wake)
             self.app.lanes = Lanes(self.inflight)
             self.app.handoff = self.worker.send_now
+            self.app.offload = self.offload
             await self.app.load_rooms()
             self.sync = SyncLoop(self._client, transport, self.db, self.app, settings, self.clock,
                                  inflight=self.inflight, states=self.app.room_states)
@@ -133,6 +137,7 @@ class Service:
             await self.worker.stopped()
         # Unfinished commands are heard again after a restart: the token waited for them.
         await self.inflight.cancel()
+        self.offload.close()  # what a cancelled job left running there ends with it
         if self.scheduler is not None:
             self.scheduler.shutdown()  # no job may start on a database about to close
             await self.scheduler.wait_stopped()
@@ -141,6 +146,7 @@ class Service:
         await self._close()
 
     async def _close(self) -> None:
+        self.offload.close()
         if self.scheduler is not None:
             self.scheduler.shutdown()
         if self.web is not None:

@@ -2,10 +2,11 @@
 
 A handler reads what it needs from the database in its transaction, then
 hands the rest (network reads, a model, charts) to :meth:`Context.defer`.
-The job gets an :class:`Outside`: who asked and where, the transport and a
-thread to compute in, but no session, so it cannot hold the database's write
-lock while it works. Its replies are collected and committed afterwards in a
-short transaction together with the record that the command was handled.
+The job gets an :class:`Outside`: who asked and where, the transport, and a
+thread or the bot's offload (:mod:`bot.offload`) to compute in, but no session,
+so it cannot hold the database's write lock while it works. Its replies are
+collected and committed afterwards in a short transaction together with the
+record that the command was handled.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from bot import prefetch
 from bot.events import Incoming
@@ -44,6 +45,12 @@ class Outside:
     async def thread(self, work: Callable[[], T]) -> T:
         """CPU-heavy work in a thread, so the event loop keeps hearing other rooms."""
         return await asyncio.to_thread(work)
+
+    async def compute(self, work: Callable[..., T], *args: Any) -> T:
+        """CPU-heavy work where it holds up no one (:mod:`bot.offload`: under the service,
+        another process): ``work`` a module-level function, its arguments and result
+        picklable."""
+        return await self.app.offload.run(work, *args)
 
     async def room_members(self) -> dict[str, str | None]:
         return await prefetch.members(self.app, self.room.room_id)

@@ -5,7 +5,8 @@ anywhere else, the answer goes by DM. Every count is rendered by
 ``reach.report`` (under 5 shows as "<5"). Each command reads the database in
 its own transaction and defers the rest (the room's members, the model, the
 charts) to a job that runs after it commits, off the sync loop and in a
-thread (:mod:`bot.commands.deferred`), so no one else waits for the model.
+thread (:mod:`bot.commands.deferred`), so no one else waits for the model;
+``!reach seed`` runs in the bot's offload (another process under the service).
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from bot.commands.registry import Args, CommandError, Param, Role
 from bot.commands.values import AreaValue, Decimal, Integer, ListOf, Ref, Text
 from bot.features import reach_network
 from bot.features.reach_network import Network, Records
+from bot.features.reach_work import seed_answer
 from storage import funding, roles
 from storage.outbox import Attachment
 
@@ -252,22 +254,14 @@ async def reach_seed(ctx: Context, args: Args) -> None:
     k = args.k or 5
     equity = 0.0 if args.equity is None else float(args.equity)
 
-    async def job(out: Outside, net: Network) -> None:
-        graph = net.graph
+    async def run(out: Outside) -> None:
+        await _answer_privately_unless_safe(out, loaded.coordinators)
+        # Built and chosen in one step where the bot's offload runs it (another process
+        # under the service): only the records go there, and the answer's text comes back.
+        out.reply(f"F{notice}: " + await out.compute(seed_answer, loaded.records,
+                                                     out.app.areas, k, equity, notice))
 
-        def work() -> str:
-            import numpy as np
-
-            from reach import report
-            from reach.seeding import choose_seeds, equity_weights
-
-            weights = equity_weights(graph, equity, np.maximum(graph.members, 1).astype(float))
-            choice = choose_seeds(graph, net.p, k, weights=weights, eps=0.2, seed=notice)
-            return report.render_seeds(choice, net.labels, equity)
-
-        out.reply(f"F{notice}: " + await out.thread(work))
-
-    _later(ctx, loaded, job)
+    ctx.defer(run)
 
 
 @commands.command("reach report", summary="predicted against observed reach of a notice, "
