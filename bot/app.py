@@ -272,7 +272,7 @@ class Grapevine(WhoAndWhere):
                     # A deferred command is recorded as handled with its answer, later.
                     await state.mark_handled(session, message.event_id, message.room_id, now)
                 # Just-committed replies go straight to the worker (bot.runtime.handoff).
-                handed = lease_replies(session, now) if self.handoff is not None else []
+                handed = await lease_replies(session, now) if self.handoff is not None else []
             hand_over(handed, self.handoff)
             await self.committed()
         for ctx, job in pending.deferred:

@@ -15,18 +15,30 @@ from datetime import datetime
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.runtime.outbox_worker import lease
+from bot.runtime.outbox_worker import leasable, lease
 from storage import outbox
 from storage.models import OutboxMessage
 
 Handoff = Callable[[list[OutboxMessage]], None]
 
 
-def lease_replies(session: AsyncSession, now: datetime) -> list[OutboxMessage]:
+async def lease_replies(session: AsyncSession, now: datetime) -> list[OutboxMessage]:
     """The messages queued in ``session`` at ``now`` that are due, leased to the worker;
-    call inside the transaction, before it commits."""
-    return [row for row in outbox.queued_in(session)
-            if row.created_at == now and lease(row, now)]
+    call inside the transaction, before it commits.
+
+    One that must go after an earlier message (:func:`storage.outbox.waits_behind`) is
+    left to the worker's pass. Checked here, the answer holds until the row is sent:
+    everything queued before it is already in the table, and what is queued after it
+    waits behind it. So the worker sends a room's reply with no transaction of its own
+    first (a DM it still checks, for whether it opens the person's DM room).
+    """
+    leased = []
+    for row in outbox.queued_in(session):
+        if row.created_at == now and leasable(row, now) \
+                and not await outbox.waits_behind(session, row):
+            lease(row, now)
+            leased.append(row)
+    return leased
 
 
 def hand_over(rows: list[OutboxMessage], handoff: Handoff | None) -> None:

@@ -94,12 +94,18 @@ def txn_id(message_id: int) -> str:
 LEASE = timedelta(seconds=60)
 
 
+def leasable(row: OutboxMessage, now: datetime) -> bool:
+    """A row being queued may be handed to :meth:`OutboxWorker.send_now`: due now,
+    untried, and not one of the bot's own posts (those go paced, behind answers)."""
+    return row.sent_at is None and row.failed_at is None and not row.attempts \
+        and _aware(row.not_before) <= now and outbox.lane_of(row) != outbox.POSTS
+
+
 def lease(row: OutboxMessage, now: datetime) -> bool:
     """Mark a row being queued as attempted and leased to :meth:`OutboxWorker.send_now`,
-    inside the transaction that queues it; False (unchanged) if it is not due now, or
-    if it is one of the bot's own posts (those go paced, behind answers)."""
-    if row.sent_at is not None or row.failed_at is not None or row.attempts \
-            or _aware(row.not_before) > now or outbox.lane_of(row) == outbox.POSTS:
+    inside the transaction that queues it; False (unchanged) if it is not
+    :func:`leasable`."""
+    if not leasable(row, now):
         return False
     row.attempts = 1
     row.attempted_at = now
@@ -208,6 +214,11 @@ class OutboxWorker:
         while self._handed and not self._stop.is_set():
             row = self._handed.pop(0)
             async with self._turn(row):
+                if row.to_user is None and row.room_id in self._networks:
+                    # Nothing goes before it (checked when it was leased), nor is it a DM
+                    # that may open a room: straight out, no transaction first.
+                    await self._deliver(row)
+                    continue
                 new_dm = await self._may_go(row, handed=True)
                 if new_dm is None:
                     log.info("outbox %d waits behind an earlier message", row.id)

@@ -435,7 +435,7 @@ async def test_a_commands_reply_is_handed_to_the_sender_the_moment_it_commits(
         await outbox.enqueue(session, now=clock.now(), body="A notice", own_post=True,
                              room_id="!hall:localhost")
         gc.collect()
-        handed = lease_replies(session, clock.now())
+        handed = await lease_replies(session, clock.now())
     assert [r.body for r in handed] == ["Hello"]  # the bot's own post waits for its lane
     hand_over(handed, worker.send_now)
     await worker.stopped()
@@ -487,3 +487,24 @@ async def test_a_dm_handed_over_does_not_become_the_first_ahead_of_one_a_pass_wi
     await worker.drain()
     await worker.drain()
     assert server.bodies(dm) == ["Welcome to the pool", "Your profile"]
+
+
+async def test_a_reply_behind_a_message_held_in_its_room_is_left_to_the_pass(
+    database: Database, server: FakeRoomServer, clock: Clock
+) -> None:
+    # Checked in the command's own transaction, so the worker sends what it is handed
+    # with no check of its own.
+    until = clock.now() + JOIN_WAIT
+    await queue(database, clock, "M1: the case room", room_id="!case:home", wait_for_join=until)
+    worker = worker_for(database, server, clock)
+    async with database.transaction() as session:
+        await outbox.enqueue(session, now=clock.now(), body="Noted", room_id="!case:home")
+        await outbox.enqueue(session, now=clock.now(), body="Hello", room_id="!hall:home")
+        handed = await lease_replies(session, clock.now())
+    assert [r.body for r in handed] == ["Hello"]
+    hand_over(handed, worker.send_now)
+    await worker.idle()
+    assert server.bodies("!hall:home") == ["Hello"] and server.bodies("!case:home") == []
+    clock.advance(minutes=JOIN_WAIT.total_seconds() / 60)
+    assert await worker.drain() == 2
+    assert server.bodies("!case:home") == ["M1: the case room", "Noted"]
