@@ -1,10 +1,12 @@
-"""Retention for the runtime's own records: the outbox and the handled-event ids.
+"""Retention for the runtime's own records: the outbox, handled-event ids, unreadable ones.
 
 Sent messages are kept only as long as they are useful: their text, files and
 recipient go after ``privacy.outbox_body_days`` (a reply can name people, a
 direct message can carry a profile), the row after ``privacy.outbox_keep_days``.
 Handled-event ids are needed only while the sync position could hand the same
-event over again; past it (with a margin) they go. The sweep works from
+event over again; past it (with a margin) they go. Unreadable messages waiting
+for their key (and the marks of who was told) go within a day
+(storage.undecryptable.KEEP): a key that late is not coming. The sweep works from
 timestamps in the rows, so running it late, twice or after a long outage
 does the same thing as running it on time.
 """
@@ -20,7 +22,7 @@ from apscheduler.triggers.interval import IntervalTrigger
 
 from bot.scheduler import Job
 from config.settings import PrivacySettings
-from storage import outbox, state
+from storage import outbox, state, undecryptable
 from storage.engine import Database
 
 if TYPE_CHECKING:
@@ -41,10 +43,11 @@ class Swept:
     blanked: int
     deleted: int
     handled: int
+    unreadable: int = 0
 
 
 async def sweep(db: Database, now: datetime, privacy: PrivacySettings) -> Swept:
-    """One pass of retention over the outbox and the handled-event ids."""
+    """One pass of retention over the outbox, the handled-event ids and unreadable ones."""
     async with db.transaction() as session:
         blanked, deleted = await outbox.expire(
             session,
@@ -52,7 +55,8 @@ async def sweep(db: Database, now: datetime, privacy: PrivacySettings) -> Swept:
             delete_before=now - timedelta(days=privacy.outbox_keep_days),
         )
         handled = await state.prune_handled(session, HANDLED_MARGIN)
-    swept = Swept(blanked, deleted, handled)
+        unreadable = await undecryptable.expire(session, now - undecryptable.KEEP)
+    swept = Swept(blanked, deleted, handled, unreadable)
     if blanked or deleted:
         await db.checkpoint_wal()
         log.info("retention: %d sent messages emptied, %d removed, %d handled ids pruned",

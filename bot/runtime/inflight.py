@@ -80,6 +80,14 @@ class Inflight:
             self._safe = (token, at)
         return self._safe
 
+    def position(self) -> int:
+        """Every piece of work started so far is numbered below this."""
+        return self._next
+
+    def settled(self, position: int) -> bool:
+        """No work numbered below ``position`` is still open."""
+        return min(self._open, default=self._next) >= position
+
     @property
     def open(self) -> int:
         return len(self._open)

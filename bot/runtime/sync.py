@@ -186,7 +186,7 @@ class SyncLoop:
         self._relogin = relogin or (lambda: login.relogin(client, settings, db))
         self.backoff = backoff or Backoff()
         self.inflight = inflight or Inflight()
-        self.undecryptable = undecryptable or Undecryptable(client, transport, clock)
+        self.undecryptable = undecryptable or Undecryptable(client, transport, db, clock)
         self._stored: str | None = None
         # The kept room state (the app reads it); fed here, saved with the sync token.
         self.states = states if states is not None else RoomStates()
@@ -221,6 +221,7 @@ class SyncLoop:
             token = await state.get_value(session, TOKEN_KEY)
             known = await rooms.active(session) if token is not None else []
         self._stored = token
+        await self.undecryptable.load()
         for room in known:
             self._joined.add(room.room_id)
             self._direct[room.room_id] = room.is_direct
@@ -534,9 +535,19 @@ class SyncLoop:
 
     async def _dispatch_one(self, room_id: str, event: Any, *, state_only: bool) -> None:
         if isinstance(event, nio.MegolmEvent):
+            encrypted = event
             event = await self._decrypt(room_id, event, live=not state_only)
             if event is None:
                 return
+            if self.undecryptable.is_waiting(encrypted.event_id):
+                # Delivered again (a restart before its token was stored), key in hand:
+                # handed over here, so its waiting row can go once that work is done.
+                await self._hand_event(room_id, event, state_only=state_only)
+                self.undecryptable.discard(encrypted.event_id, self.inflight.position())
+                return
+        await self._hand_event(room_id, event, state_only=state_only)
+
+    async def _hand_event(self, room_id: str, event: Any, *, state_only: bool) -> None:
         source = _source(event)
         kind = source.get("type")
         event_id = source.get("event_id")
@@ -566,10 +577,22 @@ class SyncLoop:
         return None
 
     async def _reopen(self) -> None:
-        """Messages whose keys came late are handled now; long-unreadable ones are reported."""
-        for room_id, event in self.undecryptable.retry():
-            await self._dispatch(room_id, event)
-        await self.undecryptable.tell_overdue()
+        """Messages whose keys came late are handled now; long-unreadable ones are reported.
+
+        A message handled before a restart whose waiting row had not gone yet is not
+        handed over again (the handled-event ids say so)."""
+        waiting = self.undecryptable
+        opened = await waiting.retry()
+        if opened:
+            ids = [str(_source(event).get("event_id")) for _, event in opened]
+            async with self.db.transaction() as session:
+                handled = await state.handled_among(session, ids)
+            for room_id, event in opened:
+                if _source(event).get("event_id") not in handled:
+                    await self._dispatch(room_id, event)
+            waiting.handed(ids, self.inflight.position())
+        await waiting.settle(self.inflight.settled)
+        await waiting.tell_overdue()
 
     async def _hand(self, what: str | None, ref: str | None, call: Awaitable[None]) -> None:
         """One sink call; its failure is logged and never stops the loop."""

@@ -176,6 +176,47 @@ async def test_a_late_key_gets_the_command_answered_and_a_withheld_one_one_plain
         await bot.stop()
 
 
+async def test_a_message_waiting_for_its_key_is_answered_once_after_a_restart(
+    synapse: EmbeddedSynapse, synapse_admin: RegisteredUser, tmp_path: Path,
+    js_person: JsFactory, bot_databases: BotDatabases,
+) -> None:
+    """The sync position is past the message before its key comes: the waiting list is
+    what a restart must not lose (and it keeps ids only, so the event is fetched again)."""
+    clock = ManualClock(START)  # frozen: the grace never runs out here
+    setup = await make_bot_setup(synapse, synapse_admin, tmp_path / "restarted", bot_databases,
+                                 matrix={"sync_timeout_ms": 500})
+    bot = await RunningBot(setup, clock).start()
+    try:
+        erin = await js_person()
+        dm = await erin.create_dm(bot.user_id)
+        await erin.send(dm, "!help")
+        await erin.wait_message(dm, bot.user_id, contains="!about:")
+
+        await erin.call("rotate", room_id=dm)
+        await erin.call("hold_keys")
+        await erin.send(dm, "!about")
+        await until(lambda: bot.service.sync.undecryptable.waiting == 1,  # type: ignore[union-attr]
+                    "the bot to wait for the key")
+        await bot.restart()
+        assert bot.service.sync.undecryptable.waiting == 1  # type: ignore[union-attr]
+
+        assert (await erin.call("release_keys"))["released"] >= 1
+        assert_trusted(await erin.wait_message(dm, bot.user_id, contains="Opt out with"),
+                       bot.user_id)
+        await until(lambda: bot.service.sync.undecryptable.waiting == 0,  # type: ignore[union-attr]
+                    "the bot to stop waiting")
+
+        # Once, and not again after another restart (its waiting row is gone).
+        await bot.restart()
+        await erin.send(dm, "!help")
+        await erin.wait_message(dm, bot.user_id, contains="!about:")
+        bodies = (await erin.call("bodies", room_id=dm, sender=bot.user_id))["bodies"]
+        assert len([b for b in bodies if "Opt out with" in b]) == 1
+        assert not [b for b in bodies if "couldn't read" in b]
+    finally:
+        await bot.stop()
+
+
 async def until(check: Callable[[], bool], what: str, timeout: float = 30.0) -> None:
     deadline = asyncio.get_running_loop().time() + timeout
     while not check():

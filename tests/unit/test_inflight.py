@@ -27,6 +27,19 @@ async def test_the_token_to_store_waits_for_work_handed_over_before_it() -> None
     assert inflight.safe() == ("t4", AT)
 
 
+async def test_work_handed_over_before_a_position_is_settled_when_it_ends() -> None:
+    inflight = Inflight()
+    assert inflight.settled(inflight.position())  # nothing handed over: nothing to wait for
+    slow = inflight.hold()
+    here = inflight.position()
+    later = inflight.hold()  # started after the position: not waited for
+    assert not inflight.settled(here)
+    inflight.release(slow)
+    assert inflight.settled(here) and not inflight.settled(inflight.position())
+    inflight.release(later)
+    assert inflight.settled(inflight.position())
+
+
 async def test_work_stopped_by_a_shutdown_keeps_the_token_before_it() -> None:
     inflight = Inflight()
     inflight.mark("t1", AT)
