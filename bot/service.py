@@ -83,6 +83,7 @@ class Service:
             self.app.handoff = self.worker.send_now
             self.app.offload = self.offload
             await self.app.load_rooms()
+            await self.app.dm_reach.load(self.db)  # watches on DM invites, re-armed
             self.sync = SyncLoop(self._client, transport, self.db, self.app, settings, self.clock,
                                  inflight=self.inflight, states=self.app.room_states)
             self.app.sync_status = lambda: self.sync.last_sync_at if self.sync else None

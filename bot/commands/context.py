@@ -169,21 +169,24 @@ class Context:
                     else cannot_reach_text(self.app.transport.user_id))
             await self._queue(room_id=self.room.room_id, body=text)
             if self.can_dm:
-                self._watch_dm()
+                await self._watch_dm()
         if shared and not self.can_dm:
             return False
         await self._queue(to_user=self.sender.user_id, body=body, html=html,
                           attachment=attachment, kind=kind)
         return True
 
-    def _watch_dm(self) -> None:
-        reach = self.app.dm_reach
-        user_id, room_id, now = self.sender.user_id, self.room.room_id, self.now
+    async def _watch_dm(self) -> None:
+        """Watched from this command's transaction, so a restart re-arms it (bot.dm_reach)."""
+        committed = await self.app.dm_reach.watch(
+            self.session, self.sender.user_id, self.room.room_id, self.now)
+        if committed is None:
+            return
 
-        async def watch() -> None:
-            reach.watch(user_id, room_id, now)
+        async def watching() -> None:
+            committed()
 
-        self.app.after_commit(watch)
+        self.app.after_commit(watching)
 
     async def dm(self, user_id: str, body: str, *, kind: str = "dm",
                  attachment: Attachment | None = None, dedupe_key: str | None = None) -> None:

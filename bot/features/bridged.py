@@ -191,16 +191,19 @@ async def check_dms(app: Host) -> int:
             log.info("cannot see whether %s took the DM: %s", user_id, exc.errcode)
             continue
         accepted = member is not None and member.get("membership") == "join"
-        app.dm_reach.settle(user_id, accepted, now)
-        if accepted:
-            continue
+        # The watch ends with the room's notice, in one transaction: a crash before it
+        # commits leaves the watch to be checked again after the restart.
         async with app.db.transaction() as session:
+            kept = await app.dm_reach.settle(session, user_id, accepted, now)
+            if accepted or not kept:
+                continue
             row = await outbox.enqueue(
                 session, now=now, room_id=room_id, kind="reply",
                 body=cannot_reach_text(app.transport.user_id),
                 dedupe_key=f"dm-not-taken:{room_id}:{person_key(user_id)}:{_local_day(app, now)}",
             )
         told += row is not None
+    await app.dm_reach.expire(app.db, now)
     if told:
         app.queued()
     return told

@@ -15,9 +15,11 @@ from sqlalchemy import select
 
 from bot.events import StateChange
 from bot.features import bridged
+from bot.service import assemble
 from bridges import render
 from storage import bridges as bridge_rows
 from storage import groups, outbox, rooms
+from storage.dm_reach import DmReachRow
 from storage.models import OutboxMessage
 from tests.botworld import BotWorld, bot_world
 from tests.clocks import START
@@ -268,3 +270,63 @@ async def test_a_dm_the_ghost_accepts_settles_quietly(bw: BotWorld) -> None:
     assert await bridged.check_dms(bw.app) == 0
     [answer] = await bw.say(ghost, room, "!privacy")
     assert answer.startswith("I've invited you to a direct message")
+
+
+async def restart(bw: BotWorld) -> None:
+    """A new bot process on the same database and world, started as the service starts it."""
+    fresh = assemble(bw.app.settings, bw.app.db, bw.transport, clock=bw.clock)
+    bw.transport.attach(fresh)
+    bw.transport.keep_state(fresh.room_states.apply)
+    await fresh.load_rooms()
+    await fresh.dm_reach.load(fresh.db)
+    bw.app = fresh
+
+
+async def test_a_restart_while_an_invite_is_watched_still_owns_up_to_it(bw: BotWorld) -> None:
+    room, ghost = await portal(bw)
+    [told] = await bw.say(ghost, room, "!privacy")
+    assert told.startswith("I've invited you to a direct message")
+    dm = await bw.transport.direct_room(ghost)
+    bw.world._event(bw.world.room(dm), bw.bot, "m.room.member",
+                    {"membership": "invite"}, ghost)
+
+    await restart(bw)  # before the invite had its two minutes
+    bw.clock.advance(minutes=2)
+    assert await bridged.check_dms(bw.app) == 1
+    await bw.deliver()
+    assert bw.world.messages(room, sender=bw.bot)[-1].startswith(
+        "I couldn't reach you privately through this bridge")
+
+    # What was learned survives the next restart: no second invite, no personal answer.
+    await restart(bw)
+    assert await bridged.check_dms(bw.app) == 0
+    [answer] = await bw.say(ghost, room, "!privacy export")
+    assert answer.startswith("I couldn't reach you privately") and "{" not in answer
+    # For a day, then the bot tries a DM again.
+    bw.clock.advance(days=1, minutes=1)
+    assert await bridged.check_dms(bw.app) == 0
+    await restart(bw)
+    [again] = await bw.say(ghost, room, "!privacy")
+    assert again.startswith("I've invited you to a direct message")
+
+
+async def test_what_is_kept_about_reaching_a_ghost_names_them_only_while_watching(
+    bw: BotWorld,
+) -> None:
+    room, ghost = await portal(bw)
+    await bw.say(ghost, room, "!privacy")
+    dm = await bw.transport.direct_room(ghost)
+    bw.world._event(bw.world.room(dm), bw.bot, "m.room.member",
+                    {"membership": "invite"}, ghost)
+    async with bw.app.db.transaction() as session:
+        [watching] = (await session.scalars(select(DmReachRow))).all()
+    assert (watching.user_id, watching.room_id) == (ghost, room)
+    assert watching.person == outbox.person_key(ghost)
+
+    bw.clock.advance(minutes=2)
+    assert await bridged.check_dms(bw.app) == 1
+    async with bw.app.db.transaction() as session:
+        [learned] = (await session.scalars(select(DmReachRow))).all()
+    assert (learned.user_id, learned.room_id, learned.watched_since) == (None, None, None)
+    assert learned.unreachable_until == bw.clock.now() + timedelta(days=1)
+    assert ghost not in repr([learned.person, learned.unreachable_until])
