@@ -525,9 +525,12 @@ class SyncLoop:
             return await state.handled_among(session, ids)
 
     async def _dispatch(self, room_id: str, event: Any, *, state_only: bool = False) -> None:
-        """Hand one event over; an event we cannot make sense of is logged and skipped."""
+        """Hand one event over; an event we cannot make sense of is logged and skipped (but
+        one that could not be put on the waiting list fails the batch, tried again)."""
         try:
             await self._dispatch_one(room_id, event, state_only=state_only)
+        except NotKept:
+            raise
         except Exception:
             log.exception(
                 "could not deliver %s %s", type(event).__name__, _source(event).get("event_id")
@@ -573,7 +576,11 @@ class SyncLoop:
         except nio.EncryptionError:
             pass
         if live and event.sender != self.user_id:
-            await self.undecryptable.add(room_id, event)
+            try:
+                await self.undecryptable.add(room_id, event)
+            except Exception as err:
+                # Skipped, it would be lost: the sync position is about to pass it.
+                raise NotKept(f"could not keep unreadable {event.event_id}") from err
         return None
 
     async def _reopen(self) -> None:
@@ -639,6 +646,10 @@ class SyncLoop:
             await self.transport.leave(room_id)
         except TransportError as err:
             log.warning("could not decline the invite to %s: %s", room_id, err.errcode)
+
+
+class NotKept(Exception):
+    """An unreadable message could not be put on the waiting list: the batch is tried again."""
 
 
 def _marks_direct(events: Iterable[Any], user_id: str) -> bool:

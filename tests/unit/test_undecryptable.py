@@ -7,9 +7,11 @@ from datetime import timedelta
 from typing import Any, cast
 
 import nio
+import pytest
 from sqlalchemy import select
 
 from bot.features import retention
+from bot.runtime.sync import NotKept, SyncLoop
 from bot.runtime.undecryptable import GRACE, NOTICE, Undecryptable
 from bot.transport.base import NETWORK, TransportError
 from config.settings import load_settings
@@ -246,3 +248,21 @@ async def test_no_row_outlives_a_day_and_a_row_holds_no_content(database: Databa
     assert swept.unreadable == 1
     assert [event_id for event_id, *_ in await kept(database)] == ["$new"]
     assert timedelta(days=1) >= KEEP + retention.SWEEP_EVERY  # hourly: gone within the day
+
+
+async def test_a_message_that_cannot_be_kept_fails_its_sync_batch_rather_than_vanish(
+    sqlite_database: Database,
+) -> None:
+    """The sync position would pass it: the batch is tried again instead (same token)."""
+
+    class Unkept(Undecryptable):
+        async def add(self, room_id: str, event: nio.MegolmEvent) -> None:
+            raise OSError("disk full")
+
+    keys, server, clock = Keys(), Server(), ManualClock()
+    keys.user_id = "@grapevine:hs"  # type: ignore[attr-defined]
+    waiting = Unkept(cast(Any, keys), cast(Any, server), sqlite_database, clock)
+    loop = SyncLoop(cast(Any, keys), cast(Any, server), sqlite_database, cast(Any, None),
+                    load_settings(None), clock, undecryptable=waiting)
+    with pytest.raises(NotKept):
+        await loop._dispatch("!r", megolm("$1", "@ann:hs", "s1"))
