@@ -266,3 +266,46 @@ async def test_a_message_that_cannot_be_kept_fails_its_sync_batch_rather_than_va
                     load_settings(None), clock, undecryptable=waiting)
     with pytest.raises(NotKept):
         await loop._dispatch("!r", megolm("$1", "@ann:hs", "s1"))
+
+
+class Decrypted:
+    """What nio gives for an opened message: its source, as the sync loop reads it."""
+
+    def __init__(self, event_id: str, sender: str, body: str) -> None:
+        self.source = {"event_id": event_id, "sender": sender, "type": "m.room.message",
+                       "origin_server_ts": 0, "content": {"msgtype": "m.text", "body": body}}
+
+
+class Sink:
+    def __init__(self) -> None:
+        self.messages: list[str] = []
+
+    async def on_message(self, message: Any) -> None:
+        self.messages.append(message.event_id)
+
+
+async def test_a_waiting_message_delivered_again_with_its_key_is_handed_over_once(
+    database: Database,
+) -> None:
+    """A restart before the batch's token was stored: sync brings the message again, and
+    its key has come. It goes to the sink once, and its waiting row goes after."""
+    clock = ManualClock()
+    await Bot(database, clock).waiting.add("!r", megolm("$1", "@ann:hs", "s1"))
+
+    class Opens(Keys):
+        def decrypt_event(self, event: nio.MegolmEvent) -> Any:
+            super().decrypt_event(event)
+            return Decrypted(event.event_id, event.sender, "!about")
+
+    keys, server, sink = Opens(), Server(), Sink()
+    keys.user_id = "@grapevine:hs"  # type: ignore[attr-defined]
+    keys.sessions.add("s1")
+    waiting = Undecryptable(cast(Any, keys), cast(Any, server), database, clock)
+    loop = SyncLoop(cast(Any, keys), cast(Any, server), database, cast(Any, sink),
+                    load_settings(None), clock, undecryptable=waiting)
+    await waiting.load()
+    await loop._dispatch("!r", megolm("$1", "@ann:hs", "s1"))
+    await loop._reopen()
+    await loop._reopen()
+    assert sink.messages == ["$1"] and server.fetched == []
+    assert await kept(database) == []
