@@ -334,7 +334,7 @@ async def measure(n: int, root: Path, profile: Path | None = None) -> dict[str, 
         results["first start: all joined (s)"] = f"{all_joined:.1f} [{load()}]"
         results["first start: first answer (s)"] = f"{answered_at:.1f}"
         results["first start: slowest answer while joining (s)"] = (
-            f"{max(during):.2f} of {len(during)}")
+            f"{max(during):.2f} of {len(during)} (median {statistics.median(during):.2f})")
         # The greetings go out paced (5 a second): the idle and busy rounds below must
         # not share Synapse with a thousand of them still being sent.
         while True:
