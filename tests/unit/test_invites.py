@@ -44,7 +44,7 @@ async def until(check: object, seconds: float = 5.0) -> None:
     raise AssertionError("timed out")
 
 
-async def test_a_thousand_invites_are_joined_two_at_a_time() -> None:
+async def test_a_thousand_invites_are_joined_one_at_a_time() -> None:
     server, clock = Server(), ManualClock()
     joiner = InviteJoiner(server, clock, "localhost")
     task = asyncio.create_task(joiner.run())
@@ -56,7 +56,7 @@ async def test_a_thousand_invites_are_joined_two_at_a_time() -> None:
     joiner.stop()
     await task
 
-    assert server.most == 2
+    assert server.most == 1
     assert sorted(server.joined) == sorted(f"!room{n}:remote" for n in range(1000))
     assert server.asked[0] == ("!room0:remote", ("remote",))
     assert len(joiner) == 0
