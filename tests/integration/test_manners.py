@@ -111,7 +111,9 @@ async def test_posts_over_a_rooms_cap_come_next_morning_in_one_digest(
     await asyncio.sleep(1)
 
     bot.advance_to(next_london(bot.clock.now(), 8))
-    assert await voice.send_digests(bot.app, bot.clock.now()) == 1
+    # The scheduler's digest job (woken by the clock's move) or this call folds the two held
+    # posts, whichever comes first; the other finds nothing left, so the room gets one digest.
+    assert await voice.send_digests(bot.app, bot.clock.now()) in (0, 1)
     bot.app.queued()
     await ann.wait_for_message(room, sender=bot.user_id, contains="Digest", timeout=30)
     bodies = [b for b in said_by(await ann.messages(room), bot.user_id) if GREETING not in b]
