@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 
 
 class Woken:
@@ -17,6 +18,7 @@ class Woken:
     def __init__(self) -> None:
         self._task: asyncio.Task[None] | None = None
         self._again = False
+        self._closed = False
 
     def wanted(self) -> bool:
         return True
@@ -25,7 +27,7 @@ class Woken:
         raise NotImplementedError
 
     def wake(self) -> None:
-        if not self.wanted():
+        if self._closed or not self.wanted():
             return
         self._again = True
         if self._task is None or self._task.done():
@@ -44,6 +46,19 @@ class Woken:
         """Stop mid-pass, as a shutdown does; the work is resumable from the database."""
         if self._task is not None:
             self._task.cancel()
+
+    async def close(self) -> None:
+        """Stop for good, as the app closes: cancel a pass under way and wait until it has
+        unwound (rolled back its transaction), and start none after. A pass left running
+        would go on using the database after the service closed it; on SQLite its open
+        transaction would keep the write lock from the next start in the same process."""
+        self._closed = True
+        task, self._task = self._task, None
+        if task is None or task.done():
+            return
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await task
 
     async def _work(self) -> None:
         while self._again:

@@ -13,6 +13,7 @@ so it is answered exactly once.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import Protocol
@@ -79,11 +80,19 @@ class Deferrals:
         router = self._router
         outside = Outside(router, ctx.message, ctx.room, ctx.sender, ctx.private_replies)
         work = asyncio.ensure_future(self._run_job(outside, job))
-        if router.lanes is not None:
-            done, _ = await asyncio.wait({work}, timeout=router.working_after)
-            if not done:
-                await self._working(ctx)
-        await work
+        try:
+            if router.lanes is not None:
+                done, _ = await asyncio.wait({work}, timeout=router.working_after)
+                if not done:
+                    await self._working(ctx)
+            await work
+        finally:
+            # Cancelled (a stop) while waiting on the job: asyncio.wait leaves it running,
+            # and it would go on using a database the service is closing. End it first.
+            if not work.done():
+                work.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await work
         message = ctx.message
         async with router.db.transaction() as session:
             if await state.is_handled(session, message.event_id):

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from contextvars import ContextVar
@@ -16,6 +18,11 @@ from sqlalchemy.ext.asyncio import (
     async_sessionmaker,
     create_async_engine,
 )
+
+log = logging.getLogger("grapevine.storage")
+
+# How long close() waits for connections still out of the pool to come back.
+CLOSE_GRACE = 5.0
 
 SQLITE_PRAGMAS = (
     "PRAGMA journal_mode=WAL",
@@ -86,6 +93,28 @@ class Database:
         self.url = url
         self.engine = make_engine(url, **engine_kwargs)
         self.sessions = async_sessionmaker(self.engine, expire_on_commit=False)
+        # Connections out of the pool now, each with the name of the task that took it.
+        # Disposing the engine closes only connections in the pool: one still out (and,
+        # on SQLite, the write lock its transaction holds) lives on with its holder, and
+        # a restart in the same process would find the database locked. close() waits.
+        self._out: dict[int, str] = {}
+        self._drained: asyncio.Event | None = None  # set by the last check-in while closing
+        sync_engine = self.engine.sync_engine
+        event.listen(sync_engine, "checkout", self._on_checkout)
+        event.listen(sync_engine, "checkin", self._on_checkin)
+
+    def _on_checkout(self, _dbapi: Any, record: Any, _proxy: Any) -> None:
+        task = _task()
+        self._out[id(record)] = task.get_name() if isinstance(task, asyncio.Task) else "-"
+
+    def _on_checkin(self, _dbapi: Any, record: Any) -> None:
+        self._out.pop(id(record), None)
+        if not self._out and self._drained is not None:
+            self._drained.set()
+
+    def checked_out(self) -> list[str]:
+        """Who holds a connection out of the pool now (task names; tests, close)."""
+        return sorted(self._out.values())
 
     @property
     def dialect(self) -> str:
@@ -118,5 +147,18 @@ class Database:
             assert driver is not None
             await driver.execute("PRAGMA wal_checkpoint(TRUNCATE)")
 
-    async def close(self) -> None:
+    async def close(self, grace: float = CLOSE_GRACE) -> None:
+        """Close every connection, once those still out are back (within ``grace`` s).
+
+        Whatever still holds one at close is a task that outlived its owner's stop: a
+        bug, named in the log so it can be found (the next start may then find SQLite
+        locked until the task lets go)."""
+        if self._out:
+            self._drained = asyncio.Event()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._drained.wait(), grace)
+            self._drained = None
+        if self._out:
+            log.error("closing the database while %d connection(s) are still in use by: %s",
+                      len(self._out), ", ".join(self.checked_out()))
         await self.engine.dispose()

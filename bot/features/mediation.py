@@ -156,7 +156,9 @@ async def open_case(ctx: Context, args: Args) -> None:
 
 
 def install(app: Host) -> None:
-    app.on_queued(case_rooms(app).wake)
+    worker = case_rooms(app)
+    app.on_queued(worker.wake)
+    app.closers.append(worker.close)  # no room-making pass outlives the app
     for job in jobs(app):
         app.add_job(job)  # ignored where nothing is scheduled (shell, fast tests)
 

@@ -201,6 +201,7 @@ def install(app: Host) -> None:
     builder = builder_for(app)
     app.role_listeners.append(_role_listener(app))
     app.on_queued(builder.wake)
+    app.closers.append(builder.close)  # no pass outlives the app (nor holds SQLite's lock)
 
     async def sweep() -> None:
         builder.resume()

@@ -169,6 +169,27 @@ async def make_bot_setup(
     return BotSetup(user, data_dir, values)
 
 
+# Where the bot's own coroutines live: a task running one of them after its service
+# stopped is a leak (see :func:`left_running`).
+BOT_CODE = tuple(str(REPO / package) + os.sep for package in ("bot", "storage", "reach"))
+
+
+def left_running(service: Service) -> list[str]:
+    """What of a stopped service still runs: tasks running the bot's code, and database
+    connections out of the pool (by the name of the task that took each). Both must be
+    none once ``stop()`` returns: such a task goes on using the database after it was
+    closed, and on SQLite a transaction it holds open keeps the write lock from the next
+    start in the same process ("database is locked" after the 10 s busy timeout)."""
+    alive = []
+    for task in asyncio.all_tasks():
+        if task is asyncio.current_task() or task.done():
+            continue
+        code = getattr(task.get_coro(), "cr_code", None)
+        if code is not None and code.co_filename.startswith(BOT_CODE):
+            alive.append(f"task {task.get_name()} ({code.co_qualname})")
+    return alive + [f"connection held by {name}" for name in service.db.checked_out()]
+
+
 class RunningBot:
     """A bot running in this process on a test clock; ``app`` is the live Grapevine."""
 
@@ -204,7 +225,9 @@ class RunningBot:
     async def stop(self) -> None:
         if self.service is not None:
             await self.service.stop()
+            left = left_running(self.service)
             self.service = None
+            assert not left, f"still running after the bot stopped: {left}"
 
     async def restart(self) -> None:
         await self.stop()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -368,3 +369,40 @@ async def test_tree_rooms_and_setup_runs_are_kept_on_each_database(database: Dat
         assert (await tree.all_rooms(session))["space:E07900001"].moderators == [
             "@bea:x", "@zed:x"]
         assert await tree.unfinished_runs(session) == []
+
+
+async def test_closing_the_app_ends_a_tree_pass_mid_transaction_and_lets_go_of_sqlite(
+    county: BotWorld, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A stop while the builder's pass sits inside its transaction: the app's close ends
+    the pass (rolled back, connection returned), no wake after it starts another, and a
+    fresh start on the same file gets SQLite's write lock at once (the in-process restart
+    that once failed with "database is locked")."""
+    inside = asyncio.Event()
+    real_unfinished = tree.unfinished_runs
+
+    async def stuck(session: Any) -> Any:
+        runs = await real_unfinished(session)
+        inside.set()
+        await asyncio.Event().wait()  # until cancelled
+        return runs
+
+    monkeypatch.setattr(tree, "unfinished_runs", stuck)
+    builder = builder_for(county.app)
+    builder.resume()
+    await asyncio.wait_for(inside.wait(), 5)
+    assert county.app.db.checked_out() == ["room-tree"]
+
+    await county.app.close()
+    assert county.app.db.checked_out() == []
+    builder.resume()  # a commit's wake after the close: nothing starts
+    await asyncio.sleep(0)
+    assert county.app.db.checked_out() == []
+
+    # What the next start's first transaction does, on the same file, without waiting.
+    again = sqlite3.connect(tmp_path / "grapevine.db", timeout=0.1, isolation_level=None)
+    try:
+        again.execute("BEGIN IMMEDIATE")
+        again.execute("ROLLBACK")
+    finally:
+        again.close()
