@@ -85,4 +85,5 @@ async def bot_world(tmp_path: Path, *, settings: Settings | None = None,
     try:
         yield BotWorld(world, app, transport, clock)
     finally:
+        await app.close()  # as the service's stop: background passes end before the db
         await db.close()
