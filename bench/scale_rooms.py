@@ -17,6 +17,7 @@ does, in a subprocess, through a counting proxy:
 - HTTP requests the bot made in each phase, by kind.
 
     .venv/bin/python -m bench.scale_rooms --rooms 10 1000 [--profile DIR]
+        [--first-start-only] [--code OTHER_TREE]
 
 ``--profile DIR`` runs the bot under cProfile; the last process (idle and busy
 rounds) writes ``DIR/bot-N.prof`` when it stops.
@@ -304,7 +305,8 @@ async def chatter(ghost: Client, speakers: dict[str, str], stop: asyncio.Event) 
     return sent
 
 
-async def measure(n: int, root: Path, profile: Path | None = None) -> dict[str, Any]:
+async def measure(n: int, root: Path, profile: Path | None = None,
+                  first_start_only: bool = False, code: Path = REPO) -> dict[str, Any]:
     world = World(root / f"n{n}", n)
     bot_user, person, ghost = await world.start()
     admin = await world.synapse.register("admin", admin=True)
@@ -312,7 +314,7 @@ async def measure(n: int, root: Path, profile: Path | None = None) -> dict[str, 
     proxy = CountingProxy(world.synapse.base_url)
     await proxy.start()
     run = BotRun(root / f"n{n}" / "bot", proxy, bot_user, person.user_id,
-                 profile=profile / f"bot-{n}.prof" if profile else None)
+                 profile=profile / f"bot-{n}.prof" if profile else None, repo=code)
     bot = bot_user.user_id
     try:
         results["rooms made (s)"] = f"{await world.make_rooms(bot, person, ghost):.0f}"
@@ -345,6 +347,8 @@ async def measure(n: int, root: Path, profile: Path | None = None) -> dict[str, 
         results["first start: greetings all sent (s)"] = (
             f"{time.monotonic() - started - 5:.0f} [{load()}]")
         results["requests: first start"] = dict(proxy.reset())
+        if first_start_only:
+            return results
 
         # -- restart and crash ------------------------------------------------------------
         for label, sig in (("restart (SIGTERM)", signal.SIGTERM), ("crash (SIGKILL)",
@@ -446,12 +450,13 @@ def print_table(table: list[dict[str, Any]]) -> None:
             print(f"      N={row['N']:<5} {text}", flush=True)
 
 
-async def main(sizes: list[int], keep: Path | None, profile: Path | None) -> None:
+async def main(sizes: list[int], keep: Path | None, profile: Path | None,
+               first_start_only: bool = False, code: Path = REPO) -> None:
     table = []
     with tempfile.TemporaryDirectory() as scratch:
         root = keep or Path(scratch)
         for n in sizes:
-            table.append(await measure(n, root, profile))
+            table.append(await measure(n, root, profile, first_start_only, code))
             if n != sizes[-1]:
                 print_table(table[-1:])  # each size as soon as it is measured
     print_table(table)
@@ -463,7 +468,12 @@ if __name__ == "__main__":
     parser.add_argument("--rooms", type=int, nargs="+", default=[10, 1000])
     parser.add_argument("--keep", type=Path, help="keep the data here (default: a temp dir)")
     parser.add_argument("--profile", type=Path, help="run the bot under cProfile, output here")
+    parser.add_argument("--code", type=Path, default=REPO,
+                        help="the tree whose bot to run (another version, to compare)")
+    parser.add_argument("--first-start-only", action="store_true",
+                        help="stop each N after the first start (joins, answers, greetings)")
     args = parser.parse_args()
     if args.profile:
         args.profile.mkdir(parents=True, exist_ok=True)
-    asyncio.run(main(args.rooms, args.keep, args.profile))
+    asyncio.run(main(args.rooms, args.keep, args.profile, args.first_start_only,
+                     args.code.resolve()))
