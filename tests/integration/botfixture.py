@@ -203,13 +203,9 @@ class RunningBot:
         return self
 
     def advance_to(self, moment: datetime) -> None:
-        """Move the bot's clock (every part of the bot reads it) and wake what waits on it:
-        the outbox, and the scheduler (which would otherwise notice only on its next look,
-        up to 30 s later, as long as many tests wait)."""
+        """Move the bot's clock (every part of the bot reads it) and wake the outbox."""
         self.clock.current = moment
         self.app.queued()  # what was waiting may be due now
-        if self.service is not None and self.service.scheduler is not None:
-            self.service.scheduler.wake()
 
     async def stop(self) -> None:
         if self.service is not None:

@@ -189,7 +189,10 @@ async def test_a_consultation_closes_at_its_closing_time_and_its_asker_hears_onc
                   f'closes="{closes.astimezone(LONDON):%Y-%m-%d %H:%M}"', "K1 put to 1 group")
     await command(hana, wisbech, bot, "!consult answer K1 a", "G1's answer to K1: a) Yes")
 
-    bot.advance_to(closes + timedelta(minutes=2))  # wakes the scheduler too
+    bot.advance_to(closes + timedelta(minutes=2))
+    # The scheduler looks at the clock again within 30 s (as long as WAIT): told to now.
+    assert bot.service is not None and bot.service.scheduler is not None
+    bot.service.scheduler.wake()
     dm = await cora.wait_for_invite(timeout=WAIT, joined=True)
     told = await cora.wait_for_message(dm, sender=bot.user_id, contains="has closed",
                                        since=0, timeout=WAIT)
