@@ -111,7 +111,7 @@ async def test_posts_over_a_rooms_cap_come_next_morning_in_one_digest(
     await asyncio.sleep(1)
 
     bot.advance_to(next_london(bot.clock.now(), 8))
-    # The scheduler's digest job (woken by the clock's move) or this call folds the two held
+    # The scheduler's digest job (on its next look at the clock) or this call folds the two held
     # posts, whichever comes first; the other finds nothing left, so the room gets one digest.
     assert await voice.send_digests(bot.app, bot.clock.now()) in (0, 1)
     bot.app.queued()
