@@ -11,10 +11,10 @@ from __future__ import annotations
 from datetime import date, datetime
 
 from sqlalchemy import Integer, String, select
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
 
+from storage.engine import upsert_insert
 from storage.models import Base
 
 
@@ -30,9 +30,8 @@ class CommandDay(Base):
 
 async def note_command(session: AsyncSession, room_id: str, day: date, at: datetime) -> None:
     """Count one command in the room on that day (one upsert, in the command's transaction)."""
-    dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
-    stmt = dialect.insert(CommandDay).values(room_id=room_id, day=day.isoformat(), commands=1,
-                                             last_at=at)
+    stmt = upsert_insert(session, CommandDay).values(
+        room_id=room_id, day=day.isoformat(), commands=1, last_at=at)
     stmt = stmt.on_conflict_do_update(
         index_elements=["room_id", "day"],
         set_={"commands": CommandDay.commands + 1, "last_at": at})

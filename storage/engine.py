@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import event
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -53,6 +54,14 @@ def in_transaction() -> bool:
     (the in-process world's tests fail a transport call made here)."""
     owner, depth = _DEPTH.get()
     return depth > 0 and owner is _task()
+
+
+def upsert_insert(session: AsyncSession, table: Any) -> Any:
+    """An INSERT that can say ``on_conflict_do_nothing`` / ``on_conflict_do_update``: both
+    engines have the clause, but SQLAlchemy spells it per dialect."""
+    if session.get_bind().dialect.name == "postgresql":
+        return postgresql.insert(table)
+    return sqlite.insert(table)
 
 
 def make_engine(url: str, **kwargs: Any) -> AsyncEngine:

@@ -18,11 +18,11 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Integer, String, case, delete, func, select
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
 
 from storage import funding
+from storage.engine import upsert_insert
 from storage.funding import FundingDelivery, FundingNotice
 from storage.models import Base, Id, OutboxMessage
 
@@ -83,20 +83,14 @@ def pseudonym(secret: bytes, user_id: str) -> str:
     return hmac.new(secret, user_id.encode(), hashlib.sha256).hexdigest()
 
 
-def _insert(session: AsyncSession, table: Any) -> Any:
-    if session.get_bind().dialect.name == "postgresql":
-        return postgresql.insert(table)
-    return sqlite.insert(table)
-
-
 async def add_events(session: AsyncSession, rows: Sequence[FlowRow]) -> None:
     """Insert many rows at once; an event id already stored is skipped."""
     if not rows:
         return
     values = [asdict(row) for row in rows]
     await session.execute(
-        _insert(session, FlowEvent).on_conflict_do_nothing(index_elements=["event_id"]), values
-    )
+        upsert_insert(session, FlowEvent).on_conflict_do_nothing(index_elements=["event_id"]),
+        values)
 
 
 async def add_receipts(
@@ -104,7 +98,7 @@ async def add_receipts(
 ) -> None:
     """Add receipt counts per (room, notice)."""
     for (room_id, notice_id), n in counts.items():
-        stmt = _insert(session, FlowReceipts).values(
+        stmt = upsert_insert(session, FlowReceipts).values(
             room_id=room_id, notice_id=notice_id, count=n, last_at=at
         )
         stmt = stmt.on_conflict_do_update(

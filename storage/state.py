@@ -7,6 +7,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from storage.engine import upsert_insert
 from storage.models import BotState, HandledEvent
 
 # bot_state key of a person's direct-message room with the bot: "dm:@user:server".
@@ -37,6 +38,21 @@ async def set_value(session: AsyncSession, key: str, value: str) -> None:
 
 async def delete_value(session: AsyncSession, key: str) -> None:
     await session.execute(delete(BotState).where(BotState.key == key))
+
+
+async def claim(session: AsyncSession, event_id: str, room_id: str, at: datetime) -> bool:
+    """Record the event as handled, in one statement; False if it already was (the
+    check and the record a command's transaction needs, in a single round trip)."""
+    result = await session.execute(
+        upsert_insert(session, HandledEvent)
+        .values(event_id=event_id, room_id=room_id, handled_at=at)
+        .on_conflict_do_nothing(index_elements=["event_id"]))
+    return bool(result.rowcount)  # type: ignore[attr-defined]
+
+
+async def unclaim(session: AsyncSession, event_id: str) -> None:
+    """Take back a :func:`claim` (a command whose answer comes later records it then)."""
+    await session.execute(delete(HandledEvent).where(HandledEvent.event_id == event_id))
 
 
 async def is_handled(session: AsyncSession, event_id: str) -> bool:
