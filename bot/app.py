@@ -49,12 +49,12 @@ from bot.greeting import joined_many
 from bot.host import Hooks, RoleListener
 from bot.offload import InThread, Offload
 from bot.pager import Pager
-from bot.prefetch import ReadFirst, once, reading
+from bot.prefetch import ReadFirst, kept, once, reading
 from bot.questions import Questions
 from bot.ratelimit import RateLimiter, Verdict
 from bot.redaction import Redaction
 from bot.runtime.backoff import Backoff
-from bot.runtime.handoff import Handoff, hand_over, lease_replies
+from bot.runtime.handoff import Handoff, hand_over, lease_as_queued, lease_replies
 from bot.runtime.inflight import Lanes
 from bot.scheduler import Job, Scheduler
 from bot.transport.base import Transport, TransportError, is_transient
@@ -68,6 +68,16 @@ log = logging.getLogger("grapevine")
 
 # Server reads one command may ask for before it is decided (bot.prefetch).
 MAX_READS = 20
+
+# Where a failed handler's answer is kept for the command's second decision.
+FAILED = "handler failed"
+
+Answer = Callable[[Context], Awaitable[None]]
+
+
+class HandlerFailed(Exception):
+    """A handler failed: its transaction is rolled back and the command decided again,
+    answering with what the failure left (kept under :data:`FAILED`)."""
 
 
 class Grapevine(WhoAndWhere):
@@ -255,22 +265,28 @@ class Grapevine(WhoAndWhere):
                 return
             except ReadFirst as first:
                 await first.read()  # the transaction has rolled back
+            except HandlerFailed:
+                pass  # rolled back; decided again, with the failure's answer kept
         raise RuntimeError(f"{message.event_id} kept asking for server reads")
 
     async def _decide_once(self, message: Incoming, room: RoomContext,
                            line: CommandLine | None) -> None:
         with collecting() as pending:
             async with self.db.transaction() as session:
-                if await state.is_handled(session, message.event_id):
-                    return
                 now = self.clock.now()
+                if self.handoff is not None:
+                    lease_as_queued(session, now)
+                # Checked and recorded in one statement: the fewer round trips a command's
+                # transaction makes, the sooner a person has the answer (bench/latency.py).
+                if not await state.claim(session, message.event_id, message.room_id, now):
+                    return
                 if line is not None:
                     await self._command(session, message, room, line, now)
                 else:
                     await self._maybe_answer_prompt(session, message, room, now)
-                if not pending.deferred:
+                if pending.deferred:
                     # A deferred command is recorded as handled with its answer, later.
-                    await state.mark_handled(session, message.event_id, message.room_id, now)
+                    await state.unclaim(session, message.event_id)
                 # Just-committed replies go straight to the worker (bot.runtime.handoff).
                 handed = await lease_replies(session, now) if self.handoff is not None else []
             hand_over(handed, self.handoff)
@@ -358,14 +374,15 @@ class Grapevine(WhoAndWhere):
             redaction = self._redact_after_commit(message)
             if not room.is_direct:
                 ctx.redaction = redaction
-        if not await quiet.may_answer(self, session, message, room, sender):
+        group = None if room.is_direct else await groups.by_room(session, room.room_id)
+        if not quiet.may_answer(message, room, sender, group):
             return
         if found is None:
             await unknown(ctx, self.registry, tokens.words)
             return
         command, consumed = found
         ctx.command = command
-        if not room.is_direct and await groups.by_room(session, room.room_id) is not None:
+        if group is not None:
             # A group room that uses the bot is an active room for the adoption report.
             await activity.note_command(session, room.room_id, ctx.today, now)
         if command.personal or (command.where is Where.DM and not room.is_direct):
@@ -408,21 +425,36 @@ class Grapevine(WhoAndWhere):
 
     async def _execute(self, ctx: Context, command: Command, args: Any, line: CommandLine,
                        overrides: Overrides | None) -> None:
+        """Run the handler. If it fails, whatever it wrote must not stand: the whole
+        transaction is rolled back (:class:`HandlerFailed`) and the command decided again
+        with the failure's answer in the handler's place. A savepoint around every
+        handler did the same for two statements on every command; failures are rare."""
+        failed: Answer | None = kept((FAILED, ctx.message.event_id))
+        if failed is not None:
+            await failed(ctx)
+            return
+        answer: Answer
         try:
-            async with ctx.session.begin_nested():
-                await command.handler(ctx, args)
+            await command.handler(ctx, args)
+            return
         except CommandError as exc:
-            await ctx.reply(str(exc))
+            text = str(exc)
+            answer = lambda ctx: ctx.reply(text)  # noqa: E731
         except AskFor as ask:
-            await self.questions.ask_missing(ctx, line, overrides, ask.param)
+            param = ask.param
+            answer = lambda ctx: self.questions.ask_missing(ctx, line, overrides, param)  # noqa: E731
         except ReadFirst:
             raise  # rolled back, read outside, decided again
         except TransportError as exc:
             if is_transient(exc):
                 raise  # the whole command is rolled back and tried again
-            await ctx.reply(sorry(f"command {command.name}", ctx.message))
+            text = sorry(f"command {command.name}", ctx.message)
+            answer = lambda ctx: ctx.reply(text)  # noqa: E731
         except Exception:
-            await ctx.reply(sorry(f"command {command.name}", ctx.message))
+            text = sorry(f"command {command.name}", ctx.message)
+            answer = lambda ctx: ctx.reply(text)  # noqa: E731
+        once((FAILED, ctx.message.event_id), lambda: answer)
+        raise HandlerFailed(command.name)
 
     def after_commit(self, action: Callable[[], Awaitable[None]]) -> None:
         """Run ``action`` once the command's transaction has committed (never on rollback)."""

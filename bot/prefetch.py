@@ -97,6 +97,12 @@ async def power_levels(host: Host, room_id: str) -> PowerLevels:
     return await read(("power", room_id), lambda: host.power_levels(room_id))
 
 
+def kept(key: Hashable) -> Any:
+    """What this event's handling kept under ``key`` (by :func:`once`), or None."""
+    reads = _scope()
+    return None if reads is None else reads.values.get(key)
+
+
 def once(key: Hashable, decide: Callable[[], T]) -> T:
     """``decide()`` the first time this event's handling asks, the same answer after
     (a command run again after a read must not, say, count twice against a rate limit)."""

@@ -75,8 +75,8 @@ class Questions:
             return True
         if self._waiting is None:
             async with self.db.transaction() as session:
-                self._waiting = await prompts.waiting(session)
-        return key in self._waiting
+                await self._load_waiting(session)
+        return self._waiting is not None and key in self._waiting
 
     async def ask(self, ctx: Context, line: CommandLine, overrides: Overrides | None,
                   question: Missing | Choose, *, before: str = "") -> None:
@@ -117,8 +117,16 @@ class Questions:
             self._private[key] = Question(line.text, waiting, expires)
         else:
             await prompts.put(ctx.session, *key, line.text, waiting, expires)
-            if self._waiting is not None:
-                self._waiting.add(key)
+            if self._waiting is None:
+                await self._load_waiting(ctx.session)  # the one just put among them
+            known = self._waiting
+            assert known is not None
+            known.add(key)
+
+            async def note() -> None:  # again after a cancel's forget of this commit
+                known.add(key)
+
+            after_commit(note)
 
     async def open(self, session: AsyncSession, key: Key,
                    now: datetime) -> tuple[Question | None, bool]:
@@ -147,6 +155,21 @@ class Questions:
 
             after_commit(drop)
         private = question is not None
-        if self._waiting is not None:
-            self._waiting.discard((room_id, user_id))
+        if self._waiting is None:
+            await self._load_waiting(session)
+        waiting = self._waiting
+        if waiting is None or key not in waiting:
+            # Every question put since the load is in the set: none to clear, and no
+            # statement spent on finding that out (every command cancels).
+            return private
+
+        async def forget() -> None:  # after the commit: one rolled back still has it
+            waiting.discard(key)
+
+        after_commit(forget)
         return await prompts.clear(session, room_id, user_id) or private
+
+    async def _load_waiting(self, session: AsyncSession) -> None:
+        """Load who has a question open; merged, as two commands may load at once."""
+        loaded = await prompts.waiting(session)
+        self._waiting = loaded if self._waiting is None else self._waiting | loaded

@@ -3,11 +3,23 @@
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, case, delete, exists, func, null, or_, select, update
+from sqlalchemy import (
+    ColumnElement,
+    case,
+    delete,
+    exists,
+    false,
+    func,
+    null,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
@@ -65,6 +77,17 @@ def check_key(dedupe_key: str) -> None:
 
 
 _QUEUED = "grapevine.outbox.queued"
+# A command's transaction that hands its replies straight to the sender puts here what
+# decides, before each row is inserted, whether to lease it (bot.runtime.handoff).
+_LEASER = "grapevine.outbox.leaser"
+
+Leaser = Callable[[OutboxMessage], Awaitable[None]]
+
+
+def lease_as_queued(session: AsyncSession, leaser: Leaser) -> None:
+    """Have :func:`enqueue` pass every row to ``leaser`` before inserting it, for the
+    rest of this transaction: a row leased then goes in with its lease (no UPDATE)."""
+    session.info[_LEASER] = leaser
 
 
 async def enqueue(
@@ -114,6 +137,9 @@ async def enqueue(
         join_wait_until=wait_for_join,
         attempts=0,
     )
+    leaser = session.info.get(_LEASER)
+    if leaser is not None:
+        await leaser(row)  # before the insert: a row leased now is inserted leased
     await add_row(session, row)
     # Held here for the rest of the transaction: the session's identity map keeps rows
     # only weakly, and the command that queued this may hand it straight to the sender.
@@ -144,10 +170,17 @@ def _goes_before(earlier: Any, later: Any) -> ColumnElement[bool]:
     room, a row held for a first join (or whose wait is over but which has not gone
     yet) goes before everything queued after it there.
     """
-    return (
-        (earlier.id < later.id) & earlier.sent_at.is_(None) & earlier.failed_at.is_(None)
-        & ((earlier.to_user == later.to_user)
-           | ((earlier.room_id == later.room_id) & earlier.join_wait_until.is_not(None))))
+    return (earlier.id < later.id) & _holds_up(earlier, later.to_user, later.room_id)
+
+
+def _holds_up(earlier: Any, to_user: Any, room_id: Any) -> ColumnElement[bool]:
+    """:func:`_goes_before` but for the order: ``earlier`` is unfinished and holds up a
+    message to ``to_user`` or in ``room_id`` (columns, or values of a row not yet in the
+    table, for which None never matches, as NULL never equals in SQL)."""
+    person = earlier.to_user == to_user if to_user is not None else false()
+    room = ((earlier.room_id == room_id) & earlier.join_wait_until.is_not(None)
+            if room_id is not None else false())
+    return earlier.sent_at.is_(None) & earlier.failed_at.is_(None) & (person | room)
 
 
 def _behind(not_due: Any = None) -> Any:
@@ -230,6 +263,15 @@ async def waits_behind(session: AsyncSession, row: OutboxMessage) -> bool:
     found = await session.scalar(
         select(earlier.id).where(OutboxMessage.id == row.id, _goes_before(earlier, OutboxMessage))
         .limit(1))
+    return found is not None
+
+
+async def would_wait(session: AsyncSession, *, to_user: str | None,
+                     room_id: str | None) -> bool:
+    """:func:`waits_behind` for a message about to be queued: every row already in the
+    table is earlier than it, so any unfinished one that holds it up counts."""
+    found = await session.scalar(
+        select(OutboxMessage.id).where(_holds_up(OutboxMessage, to_user, room_id)).limit(1))
     return found is not None
 
 

@@ -14,7 +14,6 @@ from datetime import timedelta
 from typing import TYPE_CHECKING
 
 from apscheduler.triggers.interval import IntervalTrigger
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot import voice
 from bot.commands.context import RoomContext, Sender
@@ -29,17 +28,16 @@ if TYPE_CHECKING:
 DIGEST_SWEEP_EVERY = timedelta(minutes=5)
 
 
-async def may_answer(
-    app: Host, session: AsyncSession, message: Incoming, room: RoomContext, sender: Sender
-) -> bool:
+def may_answer(message: Incoming, room: RoomContext, sender: Sender,
+               group: groups.Group | None) -> bool:
     """False where the bot should stay silent: another Grapevine's own words (its help
     lines start with the prefix, and two bots answering each other is a loop), or a
-    non-admin's command in a quiet group's room."""
+    non-admin's command in a quiet group's room. ``group`` is the room's registered
+    group, which the router has read anyway (one query per command, not two)."""
     if OUTBOX_MARKER in message.content:
         return False
     if room.is_direct or sender.is_group_admin:
         return True
-    group = await groups.by_room(session, room.room_id)
     return group is None or not group.quiet
 
 

@@ -6,8 +6,11 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import event, func, select
 
+from bot.commands.context import Context
+from bot.commands.registry import CommandError
+from storage import state
 from storage.models import RoleGrant
 from tests.botworld import BotWorld, bot_world
 
@@ -178,6 +181,74 @@ async def test_a_failing_handler_apologises_with_a_reference_and_keeps_going(
     assert apology.startswith("Sorry, something went wrong on my side (reference ")
     [after] = await town.say(mo, room, "!help about")
     assert "!about" in after
+
+
+def replace_handler(bw: BotWorld, monkeypatch: pytest.MonkeyPatch, words: tuple[str, ...],
+                    handler: object) -> None:
+    command, _ = bw.app.registry.find(list(words)) or (None, 0)
+    assert command is not None
+    monkeypatch.setitem(bw.app.registry.commands, words,
+                        type(command)(**{**command.__dict__, "handler": handler}))
+
+
+@pytest.mark.parametrize("failure", ["bad input", "bug"])
+async def test_a_handler_that_fails_half_way_leaves_nothing_of_what_it_did(
+    town: BotWorld, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture,
+    failure: str,
+) -> None:
+    # The handler grants a role and says so, then fails: the person gets only the
+    # failure's answer, the grant is not there, and the command counts as answered.
+    room = await group_room(town)
+    _, _, mo = people(town)
+    runs = []
+
+    async def half_way(ctx: Context, args: object) -> None:
+        runs.append(ctx.message.event_id)
+        ctx.session.add(RoleGrant(user_id=mo, role="coordinator", granted_by=mo,
+                                  granted_at=ctx.now))
+        await ctx.reply("You are now a coordinator.")
+        if failure == "bad input":
+            raise CommandError("That area is not one I know: try !areas.")
+        raise RuntimeError("boom")
+
+    replace_handler(town, monkeypatch, ("about",), half_way)
+    event_id = await town.world.say(mo, room, "!about")
+    await town.deliver()
+    replies = town.world.messages(room, sender=town.bot)[-1:]
+    if failure == "bad input":
+        assert replies == ["That area is not one I know: try !areas."]
+    else:
+        assert replies[0].startswith("Sorry, something went wrong on my side (reference ")
+        assert caplog.text.count("Traceback") == 1  # logged once, not per decision
+    assert "You are now a coordinator." not in town.world.messages(room, sender=town.bot)
+    assert runs == [event_id]  # decided again with the answer, not run again
+    async with town.app.db.transaction() as session:
+        assert await session.scalar(select(func.count()).select_from(RoleGrant)) == 0
+        assert await state.is_handled(session, event_id)
+
+
+async def test_an_answer_costs_its_transaction_five_statements(town: BotWorld) -> None:
+    # What stands between a person and the answer (bench/latency.py): recording the event,
+    # the sender's grants, the room's group, whether the reply waits behind another, the
+    # reply itself, inserted already leased to the sender. Nothing else.
+    room = await group_room(town)
+    _, _, mo = people(town)
+    handed: list[str] = []
+    town.app.handoff = lambda rows: handed.extend(row.body for row in rows)
+    await town.say(mo, room, "!help")  # the first command loads who has a question open
+    statements: list[str] = []
+
+    def seen(_conn: object, _cursor: object, statement: str, *_: object) -> None:
+        statements.append(statement.split()[0])
+
+    engine = town.app.db.engine.sync_engine
+    event.listen(engine, "before_cursor_execute", seen)
+    try:
+        await town.world.say(mo, room, "!about")
+    finally:
+        event.remove(engine, "before_cursor_execute", seen)
+    assert [body[:16] for body in handed[-1:]] == ["Grapevine links "]
+    assert statements == ["BEGIN", "INSERT", "SELECT", "SELECT", "SELECT", "INSERT"]
 
 
 async def test_the_same_event_is_handled_once(town: BotWorld) -> None:
