@@ -4,6 +4,7 @@ and ended when the bot stops."""
 from __future__ import annotations
 
 import asyncio
+import multiprocessing
 import os
 
 import pytest
@@ -41,6 +42,21 @@ async def test_close_ends_the_worker_even_in_the_middle_of_a_job() -> None:
     job.cancel()
     pool.close()
     assert not worker.is_alive()
+    with pytest.raises(asyncio.CancelledError):
+        await job
+
+
+async def test_close_ends_a_worker_still_starting_with_a_job_sent_to_it() -> None:
+    # The bot stops a moment after a command sent the pool its first job: the worker has
+    # not yet said who it is, but it would run the job to the end (and the bot's exit
+    # would wait for it) if close() let it be.
+    before = set(multiprocessing.active_children())
+    pool = InProcesses(workers=1)
+    job = asyncio.ensure_future(pool.run(forever))
+    await asyncio.sleep(0.02)  # sent to the worker, which is still starting
+    job.cancel()
+    pool.close()
+    assert [p for p in multiprocessing.active_children() if p not in before] == []
     with pytest.raises(asyncio.CancelledError):
         await job
 
