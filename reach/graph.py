@@ -196,6 +196,7 @@ def build_graph(
     offline: Iterable[OfflineTie] = (),
     *,
     people: bool = False,
+    shared: Iterable[tuple[str, str, int]] = (),
 ) -> ReachGraph:
     """The reach graph from directory and flow records.
 
@@ -203,6 +204,9 @@ def build_graph(
     flow ties add arcs in the direction notices moved; offline ties go both
     ways. With ``people=True`` (only after a DPIA) each pseudonymous member is a
     node with arcs to and from their rooms instead of room-room member arcs.
+    ``shared`` gives the room-room counts already made, (room, other room, people
+    active in both) once per pair: the same member arcs as from the memberships they
+    count, without a row per person and room (the bot's database counts them).
     Records naming unknown rooms are ignored. Cost: O(M + R * s) for M
     memberships and s rooms per member.
     """
@@ -233,9 +237,16 @@ def build_graph(
         inc = sp.csr_matrix(
             (np.ones(room_col.size), (room_col, person_col)), shape=(len(rooms), len(person_keys))
         )
-        shared = (inc @ inc.T).tocoo()
-        off = shared.row != shared.col
-        add(shared.row[off], shared.col[off], "member", shared.data[off])
+        both = (inc @ inc.T).tocoo()
+        off = both.row != both.col
+        add(both.row[off], both.col[off], "member", both.data[off])
+    counted = [(index[a], index[b], n) for a, b, n in shared
+               if a in index and b in index and a != b and n > 0]
+    if counted:
+        ends = np.array([(a, b) for a, b, _ in counted], dtype=np.int64)
+        w = np.array([n for _, _, n in counted], dtype=float)
+        add(np.concatenate([ends[:, 0], ends[:, 1]]), np.concatenate([ends[:, 1], ends[:, 0]]),
+            "member", np.concatenate([w, w]))
     for f in flows:
         if f.src_room in index and f.dst_room in index and f.count > 0:
             add(np.array([index[f.src_room]]), np.array([index[f.dst_room]]), f.kind, [f.count])

@@ -4,39 +4,31 @@ Answers go only to a DM or a room whose members are all coordinators; asked
 anywhere else, the answer goes by DM. Every count is rendered by
 ``reach.report`` (under 5 shows as "<5"). Each command reads the database in
 its own transaction and defers the rest (the room's members, the model, the
-charts) to a job that runs after it commits, off the sync loop and in a
-thread (:mod:`bot.commands.deferred`), so no one else waits for the model;
-``!reach seed`` runs in the bot's offload (another process under the service).
+charts) to a job that runs after it commits, off the sync loop
+(:mod:`bot.commands.deferred`). The model's work runs in the bot's offload
+(:mod:`bot.features.reach_work`; under the service, another process): it is mostly
+Python, and in a thread of the bot it held the GIL every other room's command needs.
 """
 
 from __future__ import annotations
 
-from collections import defaultdict
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 from bot.commands.context import Context
 from bot.commands.deferred import Outside
 from bot.commands.registry import REGISTRY as commands
 from bot.commands.registry import Args, CommandError, Param, Role
 from bot.commands.values import AreaValue, Decimal, Integer, ListOf, Ref, Text
-from bot.features import reach_network
-from bot.features.reach_network import Network, Records
-from bot.features.reach_work import seed_answer
-from storage import funding, roles
+from bot.features import reach_network, reach_work
+from bot.features.reach_network import Records
+from storage import flow, funding, roles
 from storage.outbox import Attachment
 
-if TYPE_CHECKING:
-    from reach.traces import TracePrediction
+# The model (numpy, scipy, igraph, matplotlib: most of the bot's memory) is imported
+# where the offload runs it, not at start-up: a bot that is never asked starts small.
 
-# The model (numpy, scipy, igraph, matplotlib: most of the bot's memory) is imported by
-# the commands that run it, not at start-up: a bot that is never asked starts small.
-
-RUNS = 1000
-GAPS_SHOWN = 4  # with the reach-funding table and closed-in groups, one screen (12 lines)
 RECENT = 10  # past notices the report checks the model against
-RECENT_RUNS = 300
 NOTICE = Param("notice", Ref("F"), positional=True, ask="Which notice? (e.g. F12)")
 AREA = Param("area", AreaValue(), required=False)
 
@@ -65,14 +57,12 @@ async def _load(ctx: Context, area: str | None = None) -> Loaded:
     return Loaded(records, frozenset(coordinators))
 
 
-def _later(ctx: Context, loaded: Loaded, job: Callable[[Outside, Network], Awaitable[None]]
-           ) -> None:
-    """Finish with ``job`` outside the transaction, on the network built in a thread."""
+def _later(ctx: Context, loaded: Loaded, job: Callable[[Outside], Awaitable[None]]) -> None:
+    """Finish with ``job`` outside the transaction, once it is known where to answer."""
 
     async def run(out: Outside) -> None:
         await _answer_privately_unless_safe(out, loaded.coordinators)
-        net = await out.thread(lambda: reach_network.build(loaded.records, out.app.areas))
-        await job(out, net)
+        await job(out)
 
     ctx.defer(run)
 
@@ -108,63 +98,47 @@ async def _posted_in(ctx: Context, notice_id: int) -> list[str]:
     return seeds
 
 
-async def _seeds_of(out: Outside, net: Network, given: list[str]) -> list[str]:
+async def _seeds_of(out: Outside, records: Records, given: list[str]) -> list[str]:
+    """The rooms named (groups, hubs, room ids or aliases), all of them the network's nodes
+    (the rooms of ``records``); an error naming the first that is not."""
+    known = {r.room_id for r in records.rooms}
+    group_rooms = reach_network.group_rooms(records)
     rooms = []
     for item in given:
-        room = net.group_rooms.get(item.upper()) or item
+        room = group_rooms.get(item.upper()) or item
         if room.startswith("#"):
             room = await out.app.transport.resolve_alias(room) or room
-        if room not in net.graph.index:
+        if room not in known:
             raise CommandError(f"seeds: I don't know the room {item}; give a group (G5), a hub "
                                "(P3), a room id or an alias of a room I'm in.")
         rooms.append(room)
     return rooms
 
 
-def _predict(net: Network, seeds: list[str], notice_id: int, history: list[tuple[str, bool]],
-             runs: int = RUNS) -> TracePrediction:
-    """Rooms reached with a trace: the quantity the report observes, with trace rates fitted
-    from ``history`` (other notices' rooms)."""
-    from reach.traces import fit_rates, predict_traces
-
-    networks = reach_network.node_networks(net)
-    rates = fit_rates(((reach_network.network_of(net.records, room), hit)
-                       for room, hit in history), networks)
-    return predict_traces(net.graph, net.p, seeds, networks, rates, runs=runs, seed=notice_id)
+async def _people_per_district(ctx: Context, records: Records) -> dict[str, int]:
+    """Distinct active (pseudonymous) senders per district, counted by the database: one
+    person in two rooms of a district counts once there."""
+    rooms: dict[str, list[str]] = {}
+    for facts in records.rooms:
+        if (district := reach_network.district_of(facts, ctx.app.areas)) is not None:
+            rooms.setdefault(district, []).append(facts.room_id)
+    counts = {d: await flow.people_in(ctx.session, here) for d, here in sorted(rooms.items())}
+    return {d: n for d, n in counts.items() if n}
 
 
 @commands.command("reach stats", summary="rooms, groups, activity and bridging ties per district",
                   roles=[Role.COORDINATOR], params=[AREA])
 async def reach_stats(ctx: Context, args: Args) -> None:
     loaded = await _load(ctx, args.area)
+    people = await _people_per_district(ctx, loaded.records)
     prefix = ctx.prefix
 
-    async def job(out: Outside, net: Network) -> None:
-        from reach import report
-        from reach.structure import analyse
-
-        graph = net.graph
-
-        def district(room: str) -> str | None:
-            v = graph.index.get(room)
-            return graph.districts[graph.district[v]] if v is not None and graph.district[v] >= 0 \
-                else None
-
-        messages: dict[str, int] = defaultdict(int)
-        for room, (n, _) in net.activity.items():
-            if (d := district(room)) is not None:
-                messages[d] += n
-        people: dict[str, set[str]] = defaultdict(set)  # distinct pseudonyms: one person, one count
-        for room, key in net.records.memberships:
-            if (d := district(room)) is not None:
-                people[d].add(key)
-        active = {d: len(keys) for d, keys in people.items()}
-        structure = await out.thread(lambda: analyse(graph))
-        rows = report.district_stats(graph, structure, active, messages)
-        if not rows:
+    async def job(out: Outside) -> None:
+        text = await out.compute(reach_work.stats_answer, loaded.records, out.app.areas, people)
+        if text is None:
             raise CommandError("No rooms with a known area yet; groups get an area when they "
                                f"register ({prefix}group register).")
-        out.reply(report.render_stats(rows, net.labels))
+        out.reply(text)
 
     _later(ctx, loaded, job)
 
@@ -180,14 +154,10 @@ async def reach_predict(ctx: Context, args: Args) -> None:
         await _notice_exists(ctx, notice)
     history = await reach_network.trace_history(ctx.session, notice)
 
-    async def job(out: Outside, net: Network) -> None:
-        from reach import report
-
-        seeds = await _seeds_of(out, net, given) if given else \
-            [s for s in posted if s in net.graph.index]
-        pred = await out.thread(lambda: _predict(net, seeds, notice, history))
-        out.reply(f"F{notice}: " + report.render_trace_prediction(
-            pred.districts, pred.total, pred.level, len(seeds), net.labels))
+    async def job(out: Outside) -> None:
+        seeds = await _seeds_of(out, loaded.records, given) if given else posted
+        out.reply(await out.compute(reach_work.predict_answer, loaded.records, out.app.areas,
+                                    seeds, notice, history))
 
     _later(ctx, loaded, job)
 
@@ -202,41 +172,16 @@ async def reach_gaps(ctx: Context, args: Args) -> None:
     money = await reach_network.funding_by_locality(ctx.session, codes)
     collab_records, group_areas = await reach_network.collaboration_groups(ctx.session)
     histories = await reach_network.trace_histories(ctx.session)
-    places = []
+    places: list[reach_work.Place] = []
     for a in localities:
         district = areas.district_of(a.code)
         places.append((a.code, a.name, district.code if district else None, a.imd_decile,
                        a.lat, a.lon))
 
-    async def job(out: Outside, net: Network) -> None:
-        from reach import charts, overlay, report
-
-        graph = net.graph
-        # Reach of a typical notice: one posted in every room that has had one (else every room).
-        posted = sorted({room for d in net.records.deliveries.values() for room in d}
-                        & set(graph.keys))
-        seeds = posted or list(graph.keys)
-        hubs = [r.room_id for r in net.records.rooms if r.hub]
-
-        def work() -> tuple[str, bytes, str]:
-            from reach.gaps import find_gaps
-            from reach.structure import analyse
-
-            history = [pair for pairs in histories.values() for pair in pairs]
-            pred = _predict(net, seeds, 0, history)
-            closed = find_gaps(graph, analyse(graph), pred.node_prob).groups
-            rows = overlay.join(
-                [overlay.Place(*p) for p in places], pred.localities,
-                {c: overlay.Funding(n, amount) for c, (n, amount) in money.items()},
-                overlay.collaborations_per_locality(collab_records, group_areas,
-                                                    {c: c for c in codes}))
-            ranks = overlay.with_ties(overlay.rank_gaps(rows, GAPS_SHOWN), graph, pred.node_prob,
-                                      hubs)
-            return (report.render_overlay(ranks, overlay.reach_bands(rows), net.labels,
-                                          [g.key for g in closed], pred.level),
-                    charts.locality_map(rows), report.map_text(rows, net.labels))
-
-        text, png, alt = await out.thread(work)
+    async def job(out: Outside) -> None:
+        text, png, alt = await out.compute(reach_work.gaps_answer, loaded.records, out.app.areas,
+                                           places, money, collab_records, group_areas,
+                                           histories)
         out.reply(text)
         out.reply(alt, attachment=Attachment("reach-gaps-map.png", "image/png", png))
 
@@ -254,14 +199,13 @@ async def reach_seed(ctx: Context, args: Args) -> None:
     k = args.k or 5
     equity = 0.0 if args.equity is None else float(args.equity)
 
-    async def run(out: Outside) -> None:
-        await _answer_privately_unless_safe(out, loaded.coordinators)
+    async def job(out: Outside) -> None:
         # Built and chosen in one step where the bot's offload runs it (another process
         # under the service): only the records go there, and the answer's text comes back.
-        out.reply(f"F{notice}: " + await out.compute(seed_answer, loaded.records,
+        out.reply(f"F{notice}: " + await out.compute(reach_work.seed_answer, loaded.records,
                                                      out.app.areas, k, equity, notice))
 
-    ctx.defer(run)
+    _later(ctx, loaded, job)
 
 
 @commands.command("reach report", summary="predicted against observed reach of a notice, "
@@ -272,46 +216,15 @@ async def reach_report(ctx: Context, args: Args) -> None:
     posted = await _posted_in(ctx, notice)
     signals = await reach_network.signals(ctx.session, notice)
     histories = await reach_network.trace_histories(ctx.session)
-    past = []  # the latest earlier notices, to say whether the model has been right lately
+    past: list[reach_work.Past] = []  # the latest earlier notices: has the model been right?
     for earlier in await reach_network.recent_notices(ctx.session, notice, RECENT):
         past.append((earlier, await reach_network.delivery_rooms(ctx.session, earlier),
                      await reach_network.signals(ctx.session, earlier)))
 
-    async def job(out: Outside, net: Network) -> None:
-        seeds = [s for s in posted if s in net.graph.index]
-
-        def work() -> tuple[str, bytes]:
-            from reach import charts, report
-            from reach.evaluate import Evaluation, Observed, evaluate
-            from reach.traces import ALL, observed_traces
-
-            pred = _predict(net, seeds, notice,
-                            reach_network.history_without(histories, notice))
-            seen = observed_traces(net.graph, signals)
-            observed = {d: Observed(n, 0) for d, n in seen.items()}
-            ev = evaluate(pred.districts, observed, "groups")
-            bands = evaluate([b for b in pred.bands if b.groups], observed, "groups")
-            recent = []
-            for earlier, rooms, sigs in past:
-                known = [r for r in rooms if r in net.graph.index]
-                if not known:
-                    continue
-                then = _predict(net, known, earlier,
-                                reach_network.history_before(histories, earlier), RECENT_RUNS)
-                iv = then.total.groups_reached
-                recent.append(report.RecentCheck(
-                    earlier, iv.lo, iv.hi, observed_traces(net.graph, sigs).get(ALL, 0),
-                    iv.chance))
-            both = Evaluation(ev.measure, ev.level, ev.rows + bands.rows, ev.mean_abs_log_error,
-                              ev.bias, ev.coverage, ev.spearman, ev.expected)
-            title = f"F{notice}: predicted vs observed rooms reached (with a trace)"
-            return (report.render_traces(ev, pred.total, seen.get(ALL, 0), net.labels, bands,
-                                         recent),
-                    charts.prediction_chart(both, net.labels, title))
-
-        text, png = await out.thread(work)
-        out.reply(f"F{notice}: " + text,
-                  attachment=Attachment(f"reach-F{notice}.png", "image/png", png))
+    async def job(out: Outside) -> None:
+        text, png = await out.compute(reach_work.report_answer, loaded.records, out.app.areas,
+                                      notice, posted, signals, histories, past)
+        out.reply(text, attachment=Attachment(f"reach-F{notice}.png", "image/png", png))
 
     _later(ctx, loaded, job)
 
@@ -321,22 +234,8 @@ async def reach_report(ctx: Context, args: Args) -> None:
 async def reach_map(ctx: Context, args: Args) -> None:
     loaded = await _load(ctx, args.area)
 
-    async def job(out: Outside, net: Network) -> None:
-        from reach import charts, report
-        from reach.structure import analyse
-
-        graph = net.graph
-
-        def work() -> tuple[bytes, int, int]:
-            structure = analyse(graph)
-            return (charts.network_map(graph, structure, names=net.labels),
-                    int(structure.edges.shape[0]), int(structure.bridging.sum()))
-
-        png, ties, bridging = await out.thread(work)
-        out.reply(
-            f"The network: {report.count(graph.n)} rooms and groups, {report.count(ties)} ties, "
-            f"{report.count(bridging)} of them bridging (in red).",
-            attachment=Attachment("reach-map.png", "image/png", png),
-        )
+    async def job(out: Outside) -> None:
+        text, png = await out.compute(reach_work.map_answer, loaded.records, out.app.areas)
+        out.reply(text, attachment=Attachment("reach-map.png", "image/png", png))
 
     _later(ctx, loaded, job)

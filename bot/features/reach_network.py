@@ -15,10 +15,14 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from config.areas import AreaIndex
-from storage import collab, flow, funding, groups, introductions, rooms, tree, venues
+from storage import collab, flow, funding, introductions
 from storage.flow import FlowEvent, FlowReceipts
 from storage.funding import FundingDelivery
+from storage.groups import Group
 from storage.mediation import Case
+from storage.models import KnownRoom
+from storage.tree import TreeRoom
+from storage.venues import Venue
 
 if TYPE_CHECKING:
     import numpy as np
@@ -53,11 +57,18 @@ class Forward:
 
 @dataclass(frozen=True)
 class Records:
+    """What the model is built from. It crosses to the offload's process (pickled), so it
+    holds counts where the model needs only counts, and each room id is one string object
+    however often it is named (pickle writes a repeated object once)."""
+
     rooms: list[RoomFacts]
-    memberships: list[tuple[str, str]]  # (room, pseudonymous sender key)
+    # (room, other room, pseudonymous senders active in both), once per pair (room < other).
+    shared: list[tuple[str, str, int]]
     activity: dict[str, tuple[int, int]]  # room -> (messages, active senders)
     deliveries: dict[int, dict[str, datetime]]  # notice -> room -> sent at
     forwards: list[Forward] = field(default_factory=list)
+    # (room, pseudonymous sender key) for each room where someone who forwarded is active.
+    forwarders: list[tuple[str, str]] = field(default_factory=list)
     networks: dict[str, str] = field(default_factory=dict)  # room -> bridged network, if any
     # Groups put in touch through the directory (accepted introductions): (room, room).
     introductions: list[tuple[str, str]] = field(default_factory=list)
@@ -79,20 +90,26 @@ def hub_key(venue_id: int) -> str:
     return f"hub:P{venue_id}"
 
 
+def district_of(facts: RoomFacts, areas: AreaIndex) -> str | None:
+    """The district code a room's node is placed in (None: no known area)."""
+    if facts.area_code is None or facts.area_code not in areas:
+        return None
+    district_area = areas.district_of(facts.area_code)
+    return district_area.code if district_area else None
+
+
 def node_of(facts: RoomFacts, areas: AreaIndex, members: int) -> RoomNode:
     from reach.graph import RoomNode
 
     code = facts.area_code if facts.area_code in areas else None
-    locality = district = None
+    locality = None
     decile = None
     if code is not None:
-        district_area = areas.district_of(code)
-        district = district_area.code if district_area else None
         if not areas.children(code):
             locality = code
         decile = areas.get(code).imd_decile
-    return RoomNode(facts.room_id, "group" if facts.is_group else "room", locality, district,
-                    decile, members)
+    return RoomNode(facts.room_id, "group" if facts.is_group else "room", locality,
+                    district_of(facts, areas), decile, members)
 
 
 def forward_ties(records: Records) -> list[FlowTie]:
@@ -101,7 +118,7 @@ def forward_ties(records: Records) -> list[FlowTie]:
     from reach.graph import FlowTie
 
     active: dict[str, set[str]] = defaultdict(set)
-    for room, key in records.memberships:
+    for room, key in records.forwarders:
         active[key].add(room)
     counts: dict[tuple[str, str], int] = defaultdict(int)
     for f in records.forwards:
@@ -140,24 +157,28 @@ def cascades(records: Records, graph: ReachGraph) -> list[dict[int, int]]:
 
 def build(records: Records, areas: AreaIndex) -> Network:
     from reach.calibrate import fit_ic
-    from reach.graph import Membership, build_graph, hub_ties
+    from reach.graph import build_graph, hub_ties
 
     nodes = [node_of(r, areas, records.activity.get(r.room_id, (0, 0))[1]) for r in records.rooms]
     hubs = [r.room_id for r in records.rooms if r.hub]
     graph = build_graph(
         nodes,
-        [Membership(room, key) for room, key in records.memberships],
+        (),
         forward_ties(records),
         [*hub_ties(nodes, hubs), *introduction_ties(records)],
+        shared=records.shared,
     )
     calibration = fit_ic(graph, cascades(records, graph))
     labels = {a.code: a.name for a in areas}
     labels.update({r.room_id: r.label for r in records.rooms})
-    # Seeds may be named as people know them: a group (G5) or a community hub (P3).
-    group_rooms = {r.label.split(" ", 1)[0]: r.room_id for r in records.rooms
-                   if r.is_group or r.room_id.startswith("hub:")}
-    return Network(graph, calibration.arc_prob, calibration, labels, records.activity, group_rooms,
-                   records)
+    return Network(graph, calibration.arc_prob, calibration, labels, records.activity,
+                   group_rooms(records), records)
+
+
+def group_rooms(records: Records) -> dict[str, str]:
+    """Seeds may be named as people know them: a group (G5) or a community hub (P3)."""
+    return {r.label.split(" ", 1)[0]: r.room_id for r in records.rooms
+            if r.is_group or r.room_id.startswith("hub:")}
 
 
 def within(records: Records, keep: Callable[[str], bool]) -> Records:
@@ -165,51 +186,79 @@ def within(records: Records, keep: Callable[[str], bool]) -> Records:
     rooms = [r for r in records.rooms if r.area_code is not None and keep(r.area_code)]
     ids = {r.room_id for r in rooms}
     return replace(records, rooms=rooms,
-                   memberships=[(r, k) for r, k in records.memberships if r in ids])
+                   shared=[s for s in records.shared if s[0] in ids and s[1] in ids],
+                   forwarders=[(r, k) for r, k in records.forwarders if r in ids])
 
 
 # -- reading the database -------------------------------------------------------------------
 
 
 async def load_records(session: AsyncSession) -> Records:
+    """The model's records, read in the command's transaction (which holds the database's
+    write lock, and the event loop while Python handles the rows): so only the columns
+    the model uses, as plain rows (no ORM objects), and who is where as the database's
+    counts per pair of rooms (``flow.shared_members``), not a row per person and room."""
+    canon: dict[str, str] = {}
+
+    def one(room: str) -> str:
+        """The one string object for this room id (pickle writes it once)."""
+        return canon.setdefault(room, room)
+
     case_rooms = set(await session.scalars(select(Case.room_id).where(Case.room_id.is_not(None))))
     facts: dict[str, RoomFacts] = {}
     networks: dict[str, str] = {}
-    for known in await rooms.active(session):
-        if known.network:
-            networks[known.room_id] = known.network
-        if not known.is_direct and known.room_id not in case_rooms:
-            facts[known.room_id] = RoomFacts(known.room_id, known.room_id, False, None, False)
-    for t in (await tree.all_rooms(session)).values():
-        if t.kind != "space":
-            facts[t.room_id] = RoomFacts(t.room_id, t.name, False, t.area_code,
-                                         t.kind == "locality")
-    for g in await groups.active(session):
-        if g.room_id is not None and g.room_id not in case_rooms:
-            facts[g.room_id] = RoomFacts(g.room_id, f"{g.ref} {g.name}", True, g.area_code,
-                                         g.type in HUB_TYPES)
-    for v in await venues.hubs(session):
+    for room_id, network, is_direct in (await session.execute(
+            select(KnownRoom.room_id, KnownRoom.network, KnownRoom.is_direct)
+            .where(KnownRoom.left_at.is_(None)))).tuples():
+        room_id = one(room_id)
+        if network:
+            networks[room_id] = network
+        if not is_direct and room_id not in case_rooms:
+            facts[room_id] = RoomFacts(room_id, room_id, False, None, False)
+    for room_id, name, area_code, kind in (await session.execute(
+            select(TreeRoom.room_id, TreeRoom.name, TreeRoom.area_code, TreeRoom.kind))).tuples():
+        if kind != "space":
+            room_id = one(room_id)
+            facts[room_id] = RoomFacts(room_id, name, False, area_code, kind == "locality")
+    for number, group_room, name, area_code, kind in (await session.execute(
+            select(Group.id, Group.room_id, Group.name, Group.area_code, Group.type)
+            .where(Group.unregistered_at.is_(None)).order_by(Group.id))).tuples():
+        if group_room is not None and group_room not in case_rooms:
+            room_id = one(group_room)
+            facts[room_id] = RoomFacts(room_id, f"{Group.ref_of(number)} {name}", True,
+                                       area_code, kind in HUB_TYPES)
+    for number, name, area_code in (await session.execute(
+            select(Venue.id, Venue.name, Venue.area_code)
+            .where(Venue.removed_at.is_(None), Venue.hub.is_(True))
+            .order_by(Venue.id))).tuples():
         # A community hub is an offline node: people meet there and read its notice sheet.
-        facts[hub_key(v.id)] = RoomFacts(hub_key(v.id), f"{v.ref} {v.name}", False, v.area_code,
-                                         True)
-        networks[hub_key(v.id)] = OFFLINE
+        key = one(hub_key(number))
+        facts[key] = RoomFacts(key, f"{Venue.ref_of(number)} {name}", False, area_code, True)
+        networks[key] = OFFLINE
     deliveries: dict[int, dict[str, datetime]] = defaultdict(dict)
-    for d in await session.scalars(select(FundingDelivery)):
-        deliveries[d.notice_id][d.room_id] = d.sent_at or d.queued_at
+    for notice_id, room_id, sent_at, queued_at in (await session.execute(
+            select(FundingDelivery.notice_id, FundingDelivery.room_id, FundingDelivery.sent_at,
+                   FundingDelivery.queued_at))).tuples():
+        deliveries[notice_id][one(room_id)] = sent_at or queued_at
     forwards = [
-        Forward(e.notice_id, e.room_id, e.sender_key, e.at)
-        for e in await session.scalars(select(FlowEvent).where(FlowEvent.kind == "forward",
-                                                               FlowEvent.notice_id.is_not(None)))
-        if e.notice_id is not None
+        Forward(notice_id, one(room_id), sender_key, at)
+        for notice_id, room_id, sender_key, at in (await session.execute(
+            select(FlowEvent.notice_id, FlowEvent.room_id, FlowEvent.sender_key, FlowEvent.at)
+            .where(FlowEvent.kind == "forward", FlowEvent.notice_id.is_not(None))
+            .order_by(FlowEvent.id))).tuples()
+        if notice_id is not None
     ]
     return Records(
         rooms=sorted(facts.values(), key=lambda r: r.room_id),
-        memberships=await flow.memberships(session),
-        activity=await flow.room_activity(session),
+        shared=[(one(a), one(b), n) for a, b, n in await flow.shared_members(session)],
+        activity={one(room): counts for room, counts in
+                  (await flow.room_activity(session)).items()},
         deliveries=dict(deliveries),
         forwards=forwards,
+        forwarders=[(one(room), key) for room, key in await flow.forwarders(session)],
         networks=networks,
-        introductions=await introductions.accepted_rooms(session),
+        introductions=[(one(a), one(b))
+                       for a, b in await introductions.accepted_rooms(session)],
     )
 
 

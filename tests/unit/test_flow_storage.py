@@ -41,6 +41,29 @@ async def test_a_replayed_event_is_stored_once_and_receipt_counts_add_up(
         assert await flow.room_activity(session) == {"!a": (2, 2), "!b": (0, 1)}
 
 
+async def test_the_reach_model_reads_who_is_where_as_counts_per_pair_of_rooms(
+    database: Database,
+) -> None:
+    """Ann talks in !a (twice) and !b, and forwards a notice in !b; Bob talks in !a and
+    !b; Cy only in !c, where Bob reacts. The model gets each pair of rooms with the
+    people active in both, and the rooms of whoever forwarded; a stats line counts a
+    person in two of its rooms once."""
+    cy = flow.pseudonym(b"s", "@cy:x.org")
+    async with database.transaction() as session:
+        await flow.add_events(session, [
+            row("$1", "!a", ANN_KEY), row("$2", "!a", ANN_KEY), row("$3", "!b", ANN_KEY),
+            row("$4", "!b", ANN_KEY, kind="forward", notice=1), row("$5", "!a", BOB_KEY),
+            row("$6", "!b", BOB_KEY), row("$7", "!c", cy), row("$8", "!c", BOB_KEY,
+                                                                kind="reaction")])
+    async with database.transaction() as session:
+        assert await flow.shared_members(session) == [("!a", "!b", 2), ("!a", "!c", 1),
+                                                      ("!b", "!c", 1)]
+        assert await flow.forwarders(session) == [("!a", ANN_KEY), ("!b", ANN_KEY)]
+        assert await flow.people_in(session, ["!a", "!b"]) == 2
+        assert await flow.people_in(session, ["!a", "!c"]) == 3
+        assert await flow.people_in(session, []) == 0
+
+
 async def test_opting_out_and_in_is_kept_by_pseudonym(database: Database) -> None:
     async with database.transaction() as session:
         assert await flow.opt_out(session, ANN_KEY, NOW)

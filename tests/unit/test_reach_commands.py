@@ -192,3 +192,40 @@ async def test_gaps_put_past_grants_and_collaborations_beside_reach(county: BotW
     assert pounds == ["£1,000", "£7,500"]
     assert all(line.endswith(", 5 collaborations") for line in on_chat)
     assert "- no room on chat: 14 (6), <5 grants £0, <5 collaborations" in table
+
+
+async def test_every_reach_command_answers_the_same_from_the_services_process_pool(
+    county: BotWorld,
+) -> None:
+    """Under the service the model runs in another process (bot.offload): everything a
+    command sends there and gets back crosses a pickle, and the answers (text and charts)
+    are those of the thread the test worlds use."""
+    from bot.offload import InProcesses
+
+    dm = await county.transport.direct_room(CORA)
+    commands = ["!reach stats", "!reach predict F1", "!reach predict F1 seeds=G4,G5",
+                "!reach gaps area=fenland", "!reach seed F1 k=2", "!reach report F1",
+                "!reach map", "!reach stats area=E05013050"]
+
+    async def answers() -> list[tuple[list[str], list[tuple[str, bytes | None]]]]:
+        said = []
+        for command in commands:
+            before = len(county.world.messages(dm, sender=county.bot))
+            await county.world.say(CORA, dm, command)
+            files = [(f.file_name or "", f.file_data) for f in await attachments(county)]
+            await county.deliver()
+            said.append((county.world.messages(dm, sender=county.bot)[before:], files))
+        return said
+
+    in_a_thread = await answers()
+    county.app.offload = pool = InProcesses(workers=1)
+    try:
+        elsewhere = await answers()
+        workers = pool.processes()  # they did run in another process
+    finally:
+        pool.close()
+    assert len(workers) == 1
+    assert elsewhere == in_a_thread
+    assert all(texts for texts, _ in elsewhere)
+    assert [name for _, files in elsewhere for name, _ in files] == [
+        "reach-gaps-map.png", "reach-F1.png", "reach-map.png"]
