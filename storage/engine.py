@@ -35,6 +35,10 @@ SQLITE_PRAGMAS = (
 )
 
 
+# Set on a connection that only reads (Database.snapshot): on SQLite it begins without
+# taking the write lock.
+SNAPSHOT = "grapevine_snapshot"
+
 # Which task holds how many :meth:`Database.transaction` blocks open (per task, as
 # commands run side by side in rooms' lanes). The task is kept with the count because
 # a task started inside a transaction inherits the variable, not the transaction.
@@ -69,7 +73,9 @@ def make_engine(url: str, **kwargs: Any) -> AsyncEngine:
 
     SQLite transactions start with BEGIN IMMEDIATE: a read-then-write
     transaction would otherwise fail at once with "database is locked"
-    instead of waiting its turn behind another writer.
+    instead of waiting its turn behind another writer. A snapshot's (it only
+    reads) starts with a plain BEGIN: under WAL it neither waits for the writer
+    nor holds it up.
     """
     engine = create_async_engine(url, **kwargs)
     if engine.dialect.name == "sqlite":
@@ -90,7 +96,8 @@ def make_engine(url: str, **kwargs: Any) -> AsyncEngine:
 
         @event.listens_for(sync_engine, "begin")
         def _on_begin(connection: Any) -> None:
-            connection.exec_driver_sql("BEGIN IMMEDIATE")
+            snapshot = connection.get_execution_options().get(SNAPSHOT, False)
+            connection.exec_driver_sql("BEGIN" if snapshot else "BEGIN IMMEDIATE")
 
     return engine
 
@@ -141,6 +148,27 @@ class Database:
         try:
             async with self.sessions() as session, session.begin():
                 yield session
+        finally:
+            _DEPTH.reset(token)
+
+    @asynccontextmanager
+    async def snapshot(self) -> AsyncIterator[AsyncSession]:
+        """The database as committed, to read only, without the write lock: for reads too
+        big to make in a command's transaction, where every other command would wait for
+        them (the reach model's records). Whatever is written in it is rolled back.
+
+        Like a transaction, no network I/O inside one: it holds a connection."""
+        owner, depth = _DEPTH.get()
+        task = _task()
+        token = _DEPTH.set((task, depth + 1 if owner is task else 1))
+        try:
+            async with self.engine.connect() as connection:
+                await connection.execution_options(**{SNAPSHOT: True})
+                async with AsyncSession(bind=connection, expire_on_commit=False) as session:
+                    try:
+                        yield session
+                    finally:
+                        await session.rollback()
         finally:
             _DEPTH.reset(token)
 

@@ -2,18 +2,19 @@
 
 Answers go only to a DM or a room whose members are all coordinators; asked
 anywhere else, the answer goes by DM. Every count is rendered by
-``reach.report`` (under 5 shows as "<5"). Each command reads the database in
-its own transaction and defers the rest (the room's members, the model, the
-charts) to a job that runs after it commits, off the sync loop
-(:mod:`bot.commands.deferred`). The model's work runs in the bot's offload
-(:mod:`bot.features.reach_work`; under the service, another process): it is mostly
-Python, and in a thread of the bot it held the GIL every other room's command needs.
+``reach.report`` (under 5 shows as "<5"). Each command checks what it was asked
+in its own transaction and defers the rest to a job that runs after it commits, off
+the sync loop (:mod:`bot.commands.deferred`): the flow records, read in a snapshot
+that holds no lock (in the command's transaction, which holds the write lock, every
+other room's command waited for them), the room's members, the model and the charts.
+The model's work runs in the bot's offload (:mod:`bot.features.reach_work`; under the
+service, another process): it is mostly Python, and in a thread of the bot it held
+the GIL every other room's command needs.
 """
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 
 from bot.commands.context import Context
 from bot.commands.deferred import Outside
@@ -22,6 +23,7 @@ from bot.commands.registry import Args, CommandError, Param, Role
 from bot.commands.values import AreaValue, Decimal, Integer, ListOf, Ref, Text
 from bot.features import reach_network, reach_work
 from bot.features.reach_network import Records
+from config.areas import AreaIndex
 from storage import flow, funding, roles
 from storage.outbox import Attachment
 
@@ -33,36 +35,40 @@ NOTICE = Param("notice", Ref("F"), positional=True, ask="Which notice? (e.g. F12
 AREA = Param("area", AreaValue(), required=False)
 
 
-@dataclass(frozen=True)
-class Loaded:
-    """What a reach command read in its transaction, for the job that runs after it."""
-
-    records: Records
-    coordinators: frozenset[str]
-
-
-async def _load(ctx: Context, area: str | None = None) -> Loaded:
-    """The flow records (within ``area``) and who is a coordinator; errors said at once."""
-    records = await reach_network.load_records(ctx.session)
-    if area is not None:
-        records = reach_network.within(records, lambda code: _in_area(ctx, area, code))
-        if not records.rooms:
-            raise CommandError(f"I know no group rooms in {ctx.app.areas.label(area)} yet; "
-                               "groups get an area when they register.")
-    if not records.rooms:
-        raise CommandError("I'm in no group rooms yet, so there is no network to model.")
+async def _coordinators(ctx: Context) -> frozenset[str]:
     coordinators = set(ctx.app.settings.roles.coordinators)
     coordinators |= {g.user_id for g in await roles.all_grants(ctx.session)
                      if g.role == "coordinator"}
-    return Loaded(records, frozenset(coordinators))
+    return frozenset(coordinators)
 
 
-def _later(ctx: Context, loaded: Loaded, job: Callable[[Outside], Awaitable[None]]) -> None:
-    """Finish with ``job`` outside the transaction, once it is known where to answer."""
+async def _records(out: Outside, area: str | None = None) -> Records:
+    """The flow records (within ``area``), read after the command's transaction in a
+    snapshot; an error if there is no network to model."""
+    async with out.snapshot() as session:
+        records = await reach_network.load_records(session)
+    if area is not None:
+        areas = out.app.areas
+        records = reach_network.within(records, lambda code: _in_area(areas, area, code))
+        if not records.rooms:
+            raise CommandError(f"I know no group rooms in {areas.label(area)} yet; "
+                               "groups get an area when they register.")
+    if not records.rooms:
+        raise CommandError("I'm in no group rooms yet, so there is no network to model.")
+    return records
+
+
+async def _later(ctx: Context, job: Callable[[Outside, Records], Awaitable[None]],
+                 area: str | None = None) -> None:
+    """Finish with ``job`` outside the transaction, on the records (within ``area``) once
+    it is known where to answer. A refusal for want of records is said where the command
+    was asked, as the command's own errors are."""
+    coordinators = await _coordinators(ctx)
 
     async def run(out: Outside) -> None:
-        await _answer_privately_unless_safe(out, loaded.coordinators)
-        await job(out)
+        records = await _records(out, area)
+        await _answer_privately_unless_safe(out, coordinators)
+        await job(out, records)
 
     ctx.defer(run)
 
@@ -76,9 +82,8 @@ async def _answer_privately_unless_safe(out: Outside, coordinators: frozenset[st
         out.private = True
 
 
-def _in_area(ctx: Context, area: str | None, code: str) -> bool:
+def _in_area(areas: AreaIndex, area: str | None, code: str) -> bool:
     """``code`` lies inside ``area`` (or is it)."""
-    areas = ctx.app.areas
     return area is None or code == area or (code in areas and areas.contains(area, code))
 
 
@@ -115,57 +120,55 @@ async def _seeds_of(out: Outside, records: Records, given: list[str]) -> list[st
     return rooms
 
 
-async def _people_per_district(ctx: Context, records: Records) -> dict[str, int]:
+async def _people_per_district(out: Outside, records: Records) -> dict[str, int]:
     """Distinct active (pseudonymous) senders per district, counted by the database: one
     person in two rooms of a district counts once there."""
     rooms: dict[str, list[str]] = {}
     for facts in records.rooms:
-        if (district := reach_network.district_of(facts, ctx.app.areas)) is not None:
+        if (district := reach_network.district_of(facts, out.app.areas)) is not None:
             rooms.setdefault(district, []).append(facts.room_id)
-    counts = {d: await flow.people_in(ctx.session, here) for d, here in sorted(rooms.items())}
+    async with out.snapshot() as session:
+        counts = {d: await flow.people_in(session, here) for d, here in sorted(rooms.items())}
     return {d: n for d, n in counts.items() if n}
 
 
 @commands.command("reach stats", summary="rooms, groups, activity and bridging ties per district",
                   roles=[Role.COORDINATOR], params=[AREA])
 async def reach_stats(ctx: Context, args: Args) -> None:
-    loaded = await _load(ctx, args.area)
-    people = await _people_per_district(ctx, loaded.records)
     prefix = ctx.prefix
 
-    async def job(out: Outside) -> None:
-        text = await out.compute(reach_work.stats_answer, loaded.records, out.app.areas, people)
+    async def job(out: Outside, records: Records) -> None:
+        people = await _people_per_district(out, records)
+        text = await out.compute(reach_work.stats_answer, records, out.app.areas, people)
         if text is None:
             raise CommandError("No rooms with a known area yet; groups get an area when they "
                                f"register ({prefix}group register).")
         out.reply(text)
 
-    _later(ctx, loaded, job)
+    await _later(ctx, job, args.area)
 
 
 @commands.command("reach predict", summary="expected reach of a notice per district",
                   roles=[Role.COORDINATOR],
                   params=[NOTICE, Param("seeds", ListOf(Text(max_length=255)), required=False)])
 async def reach_predict(ctx: Context, args: Args) -> None:
-    loaded = await _load(ctx)
     notice, given = args.notice, args.seeds
     posted = [] if given else await _posted_in(ctx, notice)
     if given:
         await _notice_exists(ctx, notice)
     history = await reach_network.trace_history(ctx.session, notice)
 
-    async def job(out: Outside) -> None:
-        seeds = await _seeds_of(out, loaded.records, given) if given else posted
-        out.reply(await out.compute(reach_work.predict_answer, loaded.records, out.app.areas,
+    async def job(out: Outside, records: Records) -> None:
+        seeds = await _seeds_of(out, records, given) if given else posted
+        out.reply(await out.compute(reach_work.predict_answer, records, out.app.areas,
                                     seeds, notice, history))
 
-    _later(ctx, loaded, job)
+    await _later(ctx, job)
 
 
 @commands.command("reach gaps", summary="localities and groups the network leaves out",
                   roles=[Role.COORDINATOR], params=[AREA])
 async def reach_gaps(ctx: Context, args: Args) -> None:
-    loaded = await _load(ctx, args.area)
     areas = ctx.app.areas
     localities = areas.localities(args.area)
     codes = [a.code for a in localities]
@@ -178,14 +181,14 @@ async def reach_gaps(ctx: Context, args: Args) -> None:
         places.append((a.code, a.name, district.code if district else None, a.imd_decile,
                        a.lat, a.lon))
 
-    async def job(out: Outside) -> None:
-        text, png, alt = await out.compute(reach_work.gaps_answer, loaded.records, out.app.areas,
+    async def job(out: Outside, records: Records) -> None:
+        text, png, alt = await out.compute(reach_work.gaps_answer, records, out.app.areas,
                                            places, money, collab_records, group_areas,
                                            histories)
         out.reply(text)
         out.reply(alt, attachment=Attachment("reach-gaps-map.png", "image/png", png))
 
-    _later(ctx, loaded, job)
+    await _later(ctx, job, args.area)
 
 
 @commands.command("reach seed", summary="the rooms to post a notice in for the most reach",
@@ -193,25 +196,23 @@ async def reach_gaps(ctx: Context, args: Args) -> None:
                   params=[NOTICE, Param("k", Integer(1, 50), required=False),
                           Param("equity", Decimal(0, 1), required=False)])
 async def reach_seed(ctx: Context, args: Args) -> None:
-    loaded = await _load(ctx)
     notice = args.notice
     await _notice_exists(ctx, notice)
     k = args.k or 5
     equity = 0.0 if args.equity is None else float(args.equity)
 
-    async def job(out: Outside) -> None:
+    async def job(out: Outside, records: Records) -> None:
         # Built and chosen in one step where the bot's offload runs it (another process
         # under the service): only the records go there, and the answer's text comes back.
-        out.reply(f"F{notice}: " + await out.compute(reach_work.seed_answer, loaded.records,
+        out.reply(f"F{notice}: " + await out.compute(reach_work.seed_answer, records,
                                                      out.app.areas, k, equity, notice))
 
-    _later(ctx, loaded, job)
+    await _later(ctx, job)
 
 
 @commands.command("reach report", summary="predicted against observed reach of a notice, "
                   "with a chart", roles=[Role.COORDINATOR], params=[NOTICE])
 async def reach_report(ctx: Context, args: Args) -> None:
-    loaded = await _load(ctx)
     notice = args.notice
     posted = await _posted_in(ctx, notice)
     signals = await reach_network.signals(ctx.session, notice)
@@ -221,21 +222,19 @@ async def reach_report(ctx: Context, args: Args) -> None:
         past.append((earlier, await reach_network.delivery_rooms(ctx.session, earlier),
                      await reach_network.signals(ctx.session, earlier)))
 
-    async def job(out: Outside) -> None:
-        text, png = await out.compute(reach_work.report_answer, loaded.records, out.app.areas,
+    async def job(out: Outside, records: Records) -> None:
+        text, png = await out.compute(reach_work.report_answer, records, out.app.areas,
                                       notice, posted, signals, histories, past)
         out.reply(text, attachment=Attachment(f"reach-F{notice}.png", "image/png", png))
 
-    _later(ctx, loaded, job)
+    await _later(ctx, job)
 
 
 @commands.command("reach map", summary="a picture of the network of groups by district",
                   roles=[Role.COORDINATOR], params=[AREA])
 async def reach_map(ctx: Context, args: Args) -> None:
-    loaded = await _load(ctx, args.area)
-
-    async def job(out: Outside) -> None:
-        text, png = await out.compute(reach_work.map_answer, loaded.records, out.app.areas)
+    async def job(out: Outside, records: Records) -> None:
+        text, png = await out.compute(reach_work.map_answer, records, out.app.areas)
         out.reply(text, attachment=Attachment("reach-map.png", "image/png", png))
 
-    _later(ctx, loaded, job)
+    await _later(ctx, job, args.area)

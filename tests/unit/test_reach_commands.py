@@ -85,6 +85,18 @@ async def test_a_room_of_coordinators_gets_the_answer_in_the_room(county: BotWor
     assert answer.startswith("District: rooms, groups")
 
 
+async def test_an_area_with_no_group_rooms_is_said_where_it_was_asked(county: BotWorld) -> None:
+    # The records are read after the command's transaction; the refusal still comes
+    # where the command was asked, not by DM (there is nothing private in it).
+    room = county.world.create_room(ADA, name="Chat", members=[CORA, MO])
+    await county.world.join(county.bot, room)
+    await county.deliver()
+    [answer] = await county.say(CORA, room, "!reach map area=E07000012")
+    assert answer == ("I know no group rooms in South Cambridgeshire yet; groups get an area "
+                      "when they register.")
+    assert await attachments(county) == []  # and no map
+
+
 async def test_stats_per_district_show_small_counts_as_under_five(county: BotWorld) -> None:
     dm = await county.transport.direct_room(CORA)
     [answer] = await county.say(CORA, dm, "!reach stats")

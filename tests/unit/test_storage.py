@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -9,6 +10,7 @@ import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import Connection, text
+from sqlalchemy.ext.asyncio import AsyncSession
 
 import storage.all_models  # noqa: F401
 from storage import outbox, roles, state
@@ -63,6 +65,35 @@ async def test_a_rolled_back_command_leaves_no_trace(database: Database) -> None
     async with database.transaction() as session:
         assert not await state.is_handled(session, "$e1")
         assert await outbox.pending_count(session) == 0
+
+
+async def test_a_snapshot_reads_beside_a_writer_without_waiting_for_it_or_holding_it_up(
+    database: Database,
+) -> None:
+    """A command's transaction holds the write lock; a snapshot (the reach model's records,
+    read after the command's transaction) reads what was committed meanwhile, and a writer
+    that comes while a snapshot is open does not wait for it. What a snapshot writes is
+    rolled back."""
+    async with database.transaction() as session:
+        await roles.grant(session, "@ann:x.org", "coordinator", "", "@admin:x.org", NOW)
+
+    async def granted(session: AsyncSession) -> list[str]:
+        return sorted(g.user_id for g in await roles.all_grants(session))
+
+    async with database.transaction() as writing:
+        await roles.grant(writing, "@bob:x.org", "coordinator", "", "@admin:x.org", NOW)
+        async with database.snapshot() as reading:
+            assert await asyncio.wait_for(granted(reading), 2) == ["@ann:x.org"]
+    async with database.snapshot() as reading:
+        assert await granted(reading) == ["@ann:x.org", "@bob:x.org"]
+        async with database.transaction() as writing:  # would wait 10 s for a writer's lock
+            await asyncio.wait_for(roles.grant(writing, "@cy:x.org", "coordinator", "",
+                                               "@admin:x.org", NOW), 2)
+    async with database.snapshot() as reading:
+        await roles.grant(reading, "@dee:x.org", "coordinator", "", "@admin:x.org", NOW)
+        await reading.flush()
+    async with database.transaction() as session:
+        assert await granted(session) == ["@ann:x.org", "@bob:x.org", "@cy:x.org"]
 
 
 async def test_outbox_dedupe_key_queues_once(database: Database) -> None:
