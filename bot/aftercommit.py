@@ -20,6 +20,7 @@ from typing import Protocol, TypeVar, cast
 from bot.commands.context import Context
 from bot.commands.deferred import Deferred
 from bot.transport.base import TransportError
+from storage.engine import in_transaction
 
 log = logging.getLogger("grapevine")
 
@@ -41,6 +42,8 @@ class Pending:
     deferred: list[tuple[Context, Deferred]] = field(default_factory=list)
     # Actions registered by key (see after_commit_once).
     keyed: dict[str, Runs] = field(default_factory=dict)
+    # A wake asked for inside the transaction (see wake_after_commit).
+    wake: bool = False
 
 
 _PENDING: ContextVar[Pending | None] = ContextVar("grapevine_pending", default=None)
@@ -78,6 +81,19 @@ def after_commit_once(key: str, make: Callable[[], R]) -> R:
         found = pending.keyed[key] = make()
         pending.after_commit.append(found.run)
     return cast(R, found)
+
+
+def wake_after_commit() -> bool:
+    """Inside a command's transaction, note that the workers are to be woken once it
+    commits, and say so (True); elsewhere False, and the caller wakes them now.
+
+    A wake before the commit is wasted: a pass would not see the rows yet (or, on
+    SQLite, would wait for the write lock the command holds)."""
+    pending = _PENDING.get()
+    if pending is None or not in_transaction():
+        return False
+    pending.wake = True
+    return True
 
 
 def defer(ctx: Context, job: Deferred) -> None:

@@ -24,7 +24,7 @@ from aiohttp import web
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot import aftercommit
-from bot.aftercommit import collecting, defer, run_after_commit
+from bot.aftercommit import collecting, defer, run_after_commit, wake_after_commit
 from bot.apology import apologise
 from bot.clock import Clock, SharedClock, shared
 from bot.commands.context import Context, Sender
@@ -61,7 +61,7 @@ from bot.transport.base import Transport, TransportError, is_transient
 from config.areas import AreaIndex
 from config.settings import Settings
 from config.themes import Theme, load_themes
-from storage import activity, groups, rooms, state
+from storage import activity, groups, outbox, rooms, state
 from storage.engine import Database
 
 log = logging.getLogger("grapevine")
@@ -126,7 +126,8 @@ class Grapevine(WhoAndWhere):
         self.questions = Questions(db)
         # Creation, power levels and encryption of each room, fed by the sync loop.
         self.room_states = self.directory.room_states
-        self._wake: list[Callable[[], None]] = []
+        # Callbacks woken after a commit, each with whether it is the outbox worker's.
+        self._wake: list[tuple[Callable[[], None], bool]] = []
         # Set by the service: events are then handled in per-room lanes off the sync
         # loop. None (the shell, the in-process world): handled before on_message returns.
         self.lanes: Lanes | None = None
@@ -160,13 +161,21 @@ class Grapevine(WhoAndWhere):
         if self.scheduler is not None:
             self.scheduler.add(job)
 
-    def on_queued(self, callback: Callable[[], None]) -> None:
-        """Call ``callback`` after a transaction queued outbox messages (wakes the worker)."""
-        self._wake.append(callback)
+    def on_queued(self, callback: Callable[[], None], *, outbox: bool = False) -> None:
+        """Call ``callback`` after a transaction queued work (outbox messages, rooms to
+        make); ``outbox``: it is the outbox worker's, which a command whose messages all
+        went straight to the worker does not call (see :meth:`_decide_once`)."""
+        self._wake.append((callback, outbox))
 
     def queued(self) -> None:
-        for callback in self._wake:
-            callback()
+        if wake_after_commit():
+            return  # inside a command's transaction: woken once it commits
+        self._wake_all(outbox=True)
+
+    def _wake_all(self, *, outbox: bool) -> None:
+        for callback, for_outbox in self._wake:
+            if outbox or not for_outbox:
+                callback()
 
     @property
     def clock(self) -> SharedClock:
@@ -289,8 +298,11 @@ class Grapevine(WhoAndWhere):
                     await state.unclaim(session, message.event_id)
                 # Just-committed replies go straight to the worker (bot.runtime.handoff).
                 handed = await lease_replies(session, now) if self.handoff is not None else []
+                # The worker needs a pass only for what it was not handed: a pass after
+                # every reply would run beside its send, and slow it (bench/latency.py).
+                for_pass = pending.wake or len(outbox.queued_in(session)) > len(handed)
             hand_over(handed, self.handoff)
-            await self.committed()
+            await self.committed(outbox=for_pass)
         for ctx, job in pending.deferred:
             await self.deferrals.run(ctx, job, name=f"deferred {message.event_id}")
 
@@ -339,9 +351,10 @@ class Grapevine(WhoAndWhere):
         async with self.db.transaction() as session:
             await rooms.left(session, room_id, self.clock.now())
 
-    async def committed(self) -> None:
-        """After a transaction commits: wake the worker, run what the command left."""
-        self.queued()
+    async def committed(self, *, outbox: bool = True) -> None:
+        """After a transaction commits: wake the workers (the outbox worker only if
+        ``outbox``), run what the command left."""
+        self._wake_all(outbox=outbox)
         await run_after_commit()
 
     # -- commands -------------------------------------------------------------------------

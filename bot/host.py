@@ -104,7 +104,8 @@ class Host(Protocol):
         """User id -> area codes they moderate by the config file (grants are in storage)."""
 
     def queued(self) -> None:
-        """Wake the outbox worker: call after a transaction that queued messages commits."""
+        """Wake the workers (outbox, rooms to make): call after a transaction that queued
+        work commits. Called inside a command's transaction, they wake once it commits."""
 
     def add_job(self, job: Job) -> None:
         """A periodic job (sweeps, digests, polling); ignored where there is no scheduler."""
@@ -133,8 +134,9 @@ class Host(Protocol):
     def web_routes(self) -> list[web.RouteDef]:
         """aiohttp routes features serve (notice links); the service mounts them."""
 
-    def on_queued(self, callback: Callable[[], None]) -> None:
-        """Call ``callback`` whenever :meth:`queued` is."""
+    def on_queued(self, callback: Callable[[], None], *, outbox: bool = False) -> None:
+        """Call ``callback`` whenever :meth:`queued` is (``outbox``: it is the outbox
+        worker's wake, skipped after a command whose messages all went straight to it)."""
 
     # -- the conversation: rooms, people, pages, open questions ---------------------------
 

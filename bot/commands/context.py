@@ -217,16 +217,16 @@ class Context:
                 self.session, now=self.now, room_id=room_id, body=body, kind=kind,
                 dedupe_key=dedupe_key, not_before=not_before,
             )
-        self.app.queued()
         return row is not None
 
     async def _queue(self, *, kind: str = "reply", extra: Mapping[str, Any] | None = None,
                      **fields: Any) -> None:
         fields["kind"] = kind
+        # The worker is woken once the transaction commits (the router's committed()),
+        # not now: a pass started before the commit would not see the row.
         held = self.redaction is not None and self.redaction.hold(fields, self.now)
         row = await outbox.enqueue(
             self.session, now=self.now, extra=dict(extra) if extra else None, **fields
         )
         if held and row is not None and self.redaction is not None:
             self.redaction.held.append(row.id)
-        self.app.queued()

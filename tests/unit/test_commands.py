@@ -8,9 +8,11 @@ from pathlib import Path
 import pytest
 from sqlalchemy import event, func, select
 
+from bot.aftercommit import collecting
 from bot.commands.context import Context
 from bot.commands.registry import CommandError
 from storage import state
+from storage.engine import in_transaction
 from storage.models import RoleGrant
 from tests.botworld import BotWorld, bot_world
 
@@ -249,6 +251,47 @@ async def test_an_answer_costs_its_transaction_five_statements(town: BotWorld) -
         event.remove(engine, "before_cursor_execute", seen)
     assert [body[:16] for body in handed[-1:]] == ["Grapevine links "]
     assert statements == ["BEGIN", "INSERT", "SELECT", "SELECT", "SELECT", "INSERT"]
+
+
+async def test_an_answer_handed_straight_to_the_worker_wakes_no_pass(town: BotWorld) -> None:
+    # A pass after every reply found nothing to send and ran beside the reply's send,
+    # slowing it (bench/latency.py). The other workers still hear of every commit.
+    room = await group_room(town)
+    _, _, mo = people(town)
+    handed: list[str] = []
+    town.app.handoff = lambda rows: handed.extend(row.body for row in rows)
+    woken: list[str] = []
+    town.app.on_queued(lambda: woken.append("outbox"), outbox=True)
+    town.app.on_queued(lambda: woken.append("rooms"))
+    await town.world.say(mo, room, "!about")
+    assert [body[:16] for body in handed] == ["Grapevine links "]
+    assert woken == ["rooms"]
+
+
+async def test_a_reply_not_handed_over_wakes_the_worker_once_after_the_commit(
+        town: BotWorld) -> None:
+    room = await group_room(town)
+    _, _, mo = people(town)
+    town.app.handoff = None  # as in the shell: every message waits for a pass
+    woken: list[bool] = []
+    town.app.on_queued(lambda: woken.append(in_transaction()), outbox=True)
+    await town.world.say(mo, room, "!about")
+    assert woken == [False]  # once, and not while the reply was still uncommitted
+    await town.deliver()
+    assert town.world.messages(room, sender=town.bot)[-1].startswith("Grapevine links")
+
+
+async def test_a_wake_asked_for_inside_a_commands_transaction_waits_for_its_commit(
+        town: BotWorld) -> None:
+    woken: list[str] = []
+    town.app.on_queued(lambda: woken.append("outbox"), outbox=True)
+    with collecting() as pending:
+        async with town.app.db.transaction():
+            town.app.queued()
+            assert woken == []
+        assert pending.wake
+    town.app.queued()
+    assert woken == ["outbox"]
 
 
 async def test_the_same_event_is_handled_once(town: BotWorld) -> None:
