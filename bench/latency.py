@@ -1,15 +1,22 @@
 """Command reply latency, Grapevine against a bare matrix-nio echo bot (the floor),
 through the same Synapse in one run; then the event intake rate from a busy room.
 
-    .venv/bin/python -m bench.latency [--rounds 100] [--flood 2000]
+    .venv/bin/python -m bench.latency [--rounds 100] [--flood 2000] [--person-beside-bots]
+
+The person asking runs in a process of their own, as a person's client does: on the bots'
+event loop, parsing each of their own syncs (nio validates every response) held up
+whichever bot was answering at that moment. ``--person-beside-bots`` puts them back
+there, as the runs before 2026-12-04 did.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import multiprocessing
 import statistics
 import time
+from concurrent.futures import ProcessPoolExecutor
 
 import nio
 from sqlalchemy import func, select
@@ -94,6 +101,34 @@ class Person:
                     return time.perf_counter() - started
 
 
+async def ask_rounds(person: Person, rounds: int, echo: tuple[str, str],
+                     bot: tuple[str, str]) -> tuple[list[float], list[float]]:
+    """``rounds`` times: ``!echo`` to the echo bot, then ``!about`` to Grapevine
+    (interleaved, so drift on the machine hits both alike). Each is (room, bot's id)."""
+    floor: list[float] = []
+    ours: list[float] = []
+    for i in range(rounds):
+        floor.append(await person.ask(echo[0], echo[1], f"!echo {i}"))
+        ours.append(await person.ask(bot[0], bot[1], "!about"))
+    return floor, ours
+
+
+def ask_from_own_process(user: RegisteredUser, homeserver: str, rounds: int,
+                         echo: tuple[str, str], bot: tuple[str, str],
+                         ) -> tuple[list[float], list[float]]:
+    """:func:`ask_rounds` from a fresh client in this (child) process."""
+
+    async def run() -> tuple[list[float], list[float]]:
+        person = Person(user, homeserver)
+        try:
+            await person.sync()
+            return await ask_rounds(person, rounds, echo, bot)
+        finally:
+            await person.client.close()
+
+    return asyncio.run(run())
+
+
 async def flow_records(service: Service) -> int:
     """Message-flow records written (intake batches them; never text)."""
     assert service.app is not None
@@ -101,7 +136,7 @@ async def flow_records(service: Service) -> int:
         return int(await session.scalar(select(func.count()).select_from(FlowEvent)) or 0)
 
 
-async def main(rounds: int, flood: int) -> None:
+async def main(rounds: int, flood: int, *, person_beside_bots: bool = False) -> None:
     async with stage("echo", "person") as on:
         synapse = on.synapse
         bot_user, echo_user, person_user = on.bot, on.people["echo"], on.people["person"]
@@ -113,17 +148,22 @@ async def main(rounds: int, flood: int) -> None:
         await person.sync()
         echo_room = await person.room_with(echo_user.user_id, "echo")
         bot_room = await person.room_with(bot_user.user_id, "grapevine")
-        floor: list[float] = []
-        ours: list[float] = []
-        for i in range(rounds):  # interleaved, so drift on the machine hits both alike
-            floor.append(await person.ask(echo_room, echo_user.user_id, f"!echo {i}"))
-            ours.append(await person.ask(bot_room, bot_user.user_id, "!about"))
+        echo_at, bot_at = (echo_room, echo_user.user_id), (bot_room, bot_user.user_id)
+        if person_beside_bots:
+            floor, ours = await ask_rounds(person, rounds, echo_at, bot_at)
+        else:
+            with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
+                floor, ours = await asyncio.get_running_loop().run_in_executor(
+                    pool, ask_from_own_process, person_user, synapse.base_url, rounds,
+                    echo_at, bot_at)
         await echo.stop()
         rows = [
             ("bare matrix-nio echo bot", floor),
             ("Grapevine (!about)", ours),
         ]
-        print(f"Reply latency through one Synapse, {rounds} interleaved rounds:")
+        where = "on the bots' event loop" if person_beside_bots else "in a process of its own"
+        print(f"Reply latency through one Synapse, {rounds} interleaved rounds "
+              f"(the person's client {where}):")
         for name, values in rows:
             print(f"  {name:28} p50 {1000 * statistics.median(values):6.1f} ms"
                   f"   p95 {1000 * percentile(values, 0.95):6.1f} ms")
@@ -154,5 +194,7 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--rounds", type=int, default=100)
     parser.add_argument("--flood", type=int, default=2000)
+    parser.add_argument("--person-beside-bots", action="store_true",
+                        help="the person's client on the bots' event loop (the old runs)")
     args = parser.parse_args()
-    asyncio.run(main(args.rounds, args.flood))
+    asyncio.run(main(args.rounds, args.flood, person_beside_bots=args.person_beside_bots))
