@@ -73,9 +73,13 @@ async def handled_among(session: AsyncSession, event_ids: list[str]) -> set[str]
 
 
 async def save_sync_position(session: AsyncSession, token: str, now: datetime) -> None:
-    """Move the sync position on, noting when: the handled-event sweep's horizon."""
-    await set_value(session, SYNC_TOKEN_KEY, token)
-    await set_value(session, SYNC_SAVED_AT_KEY, now.isoformat())
+    """Move the sync position on, noting when: the handled-event sweep's horizon.
+    One statement for both values (it runs after every sync batch)."""
+    insert = upsert_insert(session, BotState)
+    await session.execute(
+        insert.values([{"key": SYNC_TOKEN_KEY, "value": token},
+                       {"key": SYNC_SAVED_AT_KEY, "value": now.isoformat()}])
+        .on_conflict_do_update(index_elements=["key"], set_={"value": insert.excluded.value}))
 
 
 async def sync_saved_at(session: AsyncSession) -> datetime | None:

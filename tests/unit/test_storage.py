@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
-from sqlalchemy import Connection, text
+from sqlalchemy import Connection, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 import storage.all_models  # noqa: F401
@@ -17,7 +17,7 @@ from storage import outbox, roles, state
 from storage.engine import Database
 from storage.lock import AlreadyRunning, InstanceLock
 from storage.migrate import current_heads, upgrade
-from storage.models import Base
+from storage.models import Base, OutboxMessage
 
 NOW = datetime(2026, 11, 20, 10, 0, tzinfo=UTC)
 
@@ -109,6 +109,34 @@ async def test_outbox_dedupe_key_queues_once(database: Database) -> None:
         due = await outbox.due(session, NOW)
         assert [m.body for m in due] == ["F1"]
         assert due[0].created_at == NOW
+
+
+async def test_a_sent_dm_is_blanked_as_it_is_marked_sent_and_a_room_reply_is_kept(
+        database: Database) -> None:
+    async with database.transaction() as session:
+        dm = await outbox.enqueue(session, now=NOW, to_user="@ann:x.org", kind="dm",
+                                  body="Your DBS check expires 2027-01-31", html="<b>DBS</b>")
+        reply = await outbox.enqueue(session, now=NOW, room_id="!r", body="Opening times: 9-5")
+    assert dm is not None and reply is not None
+    async with database.transaction() as session:
+        await outbox.mark_sent(session, dm.id, "$dm", NOW, "!dm")
+        await outbox.mark_sent(session, reply.id, "$reply", NOW, "!r")
+    async with database.transaction() as session:
+        sent = {row.event_id: (row.body, row.html, row.room_id, row.sent_at is not None)
+                for row in await session.scalars(select(OutboxMessage))}
+    assert sent == {"$dm": ("", None, "!dm", True),
+                    "$reply": ("Opening times: 9-5", None, "!r", True)}
+
+
+async def test_the_sync_position_moves_on_and_says_when(database: Database) -> None:
+    later = NOW + timedelta(minutes=5)
+    async with database.transaction() as session:
+        await state.save_sync_position(session, "s1_1", NOW)
+    async with database.transaction() as session:
+        await state.save_sync_position(session, "s9_4", later)
+    async with database.transaction() as session:
+        assert await state.get_value(session, state.SYNC_TOKEN_KEY) == "s9_4"
+        assert await state.sync_saved_at(session) == later
 
 
 async def test_role_grants_are_unique(database: Database) -> None:
