@@ -27,7 +27,7 @@ from datetime import UTC, datetime
 from multiprocessing.synchronize import Event
 from typing import Any
 
-from bench.harness import percentile, stage, start
+from bench.harness import importable, percentile, stage, start
 from bench.latency import Person
 from bot.homeserver import RegisteredUser
 from bot.service import Service
@@ -133,7 +133,7 @@ async def in_own_processes(people: dict[str, tuple[RegisteredUser, str]], homese
     spawn = multiprocessing.get_context("spawn")
     ready, seeding, over = spawn.Event(), spawn.Event(), spawn.Event()
     results = spawn.Queue()
-    children = [spawn.Process(target=as_person, name=role, args=(
+    children = [spawn.Process(target=importable(as_person), name=role, args=(
         role, user, homeserver, room, bot, idle_rounds, seeds, ready, seeding, over, results))
         for role, (user, room) in people.items()]
     for child in children:

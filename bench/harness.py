@@ -12,14 +12,15 @@ new setting every bench needs) now happens here once.
 
 from __future__ import annotations
 
+import importlib
 import os
 import tempfile
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from bot.clock import Clock
 from bot.homeserver import EmbeddedSynapse, RegisteredUser
@@ -94,3 +95,18 @@ def percentile(values: list[float], q: float) -> float:
 def load() -> str:
     """The 1, 5 and 15 minute load averages, printed beside every figure."""
     return " ".join(f"{x:.1f}" for x in os.getloadavg())
+
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def importable(fn: F) -> F:
+    """``fn`` as a spawned child process can find it. A bench run by ``python -m bench
+    NAME`` is the module ``__main__``, which the child cannot import by that name; the
+    same function from the module under its own name can be."""
+    if fn.__module__ != "__main__":
+        return fn
+    spec = fn.__globals__.get("__spec__")
+    assert spec is not None, "run the bench as a module (python -m bench NAME)"
+    found: F = getattr(importlib.import_module(spec.name), fn.__name__)
+    return found

@@ -21,7 +21,7 @@ from concurrent.futures import ProcessPoolExecutor
 import nio
 from sqlalchemy import func, select
 
-from bench.harness import percentile, stage, start
+from bench.harness import importable, percentile, stage, start
 from bot.homeserver import RegisteredUser
 from bot.service import Service
 from storage.flow import FlowEvent
@@ -154,7 +154,7 @@ async def main(rounds: int, flood: int, *, person_beside_bots: bool = False) -> 
         else:
             with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
                 floor, ours = await asyncio.get_running_loop().run_in_executor(
-                    pool, ask_from_own_process, person_user, synapse.base_url, rounds,
+                    pool, importable(ask_from_own_process), person_user, synapse.base_url, rounds,
                     echo_at, bot_at)
         await echo.stop()
         rows = [
