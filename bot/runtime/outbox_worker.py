@@ -157,7 +157,9 @@ class OutboxWorker:
         self.join_wait = join_wait
         # One send at a time to each person, whichever path it takes: their DM room is
         # made once, and a first message's hold is in place before the next one looks.
-        self._turns: dict[str, asyncio.Lock] = {}
+        # Each lock is kept while someone holds or waits for it (the count), then dropped:
+        # a bot that DMs thousands of people keeps no lock for each of them.
+        self._turns: dict[str, tuple[asyncio.Lock, int]] = {}
         self._networks: dict[str, tuple[str | None, dict[str, Any] | None]] = {}
         self._stop = asyncio.Event()
         self._wake = asyncio.Event()
@@ -253,8 +255,22 @@ class OutboxWorker:
         if row.to_user is None:
             yield
             return
-        async with self._turns.setdefault(row.to_user, asyncio.Lock()):
-            yield
+        person = row.to_user
+        lock, users = self._turns.get(person, (asyncio.Lock(), 0))
+        self._turns[person] = (lock, users + 1)
+        try:
+            async with lock:
+                yield
+        finally:
+            lock, users = self._turns[person]
+            if users == 1:
+                del self._turns[person]
+            else:
+                self._turns[person] = (lock, users - 1)
+
+    def people_in_turn(self) -> list[str]:
+        """Who has a message being sent, or waiting to be, in their turn now."""
+        return sorted(self._turns)
 
     async def run(self) -> None:
         while not self._stop.is_set():

@@ -255,6 +255,21 @@ async def test_a_direct_message_goes_to_the_users_dm_room(
     assert (await row(sqlite_database, message_id)).room_id == dm
 
 
+async def test_the_worker_keeps_no_turn_for_people_it_has_finished_writing_to(
+    sqlite_database: Database, server: FakeRoomServer, clock: Clock
+) -> None:
+    worker = worker_for(sqlite_database, server, clock)
+    for n in range(3):  # by a pass, then handed over by a command
+        await queue(sqlite_database, clock, "Your shift is tomorrow", to_user=f"@p{n}:hs")
+    await worker.drain()
+    for n in range(3):
+        await handed(sqlite_database, clock, worker, "And your badge", to_user=f"@p{n}:hs")
+    await worker.idle()
+    assert [server.bodies(server.dm_rooms[f"@p{n}:hs"]) for n in range(3)] == \
+        [["Your shift is tomorrow", "And your badge"]] * 3
+    assert worker.people_in_turn() == []
+
+
 async def test_a_file_is_uploaded_and_posted_with_the_marker(
     sqlite_database: Database, server: FakeRoomServer, clock: Clock
 ) -> None:
