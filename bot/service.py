@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import logging
 import signal
+import threading
 from typing import Any
 
 from bot.app import Grapevine
@@ -94,7 +95,9 @@ class Service:
                 self.web.probes.append(self._synced)
                 self.web.add_routes(self.app.web_routes)
                 await self.web.start()
-        except BaseException:
+        except BaseException as err:
+            if "database is locked" in str(err):
+                self._name_lock_holders()
             await self._close()
             raise
         self._tasks = [
@@ -102,6 +105,14 @@ class Service:
             asyncio.create_task(self.worker.run(), name="outbox"),
         ]
         log.info("Grapevine is running as %s", settings.matrix.user_id)
+
+    def _name_lock_holders(self) -> None:
+        """One line for a start that found SQLite locked: who in this process holds it
+        (another process is the other answer), and which threads are alive."""
+        holders = self.db.held_elsewhere()
+        log.error("the database is locked: held in this process by %s; threads alive: %s",
+                  ", ".join(holders) if holders else "no task (another process?)",
+                  ", ".join(sorted(t.name for t in threading.enumerate())))
 
     async def _synced(self) -> dict[str, Any]:
         return {"synced": self.sync is not None and self.sync.ready.is_set()}

@@ -5,11 +5,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import weakref
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from contextvars import ContextVar
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from sqlalchemy import event
 from sqlalchemy.dialects import postgresql, sqlite
@@ -105,6 +106,9 @@ def make_engine(url: str, **kwargs: Any) -> AsyncEngine:
 class Database:
     """The database is the truth: every feature reads and writes through one of these."""
 
+    # Every one not yet garbage: who else in this process may hold the same database.
+    _open: ClassVar[weakref.WeakSet[Database]] = weakref.WeakSet()
+
     def __init__(self, url: str, **engine_kwargs: Any) -> None:
         self.url = url
         self.engine = make_engine(url, **engine_kwargs)
@@ -118,6 +122,7 @@ class Database:
         sync_engine = self.engine.sync_engine
         event.listen(sync_engine, "checkout", self._on_checkout)
         event.listen(sync_engine, "checkin", self._on_checkin)
+        Database._open.add(self)
 
     def _on_checkout(self, _dbapi: Any, record: Any, _proxy: Any) -> None:
         task = _task()
@@ -131,6 +136,14 @@ class Database:
     def checked_out(self) -> list[str]:
         """Who holds a connection out of the pool now (task names; tests, close)."""
         return sorted(self._out.values())
+
+    def held_elsewhere(self) -> list[str]:
+        """Tasks of this process holding a connection to the same database through
+        another :class:`Database` (a stopped service's that outlived its stop): what a
+        start that finds SQLite locked should name."""
+        return sorted(name for other in list(Database._open)
+                      if other is not self and other.url == self.url
+                      for name in other.checked_out())
 
     @property
     def dialect(self) -> str:

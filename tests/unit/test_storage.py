@@ -96,6 +96,33 @@ async def test_a_snapshot_reads_beside_a_writer_without_waiting_for_it_or_holdin
         assert await granted(session) == ["@ann:x.org", "@bob:x.org", "@cy:x.org"]
 
 
+async def test_a_connection_held_through_another_database_object_is_named(
+        tmp_path: Path) -> None:
+    # What a start that finds SQLite locked logs: a task of this process that still holds
+    # the file through a Database its owner stopped using.
+    url = f"sqlite+aiosqlite:///{tmp_path / 'grapevine.db'}"
+    stale, fresh = Database(url), Database(url)
+    held, release = asyncio.Event(), asyncio.Event()
+
+    async def left_behind() -> None:
+        async with stale.transaction() as session:
+            await session.execute(text("SELECT 1"))  # begun: SQLite's write lock is held
+            held.set()
+            await release.wait()
+
+    task = asyncio.create_task(left_behind(), name="a pass left behind")
+    await held.wait()
+    try:
+        assert fresh.held_elsewhere() == ["a pass left behind"]
+        assert stale.held_elsewhere() == []
+    finally:
+        release.set()
+        await task
+        await stale.close()
+        await fresh.close()
+    assert fresh.held_elsewhere() == []
+
+
 async def test_outbox_dedupe_key_queues_once(database: Database) -> None:
     async with database.transaction() as session:
         first = await outbox.enqueue(
