@@ -105,8 +105,14 @@ class _Pool:
         self.executor.shutdown(wait=False, cancel_futures=True)
         for process in workers:
             process.terminate()
+        deadline = time.monotonic() + CLOSE_WAIT
         for process in workers:
-            process.join(CLOSE_WAIT)
+            process.join(max(0.0, deadline - time.monotonic()))
+            # The executor's own thread may reap the worker first (it joins it too, once
+            # it sees it die); until it records the exit code, this process object still
+            # says "alive" (CI saw it once). It comes a moment later.
+            while process.exitcode is None and time.monotonic() < deadline:
+                time.sleep(0.01)
         self.started.close()
 
 
