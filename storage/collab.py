@@ -10,11 +10,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
 
 from storage.groups import Group
-from storage.models import Base, Id, add_row
+from storage.models import FORGOTTEN, Base, Id, add_row
 from storage.refs import Referenced, by_number
 
 TYPES = ("joint-funding", "shared-event", "shared-volunteers", "referral", "other")
-FORGOTTEN = "(a person who asked to be forgotten)"
 
 
 class CollabRecord(Referenced, Base):

@@ -31,10 +31,9 @@ from sqlalchemy import (
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
 
-from storage.models import Base, Id, add_row
+from storage.models import FORGOTTEN, Base, Id, add_row
 from storage.refs import Referenced, by_number
 
-FORGOTTEN = "(a person who asked to be forgotten)"
 # The voter of a group's own answer: the group, not a person.
 GROUP = ""
 

@@ -15,11 +15,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
 
 from storage.groups import Group
-from storage.models import Base, Id, replace_person
+from storage.models import FORGOTTEN, Base, Id, replace_person
 from storage.refs import Referenced
 
 PENDING, ACCEPTED, DECLINED = "pending", "accepted", "declined"
-FORGOTTEN = "(a person who asked to be forgotten)"
 
 
 class Introduction(Referenced, Base):

@@ -16,11 +16,10 @@ from sqlalchemy import JSON, ForeignKey, String, Text, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
 
-from storage.models import Base, Id, replace_person
+from storage.models import FORGOTTEN, Base, Id, replace_person
 from storage.refs import Referenced, by_number
 
 PENDING, CONFIRMED, REFUSED = "pending", "confirmed", "refused"
-FORGOTTEN = "(a person who asked to be forgotten)"
 
 
 class Listing(Referenced, Base):

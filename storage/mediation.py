@@ -28,12 +28,10 @@ from sqlalchemy import (
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, declared_attr, mapped_column
 
-from storage.models import Base, Id, add_row
+from storage.models import FORGOTTEN, Base, Id, add_row
 from storage.refs import Referenced, by_number
 
 OUTCOMES = ("agreement", "no-agreement", "referred")
-# Who "forget" leaves behind in the shared record: the text stays, the Matrix id goes.
-FORGOTTEN = "(a person who asked to be forgotten)"
 
 
 class Case(Referenced, Base):

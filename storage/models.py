@@ -64,6 +64,12 @@ async def add_row(session: AsyncSession, row: Row) -> Row:
 # `!privacy export` shows and `!privacy forget` erases every such column.
 
 
+# Who "forget" leaves behind in a record that must stay (a case, a tie, a poll, a claim):
+# the record keeps what was agreed or said, the Matrix id goes. One value everywhere, so
+# an export and every feature recognise it alike.
+FORGOTTEN = "(a person who asked to be forgotten)"
+
+
 async def replace_person(session: AsyncSession, columns: Sequence[InstrumentedAttribute[Any]],
                          user_id: str, placeholder: str) -> int:
     """Forget a person who is one side of a record that must stay (a tie between groups,

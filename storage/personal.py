@@ -19,12 +19,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage.funding import FundingNotice, FundingSource, FundingSubscription
 from storage.groups import Group
-from storage.models import BotState, OutboxMessage, PendingPrompt, RoleGrant
+from storage.models import FORGOTTEN, BotState, OutboxMessage, PendingPrompt, RoleGrant
 from storage.outbox import person_key
 from storage.state import DIRECT_ROOM_KEY
 from storage.tree import SetupRun, TreeRoom
-
-FORGOTTEN = "(a person who asked to be forgotten)"
 
 
 def _when(value: datetime | None) -> str | None:

@@ -15,11 +15,10 @@ from sqlalchemy import Boolean, ForeignKey, Integer, String, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
 
-from storage.models import Base, Id
+from storage.models import FORGOTTEN, Base, Id
 from storage.refs import Referenced, by_number
 
 PRICES: tuple[str, ...] = ("free", "low", "standard")
-FORGOTTEN = "(a person who asked to be forgotten)"
 
 
 class Venue(Referenced, Base):
