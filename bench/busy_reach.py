@@ -77,15 +77,20 @@ async def until_seeded(cora: Person, room: str, bot: str) -> None:
                 return
 
 
+async def ask_for_seeds(cora: Person, room: str) -> None:
+    """Cora asks for the ten best rooms to post F1 in."""
+    sent = await cora.client.room_send(room, "m.room.message",
+                                       {"msgtype": "m.text", "body": "!reach seed F1 k=10"})
+    assert hasattr(sent, "event_id"), sent
+
+
 async def seeds_in_turn(cora: Person, room: str, bot: str, seeds: int,
                         seeding: Event) -> None:
     """Cora's ``seeds`` seed commands, one after another; ``seeding`` is set while one
     runs (until its answer is in Cora's room)."""
     for _ in range(seeds):
         seeding.set()
-        sent = await cora.client.room_send(room, "m.room.message",
-                                           {"msgtype": "m.text", "body": "!reach seed F1 k=10"})
-        assert hasattr(sent, "event_id"), sent
+        await ask_for_seeds(cora, room)
         await until_seeded(cora, room, bot)
         seeding.clear()
 
@@ -153,9 +158,7 @@ async def beside_bot(ada: Person, cora: Person, rooms: tuple[str, str], bot: str
     idle = [await ada.ask(ada_room, bot, "!about") for _ in range(idle_rounds)]
     busy: list[float] = []
     for _ in range(seeds):
-        sent = await cora.client.room_send(cora_room, "m.room.message",
-                                           {"msgtype": "m.text", "body": "!reach seed F1 k=10"})
-        assert hasattr(sent, "event_id"), sent
+        await ask_for_seeds(cora, cora_room)
         seeding = asyncio.create_task(until_seeded(cora, cora_room, bot))
         while not seeding.done():
             busy.append(await ada.ask(ada_room, bot, "!about"))
