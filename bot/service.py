@@ -80,6 +80,7 @@ class Service:
                 self.db, transport, self.clock, rest=self.app.pager.keep_for_room,
                 prefix=settings.bot.prefix, opener=sealing.opener(settings.privacy.notes_key))
             self.app.on_queued(self.worker.wake, outbox=True)
+            await self.worker.reclaim()  # before any command can lease a row
             self.app.lanes = Lanes(self.inflight)
             self.app.handoff = self.worker.send_now
             self.app.offload = self.offload

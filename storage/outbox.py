@@ -297,6 +297,23 @@ async def release_joined(session: AsyncSession, room_id: str) -> int:
     return int(result.rowcount or 0)  # type: ignore[attr-defined]
 
 
+async def reclaim_leases(session: AsyncSession) -> int:
+    """Rows a command leased to a worker that died before sending them, due again from
+    the moment they were leased. Run at start, when this process holds the bot's lock,
+    so every lease found is a dead process's: without this a reply waited out the rest
+    of its lease (a minute) after a crash. A lease is the only way a row gets a future
+    ``not_before`` after an attempt with no error (a failure records its error)."""
+    result = await session.execute(
+        update(OutboxMessage)
+        .where(OutboxMessage.sent_at.is_(None), OutboxMessage.failed_at.is_(None),
+               OutboxMessage.attempted_at.is_not(None), OutboxMessage.last_error.is_(None),
+               OutboxMessage.not_before > OutboxMessage.attempted_at)
+        .values(not_before=OutboxMessage.attempted_at)
+        .execution_options(synchronize_session=False)
+    )
+    return int(result.rowcount or 0)  # type: ignore[attr-defined]
+
+
 async def mark_attempt(session: AsyncSession, message_id: int, now: datetime) -> None:
     await session.execute(
         update(OutboxMessage)

@@ -194,6 +194,16 @@ class OutboxWorker:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await sender
 
+    async def reclaim(self) -> int:
+        """At start, before any command runs: replies the last run leased to its worker
+        but died before sending are due again now (the send looks first, so none goes
+        twice). Returns how many."""
+        async with self.db.transaction() as session:
+            count = await outbox.reclaim_leases(session)
+        if count:
+            log.info("outbox: %d replies the last run never sent go out now", count)
+        return count
+
     def send_now(self, rows: list[OutboxMessage]) -> None:
         """Send rows a command has just committed, without a pass to pick them.
 

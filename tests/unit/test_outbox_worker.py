@@ -457,6 +457,32 @@ async def test_a_commands_reply_is_handed_to_the_sender_the_moment_it_commits(
     assert server.bodies("!hall:localhost") == ["Hello"]
 
 
+async def test_a_reply_leased_by_a_run_that_died_goes_out_at_the_next_start_not_a_minute_later(
+    database: Database, server: FakeRoomServer, clock: Clock
+) -> None:
+    async with database.transaction() as session:
+        await outbox.enqueue(session, now=clock.now(), body="Hello", room_id="!hall:localhost")
+        await outbox.enqueue(session, now=clock.now(), body="Also this",
+                             room_id="!desk:localhost")
+        handed = await lease_replies(session, clock.now())
+    assert len(handed) == 2  # ...and the process dies before handing them over
+    server.crash_after_send = True
+    with pytest.raises(Crash):  # a second one dies after sending one, before recording it
+        await OutboxWorker(database, server, clock)._deliver(handed[1])
+    server.crash_after_send = False
+    failing = await queue(database, clock, "Retry me", room_id="!busy:localhost")
+    server.failures["!busy:localhost"] = [TransportError("M_UNKNOWN", "busy", status=502)]
+    await worker_for(database, server, clock).drain()  # in backoff now, error recorded
+
+    restarted = worker_for(database, server, clock)
+    assert await restarted.reclaim() == 2  # the two leases, not the row in backoff
+    await restarted.drain()
+
+    assert server.bodies("!hall:localhost") == ["Hello"]
+    assert server.bodies("!desk:localhost") == ["Also this"]  # found, not sent twice
+    assert (await row(database, failing)).sent_at is None  # still waits out its backoff
+
+
 async def test_dms_handed_at_different_moments_still_go_in_the_order_they_were_queued(
     database: Database, server: FakeRoomServer, clock: Clock
 ) -> None:
