@@ -14,7 +14,7 @@ from sqlalchemy import Integer, String, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
 
-from storage.engine import upsert_insert
+from storage.engine import upsert
 from storage.models import Base
 
 
@@ -28,14 +28,14 @@ class CommandDay(Base):
     last_at: Mapped[datetime] = mapped_column(index=True)
 
 
+_NOTE = upsert(CommandDay, ["room_id", "day"], {
+    "commands": f"{CommandDay.__tablename__}.commands + 1", "last_at": "excluded.last_at"})
+
+
 async def note_command(session: AsyncSession, room_id: str, day: date, at: datetime) -> None:
     """Count one command in the room on that day (one upsert, in the command's transaction)."""
-    stmt = upsert_insert(session, CommandDay).values(
-        room_id=room_id, day=day.isoformat(), commands=1, last_at=at)
-    stmt = stmt.on_conflict_do_update(
-        index_elements=["room_id", "day"],
-        set_={"commands": CommandDay.commands + 1, "last_at": at})
-    await session.execute(stmt)
+    await session.execute(_NOTE, {"room_id": room_id, "day": day.isoformat(), "commands": 1,
+                                  "last_at": at})
 
 
 async def days(session: AsyncSession) -> list[tuple[str, date, datetime]]:

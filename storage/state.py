@@ -7,7 +7,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from storage.engine import upsert_insert
+from storage.engine import upsert
 from storage.models import BotState, HandledEvent
 
 # bot_state key of a person's direct-message room with the bot: "dm:@user:server".
@@ -17,6 +17,10 @@ SYNC_TOKEN_KEY = "next_batch"
 SYNC_SAVED_AT_KEY = "next_batch_saved_at"
 # bot_state key of the sentence !status shows about the device's cross-signing.
 CROSS_SIGNING_KEY = "cross_signing"
+
+# Every command's transaction claims its event, every sync batch saves the position.
+_CLAIM = upsert(HandledEvent, ["event_id"])
+_SAVE = upsert(BotState, ["key"], {"value": "excluded.value"})
 
 
 async def remember_direct_room(session: AsyncSession, user_id: str, room_id: str) -> None:
@@ -44,9 +48,7 @@ async def claim(session: AsyncSession, event_id: str, room_id: str, at: datetime
     """Record the event as handled, in one statement; False if it already was (the
     check and the record a command's transaction needs, in a single round trip)."""
     result = await session.execute(
-        upsert_insert(session, HandledEvent)
-        .values(event_id=event_id, room_id=room_id, handled_at=at)
-        .on_conflict_do_nothing(index_elements=["event_id"]))
+        _CLAIM, {"event_id": event_id, "room_id": room_id, "handled_at": at})
     return bool(result.rowcount)  # type: ignore[attr-defined]
 
 
@@ -75,11 +77,8 @@ async def handled_among(session: AsyncSession, event_ids: list[str]) -> set[str]
 async def save_sync_position(session: AsyncSession, token: str, now: datetime) -> None:
     """Move the sync position on, noting when: the handled-event sweep's horizon.
     One statement for both values (it runs after every sync batch)."""
-    insert = upsert_insert(session, BotState)
-    await session.execute(
-        insert.values([{"key": SYNC_TOKEN_KEY, "value": token},
-                       {"key": SYNC_SAVED_AT_KEY, "value": now.isoformat()}])
-        .on_conflict_do_update(index_elements=["key"], set_={"value": insert.excluded.value}))
+    await session.execute(_SAVE, [{"key": SYNC_TOKEN_KEY, "value": token},
+                                  {"key": SYNC_SAVED_AT_KEY, "value": now.isoformat()}])
 
 
 async def sync_saved_at(session: AsyncSession) -> datetime | None:
