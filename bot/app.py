@@ -62,7 +62,7 @@ from config.areas import AreaIndex
 from config.settings import Settings
 from config.themes import Theme, load_themes
 from storage import activity, groups, outbox, rooms, state
-from storage.engine import Database
+from storage.engine import Database, after_commit
 
 log = logging.getLogger("grapevine")
 
@@ -301,7 +301,7 @@ class Grapevine(WhoAndWhere):
                 # The worker needs a pass only for what it was not handed: a pass after
                 # every reply would run beside its send, and slow it (bench/latency.py).
                 for_pass = pending.wake or len(outbox.queued_in(session)) > len(handed)
-            hand_over(handed, self.handoff)
+                after_commit(session, lambda: hand_over(handed, self.handoff))
             await self.committed(outbox=for_pass)
         for ctx, job in pending.deferred:
             await self.deferrals.run(ctx, job, name=f"deferred {message.event_id}")

@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import logging
 import weakref
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from contextvars import ContextVar
 from pathlib import Path
@@ -45,6 +45,18 @@ SNAPSHOT = "grapevine_snapshot"
 # a task started inside a transaction inherits the variable, not the transaction.
 _DEPTH: ContextVar[tuple[object, int]] = ContextVar("grapevine_transaction_depth",
                                                     default=(None, 0))
+
+
+# Callbacks to run once a transaction has committed (see after_commit).
+_AFTER_COMMIT = "grapevine.after_commit"
+
+
+def after_commit(session: AsyncSession, callback: Callable[[], None]) -> None:
+    """Run ``callback`` the moment ``session``'s :meth:`Database.transaction` commits,
+    before its connection goes back to the pool (on SQLite, one more trip to the
+    driver's thread for the pool's reset): a reply handed to its sender here is on its
+    way while that happens. Never run if the transaction rolls back."""
+    session.info.setdefault(_AFTER_COMMIT, []).append(callback)
 
 
 def _task() -> object:
@@ -122,7 +134,11 @@ def make_engine(url: str, **kwargs: Any) -> AsyncEngine:
         @event.listens_for(sync_engine, "begin")
         def _on_begin(connection: Any) -> None:
             snapshot = connection.get_execution_options().get(SNAPSHOT, False)
-            connection.exec_driver_sql("BEGIN" if snapshot else "BEGIN IMMEDIATE")
+            # Straight on the driver's connection: one trip to its thread, where a
+            # statement through a cursor makes three (open, execute, close); it begins
+            # every transaction, a command's too (bench/latency.py).
+            connection.connection.dbapi_connection.execute(
+                "BEGIN" if snapshot else "BEGIN IMMEDIATE")
 
     return engine
 
@@ -183,8 +199,11 @@ class Database:
         task = _task()
         token = _DEPTH.set((task, depth + 1 if owner is task else 1))
         try:
-            async with self.sessions() as session, session.begin():
-                yield session
+            async with self.sessions() as session:
+                async with session.begin():
+                    yield session
+                for callback in session.info.pop(_AFTER_COMMIT, ()):
+                    callback()
         finally:
             _DEPTH.reset(token)
 
