@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import JSON, Boolean, Integer, String, select
+from sqlalchemy import JSON, Boolean, Integer, String, bindparam, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -52,10 +52,13 @@ class Group(Referenced, Base):
         return self.verified_at is not None
 
 
+# Built once: every command in a room reads the room's group.
+_BY_ROOM = select(Group).where(Group.room_id == bindparam("room_id"),
+                               Group.unregistered_at.is_(None))
+
+
 async def by_room(session: AsyncSession, room_id: str) -> Group | None:
-    return await session.scalar(
-        select(Group).where(Group.room_id == room_id, Group.unregistered_at.is_(None))
-    )
+    return await session.scalar(_BY_ROOM, {"room_id": room_id})
 
 
 async def by_id(session: AsyncSession, group_id: int) -> Group | None:

@@ -10,6 +10,7 @@ from typing import Any
 
 from sqlalchemy import (
     ColumnElement,
+    bindparam,
     case,
     delete,
     exists,
@@ -266,12 +267,24 @@ async def waits_behind(session: AsyncSession, row: OutboxMessage) -> bool:
     return found is not None
 
 
+# Built once, for a message to a person, in a room, or both: building the expression
+# took a command's transaction longer than running it (every reply asks).
+_WOULD_WAIT = {
+    (to_user, room_id): select(OutboxMessage.id).where(_holds_up(
+        OutboxMessage, bindparam("to_user") if to_user else None,
+        bindparam("room_id") if room_id else None)).limit(1)
+    for to_user in (False, True) for room_id in (False, True) if to_user or room_id
+}
+
+
 async def would_wait(session: AsyncSession, *, to_user: str | None,
                      room_id: str | None) -> bool:
     """:func:`waits_behind` for a message about to be queued: every row already in the
     table is earlier than it, so any unfinished one that holds it up counts."""
-    found = await session.scalar(
-        select(OutboxMessage.id).where(_holds_up(OutboxMessage, to_user, room_id)).limit(1))
+    if to_user is None and room_id is None:
+        return False
+    found = await session.scalar(_WOULD_WAIT[to_user is not None, room_id is not None],
+                                 {"to_user": to_user, "room_id": room_id})
     return found is not None
 
 

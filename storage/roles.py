@@ -4,14 +4,17 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import delete, select
+from sqlalchemy import bindparam, delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage.models import RoleGrant
 
+# Built once: every command reads its sender's grants.
+_GRANTS_FOR = select(RoleGrant).where(RoleGrant.user_id == bindparam("user_id"))
+
 
 async def grants_for(session: AsyncSession, user_id: str) -> list[RoleGrant]:
-    return list(await session.scalars(select(RoleGrant).where(RoleGrant.user_id == user_id)))
+    return list(await session.scalars(_GRANTS_FOR, {"user_id": user_id}))
 
 
 async def all_grants(session: AsyncSession) -> list[RoleGrant]:
