@@ -47,8 +47,8 @@ class EchoBot:
         async def on_invite(room: nio.MatrixRoom, event: nio.InviteMemberEvent) -> None:
             await self.client.join(room.room_id)
 
-        self.client.add_event_callback(on_message, nio.RoomMessageText)  # type: ignore[arg-type]
-        self.client.add_event_callback(on_invite, nio.InviteMemberEvent)  # type: ignore[arg-type]
+        self.client.add_event_callback(on_message, nio.RoomMessageText)
+        self.client.add_event_callback(on_invite, nio.InviteMemberEvent)
         self.task = asyncio.create_task(
             self.client.sync_forever(timeout=30000, since=first.next_batch)
         )
