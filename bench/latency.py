@@ -21,7 +21,7 @@ from concurrent.futures import ProcessPoolExecutor
 import nio
 from sqlalchemy import func, select
 
-from bench.harness import importable, percentile, stage, start
+from bench.harness import importable, percentile, ratio_interval, stage, start
 from bot.homeserver import RegisteredUser
 from bot.service import Service
 from storage.flow import FlowEvent
@@ -167,8 +167,10 @@ async def main(rounds: int, flood: int, *, person_beside_bots: bool = False) -> 
         for name, values in rows:
             print(f"  {name:28} p50 {1000 * statistics.median(values):6.1f} ms"
                   f"   p95 {1000 * percentile(values, 0.95):6.1f} ms")
+        low, high = ratio_interval(ours, floor, 0.95)
         print(f"  ratio p50 {statistics.median(ours) / statistics.median(floor):.2f}"
-              f"   p95 {percentile(ours, 0.95) / percentile(floor, 0.95):.2f}")
+              f"   p95 {percentile(ours, 0.95) / percentile(floor, 0.95):.2f}"
+              f" (90% of resampled runs {low:.2f}-{high:.2f})")
 
         # Intake: the bot is away while a busy room fills up, then catches up.
         before = await flow_records(service)
