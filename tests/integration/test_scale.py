@@ -169,9 +169,9 @@ async def test_rooms_joined_in_one_batch_are_recorded_together_and_survive_a_cra
 
     monkeypatch.setattr(Database, "transaction", transaction)
     await bot.start()
-    # The restart sends the dead run's answer at once, not when its lease runs out.
+    # The restart sends the dead run's answer at once, not when its lease (60 s) runs out.
     await alice.wait_for_message(
-        help_desk, sender=bot.user_id, timeout=20,
+        help_desk, sender=bot.user_id, timeout=30,
         predicate=lambda e: (e["content"].get("m.relates_to") or {}).get(
             "m.in_reply_to", {}).get("event_id") == asked)
     for room in groups:
